@@ -1,0 +1,99 @@
+//! The authority's settings, with the defaults a deployment starts from.
+
+use std::time::Duration;
+
+/// Settings of one authority; validated by [`AuthorityConfig::validate`].
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// The `iss` of every token, and the base of every endpoint URL.
+    pub issuer: String,
+    /// `aud` of tokens requested without `resource`; the deployment's own gateway accepts it.
+    pub default_audience: String,
+    /// Lifetime of issued access tokens unless the tenant's ceiling is lower.
+    pub token_ttl_secs: i64,
+    /// No tenant may set a longer token lifetime; also how long a retired signing key stays
+    /// published.
+    pub max_token_ttl_secs: i64,
+    /// Client assertions may not expire further ahead than this.
+    pub assertion_max_lifetime_secs: i64,
+    /// Clock skew tolerated on every time claim.
+    pub leeway_secs: i64,
+    pub limits: Limits,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_secs: i64,
+    /// A reservation older than this with no answer is considered abandoned.
+    pub idempotency_abandon_secs: i64,
+}
+
+/// Explicit bounds on what a client can make the authority read.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// hyper's read buffer, which bounds the request line plus headers.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl AuthorityConfig {
+    pub const DEFAULT_TOKEN_TTL_SECS: i64 = 900;
+
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            default_audience: "warden".into(),
+            token_ttl_secs: Self::DEFAULT_TOKEN_TTL_SECS,
+            max_token_ttl_secs: Self::DEFAULT_TOKEN_TTL_SECS,
+            assertion_max_lifetime_secs: 300,
+            leeway_secs: 30,
+            limits: Limits::default(),
+            idempotency_ttl_secs: 24 * 3600,
+            idempotency_abandon_secs: 60,
+        }
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/token", self.issuer)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://"))
+            || self.issuer.ends_with('/')
+        {
+            return Err(format!(
+                "issuer `{}` must be an http(s) URL without a trailing slash",
+                self.issuer
+            ));
+        }
+        if self.token_ttl_secs <= 0 || self.token_ttl_secs > self.max_token_ttl_secs {
+            return Err(format!(
+                "token lifetime {} s must be positive and at most the ceiling {} s",
+                self.token_ttl_secs, self.max_token_ttl_secs
+            ));
+        }
+        if self.default_audience.is_empty() {
+            return Err("default audience is empty".into());
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err("max header bytes must be at least 8192".into());
+        }
+        Ok(())
+    }
+}

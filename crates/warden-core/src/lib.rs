@@ -1,0 +1,21 @@
+//! Warden's pure core: identities, the scope algebra, token claims, EdDSA compact JWS and
+//! JWKS.
+//!
+//! This crate performs no I/O and owns no clock or randomness of its own: time arrives as a
+//! [`time::Clock`], randomness as an RNG parameter. Every cryptographic operation lives in
+//! [`crypto`]; everything else calls it.
+
+pub mod claims;
+pub mod crypto;
+pub mod id;
+pub mod jwks;
+pub mod jws;
+pub mod scope;
+pub mod time;
+pub mod token;
+
+pub use claims::{AccessClaims, Actor, AssertionClaims, Audience};
+pub use crypto::{PublicKey, SigningKey};
+pub use id::{PrincipalId, PrincipalKind, TenantId};
+pub use scope::{Scope, ScopeSet};
+pub use token::{KeySet, TokenError, Validation, VerifiedToken};

@@ -1,0 +1,93 @@
+//! Warden's persistent state behind one [`Store`] trait.
+//!
+//! The trait speaks in Warden's types and knows nothing of SQL; [`sqlite::SqliteStore`] is the
+//! embedded default. The schema in `migrations/` is written in the SQL that SQLite and
+//! PostgreSQL share, so a PostgreSQL implementation reuses it and the trait unchanged.
+//! Every method is one transaction: a failure leaves nothing half applied.
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use warden_core::{PrincipalId, ScopeSet, TenantId};
+
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage backend: {0}")]
+    Backend(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What [`Store::idempotency_begin`] found under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is new and now reserved; perform the call, then `idempotency_complete`.
+    Started,
+    /// Same key, same request, already answered: replay this.
+    Replay { status: u16, body: String },
+    /// Same key, another request body.
+    Mismatch,
+    /// Same key, same request, still being processed.
+    InFlight,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn set_tenant_disabled(&self, id: &TenantId, disabled: bool) -> Result<()>;
+    async fn set_tenant_max_token_ttl(&self, id: &TenantId, secs: i64) -> Result<()>;
+
+    async fn create_principal(&self, principal: &Principal) -> Result<()>;
+    async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>>;
+    async fn list_principals(&self, tenant: &TenantId) -> Result<Vec<Principal>>;
+    async fn set_principal_disabled(&self, id: &PrincipalId, disabled: bool, now: i64)
+        -> Result<()>;
+    async fn set_principal_scopes(&self, id: &PrincipalId, scopes: &ScopeSet, now: i64)
+        -> Result<()>;
+    async fn set_principal_public_key(&self, id: &PrincipalId, jwk: &str, now: i64)
+        -> Result<()>;
+    async fn set_principal_secret_hash(&self, id: &PrincipalId, hash: &str, now: i64)
+        -> Result<()>;
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// In one transaction: the active key retires (published until `publish_until`), the next
+    /// key becomes active, and `new_next` is added as the next key.
+    async fn rotate_signing_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        now: i64,
+        publish_until: i64,
+    ) -> Result<()>;
+    /// Removes retired keys whose publication period has ended.
+    async fn prune_signing_keys(&self, now: i64) -> Result<u64>;
+
+    /// Records a client assertion's `jti`; false when the client already used it.
+    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64)
+        -> Result<bool>;
+    async fn prune_assertion_jtis(&self, now: i64) -> Result<u64>;
+
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+        abandon_after: i64,
+    ) -> Result<IdempotencyBegin>;
+    async fn idempotency_complete(&self, key: &str, status: u16, body: &str) -> Result<()>;
+    /// Forgets a reservation whose call failed without a result worth replaying.
+    async fn idempotency_release(&self, key: &str) -> Result<()>;
+    async fn prune_idempotency(&self, created_before: i64) -> Result<u64>;
+}

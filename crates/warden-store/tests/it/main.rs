@@ -1,0 +1,193 @@
+//! The `Store` conformance suite. Every backend must pass it unchanged; each test takes a
+//! freshly opened, empty store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use rand_core::OsRng;
+use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_store::sqlite::SqliteStore;
+use warden_store::{
+    IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError, Tenant,
+};
+
+fn tenant(name: &str) -> Tenant {
+    Tenant {
+        id: TenantId::generate(&mut OsRng),
+        name: name.into(),
+        max_token_ttl_secs: 900,
+        disabled: false,
+        created_at: 1_000,
+    }
+}
+
+fn principal(t: &Tenant, kind: PrincipalKind, name: &str) -> Principal {
+    Principal {
+        id: PrincipalId::generate(kind, &mut OsRng),
+        tenant: t.id.clone(),
+        kind,
+        name: name.into(),
+        owner: None,
+        scopes: ScopeSet::parse("crm:*:read email:send").unwrap(),
+        audiences: vec!["crm".into()],
+        public_jwk: None,
+        secret_hash: None,
+        disabled: false,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+fn key(kid: &str, state: KeyState) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        public_key: format!("pub-{kid}"),
+        sealed_private: format!("sealed-{kid}"),
+        state,
+        created_at: 1_000,
+        activated_at: (state == KeyState::Active).then_some(1_000),
+        publish_until: None,
+    }
+}
+
+async fn tenants_and_principals(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    assert_eq!(s.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(s.tenant_by_name("acme").await.unwrap(), Some(t.clone()));
+    assert!(matches!(
+        s.create_tenant(&tenant("acme")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.set_tenant_max_token_ttl(&t.id, 300).await.unwrap();
+    assert_eq!(s.tenant(&t.id).await.unwrap().unwrap().max_token_ttl_secs, 300);
+    assert!(matches!(
+        s.set_tenant_disabled(&TenantId::generate(&mut OsRng), true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let user = principal(&t, PrincipalKind::User, "alice");
+    s.create_principal(&user).await.unwrap();
+    let mut agent = principal(&t, PrincipalKind::Agent, "mailer");
+    agent.owner = Some(user.id.clone());
+    agent.public_jwk = Some("{\"kty\":\"OKP\"}".into());
+    s.create_principal(&agent).await.unwrap();
+    assert_eq!(s.principal(&agent.id).await.unwrap(), Some(agent.clone()));
+    assert!(matches!(
+        s.create_principal(&principal(&t, PrincipalKind::Agent, "mailer")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut orphan = principal(&tenant("ghost"), PrincipalKind::Agent, "x");
+    orphan.tenant = TenantId::generate(&mut OsRng);
+    assert!(matches!(
+        s.create_principal(&orphan).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let narrower = ScopeSet::parse("crm:contacts:read").unwrap();
+    s.set_principal_scopes(&agent.id, &narrower, 2_000).await.unwrap();
+    s.set_principal_disabled(&agent.id, true, 2_001).await.unwrap();
+    s.set_principal_public_key(&agent.id, "{}", 2_002).await.unwrap();
+    s.set_principal_secret_hash(&agent.id, "$argon2id$x", 2_003).await.unwrap();
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    assert_eq!(got.scopes, narrower);
+    assert!(got.disabled);
+    assert_eq!(got.public_jwk.as_deref(), Some("{}"));
+    assert_eq!(got.secret_hash.as_deref(), Some("$argon2id$x"));
+    assert_eq!(got.updated_at, 2_003);
+
+    let listed: Vec<_> = s.list_principals(&t.id).await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&user.id) && listed.contains(&agent.id));
+    assert_eq!(s.list_tenants().await.unwrap().len(), 1);
+    assert!(s
+        .principal(&PrincipalId::generate(PrincipalKind::Agent, &mut OsRng))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn key_rotation(s: &dyn Store) {
+    s.insert_signing_key(&key("k1", KeyState::Active)).await.unwrap();
+    s.insert_signing_key(&key("k2", KeyState::Next)).await.unwrap();
+    s.rotate_signing_keys(&key("k3", KeyState::Next), 5_000, 6_000)
+        .await
+        .unwrap();
+    let keys = s.signing_keys().await.unwrap();
+    let state = |kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| (k.state, k.publish_until));
+    assert_eq!(state("k1"), Some((KeyState::Retired, Some(6_000))));
+    assert_eq!(state("k2").map(|s| s.0), Some(KeyState::Active));
+    assert_eq!(state("k3").map(|s| s.0), Some(KeyState::Next));
+    assert_eq!(s.prune_signing_keys(5_999).await.unwrap(), 0);
+    assert_eq!(s.prune_signing_keys(6_001).await.unwrap(), 1);
+    assert_eq!(s.signing_keys().await.unwrap().len(), 2);
+}
+
+async fn assertion_jti_is_single_use(s: &dyn Store) {
+    assert!(s.record_assertion_jti("agt_a", "j1", 100).await.unwrap());
+    assert!(!s.record_assertion_jti("agt_a", "j1", 100).await.unwrap());
+    // The same jti from another client is that client's own business.
+    assert!(s.record_assertion_jti("agt_b", "j1", 100).await.unwrap());
+    assert_eq!(s.prune_assertion_jtis(101).await.unwrap(), 2);
+}
+
+async fn idempotency(s: &dyn Store) {
+    assert_eq!(s.idempotency_begin("k", "h1", 10, 60).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(s.idempotency_begin("k", "h1", 11, 60).await.unwrap(), IdempotencyBegin::InFlight);
+    assert_eq!(s.idempotency_begin("k", "h2", 11, 60).await.unwrap(), IdempotencyBegin::Mismatch);
+    s.idempotency_complete("k", 201, "{\"ok\":1}").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin("k", "h1", 12, 60).await.unwrap(),
+        IdempotencyBegin::Replay { status: 201, body: "{\"ok\":1}".into() }
+    );
+    // An abandoned reservation is taken over.
+    assert_eq!(s.idempotency_begin("a", "h", 10, 60).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(s.idempotency_begin("a", "h", 71, 60).await.unwrap(), IdempotencyBegin::Started);
+    s.idempotency_release("a").await.unwrap();
+    assert_eq!(s.idempotency_begin("a", "h", 72, 60).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(s.prune_idempotency(72).await.unwrap(), 1);
+}
+
+macro_rules! conformance {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test]
+            async fn tenants_and_principals() {
+                super::tenants_and_principals(&$open).await
+            }
+            #[tokio::test]
+            async fn key_rotation() {
+                super::key_rotation(&$open).await
+            }
+            #[tokio::test]
+            async fn assertion_jti_is_single_use() {
+                super::assertion_jti_is_single_use(&$open).await
+            }
+            #[tokio::test]
+            async fn idempotency() {
+                super::idempotency(&$open).await
+            }
+        }
+    };
+}
+
+conformance!(sqlite_memory, SqliteStore::in_memory().await.unwrap());
+
+mod sqlite_file {
+    use super::*;
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.db");
+        let t = tenant("acme");
+        {
+            let s = SqliteStore::open(&path).await.unwrap();
+            s.create_tenant(&t).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(s.tenant(&t.id).await.unwrap(), Some(t));
+        super::tenants_and_principals(&SqliteStore::open(&dir.path().join("b.db")).await.unwrap())
+            .await;
+    }
+}
