@@ -1,1 +1,139 @@
-//! placeholder
+//! Warden's authority: the OAuth 2.0 token endpoint (client credentials with
+//! `private_key_jwt` or `client_secret_basic`), RFC 8414 metadata, the JWKS, and the lifecycle
+//! API for tenants, principals and signing keys.
+//!
+//! The authority is the only writer of identity state; it never verifies requests for
+//! upstreams (that is the gateway's job).
+
+pub mod admin;
+mod client_auth;
+pub mod config;
+pub mod data_dir;
+pub mod error;
+mod http;
+mod idempotency;
+pub mod keys;
+mod metadata;
+mod oauth;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use warden_core::crypto::{constant_time_eq, sha256, SealingKey};
+use warden_core::time::Clock;
+use warden_store::Store;
+
+pub use config::{AuthorityConfig, Limits};
+pub use keys::{Keyring, KeyringError};
+
+/// One authority: configuration, state and keys, shared by every request.
+pub struct Authority {
+    pub config: AuthorityConfig,
+    pub store: Arc<dyn Store>,
+    pub keys: Keyring,
+    pub clock: Arc<dyn Clock>,
+    admin_token_hash: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+}
+
+impl Authority {
+    /// Validates the configuration and loads (on first start, creates) the signing keys.
+    pub async fn start(
+        config: AuthorityConfig,
+        store: Arc<dyn Store>,
+        master_key: SealingKey,
+        admin_token: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let keys = Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?;
+        Ok(Arc::new(Self {
+            config,
+            store,
+            keys,
+            clock,
+            admin_token_hash: sha256(admin_token.as_bytes()),
+        }))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn is_admin_token(&self, presented: &str) -> bool {
+        constant_time_eq(&sha256(presented.as_bytes()), &self.admin_token_hash)
+    }
+
+    /// How long a retired signing key stays in the JWKS: the longest token it can have
+    /// signed, plus the leeway verifiers grant.
+    pub fn retired_key_publish_secs(&self) -> i64 {
+        self.config.max_token_ttl_secs + self.config.leeway_secs
+    }
+
+    /// Rotates the signing keys (see [`keys`]).
+    pub async fn rotate_keys(&self) -> Result<Arc<keys::KeyringState>, KeyringError> {
+        self.keys
+            .rotate(self.store.as_ref(), self.now(), self.retired_key_publish_secs())
+            .await
+    }
+
+    /// Expired assertion `jti`s, old idempotency keys and retired signing keys go away.
+    pub async fn maintain(&self) {
+        let now = self.now();
+        let results = [
+            self.store
+                .prune_assertion_jtis(now - self.config.leeway_secs)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            self.store
+                .prune_idempotency(now - self.config.idempotency_ttl_secs)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            self.keys
+                .prune(self.store.as_ref(), now)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ];
+        for e in results.into_iter().flatten() {
+            tracing::warn!(error = %e, "maintenance step failed; it will be retried");
+        }
+    }
+
+    /// Runs [`Authority::maintain`] every `every` until the process ends.
+    pub fn spawn_maintenance(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                me.maintain().await;
+            }
+        })
+    }
+}
+
+/// The authority's HTTP surface.
+pub fn router(authority: Arc<Authority>) -> Router {
+    Router::new()
+        .merge(metadata::routes())
+        .merge(oauth::routes())
+        .nest("/admin/v1", admin::routes(Arc::clone(&authority)))
+        .fallback(http::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&authority),
+            http::request_timeout,
+        ))
+        .with_state(authority)
+}

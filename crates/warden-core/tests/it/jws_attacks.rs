@@ -68,7 +68,11 @@ fn signed_raw(header: &[u8], payload: &[u8], key: &SigningKey) -> String {
 
 /// A compact JWS with this header over the genuine claims, signed by the trusted key.
 fn signed_with_header(header: &serde_json::Value) -> String {
-    signed_raw(&serde_json::to_vec(header).unwrap(), &payload(), &trusted_key())
+    signed_raw(
+        &serde_json::to_vec(header).unwrap(),
+        &payload(),
+        &trusted_key(),
+    )
 }
 
 /// A compact JWS with this header and an arbitrary signature part.
@@ -136,9 +140,15 @@ fn alg_hs256_keyed_with_the_public_key_is_refused() {
 
 #[test]
 fn other_algorithms_are_refused_even_with_a_valid_ed25519_signature() {
-    for alg in ["RS256", "ES256", "PS256", "ES256K", "Ed448", "eddsa", "EdDSA ", ""] {
+    for alg in [
+        "RS256", "ES256", "PS256", "ES256K", "Ed448", "eddsa", "EdDSA ", "",
+    ] {
         let token = signed_with_header(&with(header(), "alg", json!(alg)));
-        assert_eq!(refusal(&token), TokenError::Algorithm(alg.into()), "alg `{alg}`");
+        assert_eq!(
+            refusal(&token),
+            TokenError::Algorithm(alg.into()),
+            "alg `{alg}`"
+        );
     }
     // `alg` that is not a string, or missing, is a malformed header.
     let token = signed_with_header(&with(header(), "alg", json!(["EdDSA"])));
@@ -178,12 +188,19 @@ fn embedded_jwk_is_refused() {
     let attacker = attacker_key();
     let jwk = Jwk::from_public_key(&attacker.public_key(), Some(KID.into()));
     let embedded = with(header(), "jwk", serde_json::to_value(&jwk).unwrap());
-    let token = signed_raw(&serde_json::to_vec(&embedded).unwrap(), &payload(), &attacker);
+    let token = signed_raw(
+        &serde_json::to_vec(&embedded).unwrap(),
+        &payload(),
+        &attacker,
+    );
     assert_eq!(refusal(&token), TokenError::EmbeddedKey);
     // Also when the embedded key is the trusted one and the signature genuine.
     let jwk = Jwk::from_public_key(&trusted_key().public_key(), None);
     let embedded = with(header(), "jwk", serde_json::to_value(&jwk).unwrap());
-    assert_eq!(refusal(&signed_with_header(&embedded)), TokenError::EmbeddedKey);
+    assert_eq!(
+        refusal(&signed_with_header(&embedded)),
+        TokenError::EmbeddedKey
+    );
 }
 
 #[test]
@@ -304,8 +321,8 @@ fn tampered_token_fails_the_signature() {
 fn malleated_signature_with_s_plus_l_is_refused() {
     // S' = S + L verifies the same equation; only strict range checking of S refuses it.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-        0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let token = signed_with_header(&header());
     let (signing_input, s) = token.rsplit_once('.').unwrap();
@@ -442,6 +459,10 @@ fn typ_missing_or_wrong() {
 fn header_and_payload_that_are_not_json_objects() {
     let token = signed_raw(b"not json", &payload(), &trusted_key());
     assert!(matches!(refusal(&token), TokenError::Header(_)));
-    let token = signed_raw(&serde_json::to_vec(&header()).unwrap(), b"[]", &trusted_key());
+    let token = signed_raw(
+        &serde_json::to_vec(&header()).unwrap(),
+        b"[]",
+        &trusted_key(),
+    );
     assert!(matches!(refusal(&token), TokenError::Claims(_)));
 }

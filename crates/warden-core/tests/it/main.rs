@@ -17,9 +17,9 @@ use base64::Engine as _;
 
 /// Decodes lowercase or uppercase hex; panics on anything else (test data only).
 pub fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex `{s}`");
-    s.as_bytes()
-        .chunks(2)
+    let pairs = s.as_bytes().chunks_exact(2);
+    assert!(pairs.remainder().is_empty(), "odd-length hex `{s}`");
+    pairs
         .map(|pair| {
             let digit = |c: u8| match c {
                 b'0'..=b'9' => c - b'0',

@@ -56,7 +56,9 @@ fn a5_verification_accepts_and_every_bit_flip_fails() {
     let (signing_input, signature) = split_jws();
     let x = unb64(X);
     assert!(verify_strict_raw(&x, signing_input.as_bytes(), &signature));
-    assert!(key().public_key().verify(signing_input.as_bytes(), &signature));
+    assert!(key()
+        .public_key()
+        .verify(signing_input.as_bytes(), &signature));
 
     for bit in 0..SIGNATURE_LEN * 8 {
         let mut forged = signature;
@@ -69,11 +71,18 @@ fn a5_verification_accepts_and_every_bit_flip_fails() {
     for bit in 0..signing_input.len() * 8 {
         let mut message = signing_input.as_bytes().to_vec();
         message[bit / 8] ^= 1 << (bit % 8);
-        assert!(!verify_strict_raw(&x, &message, &signature), "message bit {bit}");
+        assert!(
+            !verify_strict_raw(&x, &message, &signature),
+            "message bit {bit}"
+        );
     }
     let mut other_key = x.clone();
     other_key[0] ^= 1;
-    assert!(!verify_strict_raw(&other_key, signing_input.as_bytes(), &signature));
+    assert!(!verify_strict_raw(
+        &other_key,
+        signing_input.as_bytes(),
+        &signature
+    ));
 }
 
 #[test]
@@ -81,7 +90,10 @@ fn a4_jws_parses_through_the_jws_layer() {
     let token = UnverifiedToken::parse(JWS).unwrap();
     let header = token.header();
     assert_eq!(header.alg, "EdDSA");
-    assert_eq!((&header.typ, &header.kid, &header.jwk), (&None, &None, &None));
+    assert_eq!(
+        (&header.typ, &header.kid, &header.jwk),
+        (&None, &None, &None)
+    );
     // The payload is text, not a claims object.
     assert!(matches!(
         token.claims_unverified::<serde_json::Value>(),

@@ -64,10 +64,7 @@ fn speccheck() -> Vec<SpeccheckCase> {
 /// strict verification. `None` when the key itself is refused.
 fn verify_with_public_key(pk: &[u8], msg: &[u8], sig: &[u8]) -> Option<bool> {
     let key = PublicKey::from_bytes(pk).ok()?;
-    Some(
-        <&[u8; SIGNATURE_LEN]>::try_from(sig)
-            .is_ok_and(|sig| key.verify(msg, sig)),
-    )
+    Some(<&[u8; SIGNATURE_LEN]>::try_from(sig).is_ok_and(|sig| key.verify(msg, sig)))
 }
 
 #[test]
@@ -166,7 +163,10 @@ fn wycheproof_public_key_and_jwk_agree_with_raw_verification() {
             Err(e) => panic!("pk {}: {e}", group.public_key.pk),
         }
     }
-    assert_eq!(checked, 151, "every Wycheproof key is a valid large-order key");
+    assert_eq!(
+        checked, 151,
+        "every Wycheproof key is a valid large-order key"
+    );
 }
 
 #[test]
@@ -178,9 +178,7 @@ fn speccheck_strict_accepts_only_case_3_lenient_accepts_0_to_3_and_11() {
         cases
             .iter()
             .enumerate()
-            .filter(|(_, c)| {
-                verify(&hex(&c.pub_key), &hex(&c.message), &hex(&c.signature))
-            })
+            .filter(|(_, c)| verify(&hex(&c.pub_key), &hex(&c.message), &hex(&c.signature)))
             .map(|(i, _)| i)
             .collect()
     };

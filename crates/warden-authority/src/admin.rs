@@ -1,0 +1,408 @@
+//! The lifecycle API under `/admin/v1`: tenants, principals, signing keys. Every call needs
+//! the admin token; every mutating call honours `Idempotency-Key`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand_core::{OsRng, RngCore as _};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_core::crypto::hash_secret;
+use warden_core::jwks::Jwk;
+use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_store::{Principal, Tenant};
+
+use crate::error::Problem;
+use crate::http::{media_type, read_body};
+use crate::{idempotency, Authority};
+
+pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
+    Router::new()
+        .route("/tenants", post(create_tenant).get(list_tenants))
+        .route("/tenants/{tenant}", get(show_tenant))
+        .route("/tenants/{tenant}/disable", post(disable_tenant))
+        .route("/tenants/{tenant}/enable", post(enable_tenant))
+        .route("/tenants/{tenant}/token-ttl", put(set_tenant_ttl))
+        .route(
+            "/tenants/{tenant}/principals",
+            post(create_principal).get(list_principals),
+        )
+        .route("/principals/{id}", get(show_principal))
+        .route("/principals/{id}/disable", post(disable_principal))
+        .route("/principals/{id}/enable", post(enable_principal))
+        .route("/principals/{id}/scopes", put(set_scopes))
+        .route("/principals/{id}/public-key", put(set_public_key))
+        .route("/principals/{id}/secret", post(create_secret))
+        .route("/keys", get(list_keys))
+        .route("/keys/rotate", post(rotate_keys))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&a),
+            idempotency::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(a, require_admin))
+}
+
+async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if a.is_admin_token(token) => next.run(req).await,
+        Some(_) => Problem::unauthorized("admin token is not valid").into_response(),
+        None => Problem::unauthorized("admin token required (Authorization: Bearer …)")
+            .into_response(),
+    }
+}
+
+/// Reads a JSON body into `T`, whose fields are strict (`deny_unknown_fields`).
+async fn json_body<T: DeserializeOwned>(
+    a: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Problem> {
+    if media_type(headers).as_deref() != Some("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type",
+            "send application/json",
+        ));
+    }
+    let bytes = read_body(headers, body, a.config.limits.max_body_bytes)
+        .await
+        .map_err(|limit| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large",
+                format!("request body exceeds {limit} bytes"),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
+}
+
+type ApiResult<T> = Result<T, Problem>;
+
+fn created<T: Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    let ok = (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b' '));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::unprocessable(
+            "name must be 1 to 100 characters of [A-Za-z0-9 ._@-]",
+        ))
+    }
+}
+
+/// A tenant named in a path, by id (`tnt_…`) or by name.
+async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
+    let found = match TenantId::parse(key) {
+        Ok(id) => a.store.tenant(&id).await?,
+        Err(_) => a.store.tenant_by_name(key).await?,
+    };
+    found.ok_or_else(|| Problem::not_found(format!("tenant `{key}` not found")))
+}
+
+async fn resolve_principal(a: &Authority, key: &str) -> ApiResult<Principal> {
+    let id = PrincipalId::parse(key)
+        .map_err(|_| Problem::not_found(format!("principal `{key}` not found")))?;
+    a.store
+        .principal(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("principal `{key}` not found")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+    #[serde(default)]
+    max_token_ttl_secs: Option<i64>,
+}
+
+async fn create_tenant(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: CreateTenant = json_body(&a, &headers, body).await?;
+    validate_name(&req.name)?;
+    if TenantId::parse(&req.name).is_ok() {
+        return Err(Problem::unprocessable("a tenant name may not look like a tenant id"));
+    }
+    let ttl = req.max_token_ttl_secs.unwrap_or(a.config.max_token_ttl_secs);
+    check_ttl(&a, ttl)?;
+    let t = Tenant {
+        id: TenantId::generate(&mut OsRng),
+        name: req.name,
+        max_token_ttl_secs: ttl,
+        disabled: false,
+        created_at: a.now(),
+    };
+    a.store.create_tenant(&t).await?;
+    tracing::info!(tenant = %t.id, name = %t.name, "tenant created");
+    Ok(created(t))
+}
+
+fn check_ttl(a: &Authority, ttl: i64) -> ApiResult<()> {
+    if ttl < 1 || ttl > a.config.max_token_ttl_secs {
+        return Err(Problem::unprocessable(format!(
+            "max_token_ttl_secs must be between 1 and {}",
+            a.config.max_token_ttl_secs
+        )));
+    }
+    Ok(())
+}
+
+async fn list_tenants(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<Tenant>>> {
+    Ok(Json(a.store.list_tenants().await?))
+}
+
+async fn show_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+    Ok(Json(resolve_tenant(&a, &t).await?))
+}
+
+async fn disable_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+    set_tenant_disabled(&a, &t, true).await
+}
+
+async fn enable_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+    set_tenant_disabled(&a, &t, false).await
+}
+
+async fn set_tenant_disabled(a: &Authority, t: &str, disabled: bool) -> ApiResult<Json<Tenant>> {
+    let mut t = resolve_tenant(a, t).await?;
+    a.store.set_tenant_disabled(&t.id, disabled).await?;
+    t.disabled = disabled;
+    tracing::info!(tenant = %t.id, disabled, "tenant state changed");
+    Ok(Json(t))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetTtl {
+    max_token_ttl_secs: i64,
+}
+
+async fn set_tenant_ttl(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Tenant>> {
+    let req: SetTtl = json_body(&a, &headers, body).await?;
+    check_ttl(&a, req.max_token_ttl_secs)?;
+    let mut t = resolve_tenant(&a, &t).await?;
+    a.store.set_tenant_max_token_ttl(&t.id, req.max_token_ttl_secs).await?;
+    t.max_token_ttl_secs = req.max_token_ttl_secs;
+    Ok(Json(t))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePrincipal {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    scopes: Option<String>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    #[serde(default)]
+    public_key: Option<Jwk>,
+}
+
+fn parse_scopes(s: &str) -> ApiResult<ScopeSet> {
+    ScopeSet::parse(s).map_err(|e| Problem::unprocessable(e.to_string()))
+}
+
+/// A registrable key: a valid Ed25519 public JWK of large order, stored without a `kid`
+/// mismatch risk (the `kid`, if any, is kept).
+fn validate_jwk(jwk: &Jwk) -> ApiResult<String> {
+    jwk.to_public_key()
+        .map_err(|e| Problem::unprocessable(format!("public key refused: {e}")))?;
+    serde_json::to_string(jwk).map_err(|_| Problem::internal())
+}
+
+async fn create_principal(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let req: CreatePrincipal = json_body(&a, &headers, body).await?;
+    let tenant = resolve_tenant(&a, &t).await?;
+    let kind: PrincipalKind = req
+        .kind
+        .parse()
+        .map_err(|_| Problem::unprocessable("kind must be user, agent or service"))?;
+    validate_name(&req.name)?;
+    let owner = match req.owner.as_deref() {
+        None => None,
+        Some(o) => {
+            let owner = resolve_principal(&a, o)
+                .await
+                .map_err(|_| Problem::unprocessable(format!("owner `{o}` not found")))?;
+            if owner.tenant != tenant.id || owner.kind != PrincipalKind::User {
+                return Err(Problem::unprocessable(
+                    "owner must be a user of the same tenant",
+                ));
+            }
+            Some(owner.id)
+        }
+    };
+    let scopes = parse_scopes(req.scopes.as_deref().unwrap_or(""))?;
+    let audiences = req.audiences.unwrap_or_default();
+    if audiences.len() > 32 || audiences.iter().any(|x| x.is_empty() || x.len() > 200) {
+        return Err(Problem::unprocessable("at most 32 audiences of 1 to 200 characters"));
+    }
+    let public_jwk = req.public_key.as_ref().map(validate_jwk).transpose()?;
+    let now = a.now();
+    let p = Principal {
+        id: PrincipalId::generate(kind, &mut OsRng),
+        tenant: tenant.id,
+        kind,
+        name: req.name,
+        owner,
+        scopes,
+        audiences,
+        public_jwk,
+        secret_hash: None,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    a.store.create_principal(&p).await?;
+    tracing::info!(principal = %p.id, tenant = %p.tenant, kind = %p.kind, "principal created");
+    Ok(created(p))
+}
+
+async fn list_principals(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Vec<Principal>>> {
+    let tenant = resolve_tenant(&a, &t).await?;
+    Ok(Json(a.store.list_principals(&tenant.id).await?))
+}
+
+async fn show_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+    Ok(Json(resolve_principal(&a, &id).await?))
+}
+
+async fn disable_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+    set_principal_disabled(&a, &id, true).await
+}
+
+async fn enable_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+    set_principal_disabled(&a, &id, false).await
+}
+
+async fn set_principal_disabled(a: &Authority, id: &str, disabled: bool) -> ApiResult<Json<Principal>> {
+    let p = resolve_principal(a, id).await?;
+    a.store.set_principal_disabled(&p.id, disabled, a.now()).await?;
+    tracing::info!(principal = %p.id, disabled, "principal state changed");
+    Ok(Json(resolve_principal(a, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetScopes {
+    scopes: String,
+}
+
+async fn set_scopes(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Principal>> {
+    let req: SetScopes = json_body(&a, &headers, body).await?;
+    let scopes = parse_scopes(&req.scopes)?;
+    let p = resolve_principal(&a, &id).await?;
+    a.store.set_principal_scopes(&p.id, &scopes, a.now()).await?;
+    tracing::info!(principal = %p.id, scopes = %scopes, "scope ceiling set");
+    Ok(Json(resolve_principal(&a, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPublicKey {
+    public_key: Jwk,
+}
+
+async fn set_public_key(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Principal>> {
+    let req: SetPublicKey = json_body(&a, &headers, body).await?;
+    let jwk = validate_jwk(&req.public_key)?;
+    let p = resolve_principal(&a, &id).await?;
+    a.store.set_principal_public_key(&p.id, &jwk, a.now()).await?;
+    tracing::info!(principal = %p.id, "public key registered");
+    Ok(Json(resolve_principal(&a, &id).await?))
+}
+
+/// Creates (or replaces) the client secret; the secret is in this response and nowhere else.
+async fn create_secret(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let p = resolve_principal(&a, &id).await?;
+    let mut raw = [0u8; 32];
+    OsRng.fill_bytes(&mut raw);
+    let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(raw));
+    let to_hash = secret.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_secret(to_hash.as_bytes(), &mut OsRng))
+        .await
+        .map_err(|_| Problem::internal())?
+        .map_err(|_| Problem::internal())?;
+    a.store.set_principal_secret_hash(&p.id, &hash, a.now()).await?;
+    tracing::info!(principal = %p.id, "client secret created");
+    Ok(created(json!({ "client_id": p.id, "client_secret": secret })))
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    kid: String,
+    state: &'static str,
+    created_at: i64,
+    activated_at: Option<i64>,
+    publish_until: Option<i64>,
+}
+
+fn key_views(a: &Authority) -> Vec<KeyView> {
+    a.keys
+        .current()
+        .records
+        .iter()
+        .map(|r| KeyView {
+            kid: r.kid.clone(),
+            state: r.state.as_str(),
+            created_at: r.created_at,
+            activated_at: r.activated_at,
+            publish_until: r.publish_until,
+        })
+        .collect()
+}
+
+async fn list_keys(State(a): State<Arc<Authority>>) -> Json<Vec<KeyView>> {
+    Json(key_views(&a))
+}
+
+async fn rotate_keys(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<KeyView>>> {
+    a.rotate_keys().await.map_err(|e| {
+        tracing::error!(error = %e, "key rotation failed");
+        Problem::internal()
+    })?;
+    tracing::info!(active = %a.keys.current().active_kid, "signing keys rotated");
+    Ok(Json(key_views(&a)))
+}

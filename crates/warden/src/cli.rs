@@ -1,0 +1,412 @@
+//! Command-line surface (the CLI contract in the design): parsed raw by clap, then run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use warden_authority::data_dir::DataDir;
+
+use crate::admin_client::AdminClient;
+use crate::oauth_client::{client_assertion, request_token, TokenOutcome};
+use crate::{demo, keyfile, serve};
+
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about = "Zero-trust identity for AI agents, services and people")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Where the server keeps its state; admin commands find the running server here.
+    #[arg(long, global = true, default_value = "./warden-data", env = "WARDEN_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the authority on the embedded store.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the authority (OAuth endpoints, JWKS, lifecycle API).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The `iss` of issued tokens (default: http://LISTEN).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Access-token lifetime in seconds (default 900; never above a tenant's ceiling).
+        #[arg(long)]
+        token_ttl: Option<i64>,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Walk through issuing and verifying a token on temporary ports; exit 0 if every step held.
+    Demo,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage users, agents and services.
+    Principal {
+        #[command(subcommand)]
+        action: PrincipalAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage the token-signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Generate an Ed25519 key pair for an agent or service (private JWK, mode 0600).
+    Keygen {
+        /// Private key file to create.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Obtain an access token with client credentials and private_key_jwt.
+    Token {
+        #[arg(long)]
+        client_id: String,
+        /// Private key file (as written by `warden keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long)]
+        resource: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    /// Create a tenant.
+    Create {
+        name: String,
+        /// Ceiling on token lifetime in this tenant, seconds.
+        #[arg(long)]
+        max_token_ttl: Option<i64>,
+    },
+    List,
+    Show { tenant: String },
+    Disable { tenant: String },
+    Enable { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrincipalAction {
+    /// Create a user, agent or service.
+    Create {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_parser = ["agent", "service", "user"])]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        /// The user who owns this agent or service.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Scope ceiling, space separated.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Public JWK file to register (as written by `warden keygen`).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Resource indicator this principal may request tokens for (repeatable).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Show { id: String },
+    Disable { id: String },
+    Enable { id: String },
+    /// Replace the scope ceiling.
+    SetScopes { id: String, scopes: String },
+    /// Register or replace the public key.
+    SetKey { id: String, public_key: PathBuf },
+    /// Create a client secret for client_secret_basic; shown once.
+    Secret { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Promote the published next key, retire the active one, publish a new next key.
+    Rotate,
+    List,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            issuer,
+            token_ttl,
+            log_json,
+        } => {
+            init_logging(log_json);
+            let running = serve::start(
+                &common.data_dir,
+                serve::ServeOptions {
+                    listen,
+                    issuer,
+                    token_ttl_secs: token_ttl,
+                },
+            )
+            .await?;
+            tracing::info!(authority = %running.authority_url, data_dir = %common.data_dir.display(), "warden serving");
+            eprintln!(
+                "warden authority on {}  (data: {}, admin token: {}/admin.token)",
+                running.authority_url,
+                common.data_dir.display(),
+                common.data_dir.display()
+            );
+            tokio::select! {
+                r = running.task => r??,
+                () = shutdown_signal() => {
+                    let _ = running.shutdown.send(());
+                    tracing::info!("shutting down");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => demo::run().await,
+        Command::Tenant { action, common } => {
+            let admin = connect(&common.data_dir)?;
+            let out = match action {
+                TenantAction::Create {
+                    name,
+                    max_token_ttl,
+                } => {
+                    let mut body = json!({ "name": name });
+                    if let Some(t) = max_token_ttl {
+                        body["max_token_ttl_secs"] = json!(t);
+                    }
+                    admin.post("/tenants", Some(&body)).await?
+                }
+                TenantAction::List => admin.get("/tenants").await?,
+                TenantAction::Show { tenant } => admin.get(&format!("/tenants/{}", seg(&tenant))).await?,
+                TenantAction::Disable { tenant } => {
+                    admin.post(&format!("/tenants/{}/disable", seg(&tenant)), None).await?
+                }
+                TenantAction::Enable { tenant } => {
+                    admin.post(&format!("/tenants/{}/enable", seg(&tenant)), None).await?
+                }
+            };
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Principal { action, common } => {
+            let admin = connect(&common.data_dir)?;
+            let out = match action {
+                PrincipalAction::Create {
+                    tenant,
+                    kind,
+                    name,
+                    owner,
+                    scopes,
+                    public_key,
+                    audiences,
+                } => {
+                    let mut body = json!({ "kind": kind, "name": name });
+                    if let Some(o) = owner {
+                        body["owner"] = json!(o);
+                    }
+                    if let Some(s) = scopes {
+                        body["scopes"] = json!(s);
+                    }
+                    if !audiences.is_empty() {
+                        body["audiences"] = json!(audiences);
+                    }
+                    if let Some(path) = public_key {
+                        body["public_key"] = serde_json::to_value(keyfile::read_public(&path)?)?;
+                    }
+                    admin
+                        .post(&format!("/tenants/{}/principals", seg(&tenant)), Some(&body))
+                        .await?
+                }
+                PrincipalAction::List { tenant } => {
+                    admin.get(&format!("/tenants/{}/principals", seg(&tenant))).await?
+                }
+                PrincipalAction::Show { id } => admin.get(&format!("/principals/{}", seg(&id))).await?,
+                PrincipalAction::Disable { id } => {
+                    admin.post(&format!("/principals/{}/disable", seg(&id)), None).await?
+                }
+                PrincipalAction::Enable { id } => {
+                    admin.post(&format!("/principals/{}/enable", seg(&id)), None).await?
+                }
+                PrincipalAction::SetScopes { id, scopes } => {
+                    admin
+                        .put(&format!("/principals/{}/scopes", seg(&id)), &json!({ "scopes": scopes }))
+                        .await?
+                }
+                PrincipalAction::SetKey { id, public_key } => {
+                    let jwk = keyfile::read_public(&public_key)?;
+                    admin
+                        .put(
+                            &format!("/principals/{}/public-key", seg(&id)),
+                            &json!({ "public_key": jwk }),
+                        )
+                        .await?
+                }
+                PrincipalAction::Secret { id } => {
+                    admin.post(&format!("/principals/{}/secret", seg(&id)), None).await?
+                }
+            };
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { action, common } => {
+            let admin = connect(&common.data_dir)?;
+            let out = match action {
+                KeysAction::Rotate => admin.post("/keys/rotate", None).await?,
+                KeysAction::List => admin.get("/keys").await?,
+            };
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { out, common } => {
+            let public_path = public_path_for(&out);
+            let jwk = keyfile::generate(&out, &public_path)?;
+            if common.json {
+                print(&json!({ "private_key_file": out, "public_key_file": public_path, "public_key": jwk }), true);
+            } else {
+                println!("private key: {} (mode 0600; keep it with the agent)", out.display());
+                println!("public key:  {}", public_path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            client_id,
+            key,
+            scope,
+            resource,
+            common,
+        } => {
+            let info = DataDir::existing(&common.data_dir).server_info()?;
+            let http = reqwest::Client::new();
+            let meta: Value = http
+                .get(format!("{}/.well-known/oauth-authorization-server", info.authority_url))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let endpoint = meta["token_endpoint"].as_str().context("metadata lacks token_endpoint")?;
+            let key = keyfile::read_private(&key)?;
+            let assertion = client_assertion(&client_id, endpoint, &key, unix_now())?;
+            match request_token(&http, endpoint, &assertion, scope.as_deref(), resource.as_deref()).await? {
+                TokenOutcome::Issued(t) => {
+                    if common.json {
+                        print(&json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }), true);
+                    } else {
+                        println!("{}", t.access_token);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                TokenOutcome::Refused { error, description, .. } => {
+                    anyhow::bail!("{error}: {description}")
+                }
+            }
+        }
+    }
+}
+
+fn connect(data_dir: &Path) -> anyhow::Result<AdminClient> {
+    let dir = DataDir::existing(data_dir);
+    let info = dir.server_info()?;
+    let token = dir.read_admin_token()?;
+    Ok(AdminClient::new(&info.authority_url, &token))
+}
+
+/// A path segment: ids and names never contain `/`, but a user-typed value might.
+fn seg(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+fn public_path_for(private: &Path) -> PathBuf {
+    let mut name = private.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".pub");
+    private.with_file_name(name)
+}
+
+fn print(v: &Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(v).unwrap_or_default());
+        return;
+    }
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                println!("{}", one_line(item));
+            }
+        }
+        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+    }
+}
+
+fn one_line(v: &Value) -> String {
+    let field = |k: &str| v.get(k).map(|x| match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    ["id", "kid", "kind", "name", "state", "scopes"]
+        .iter()
+        .filter_map(|k| field(k).map(|x| format!("{k}={x}")))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+pub fn unix_now() -> i64 {
+    use warden_core::time::Clock as _;
+    warden_core::time::SystemClock.now()
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

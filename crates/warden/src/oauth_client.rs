@@ -1,0 +1,88 @@
+//! The client side of client credentials with `private_key_jwt`, as an agent performs it.
+
+use anyhow::{bail, Context as _};
+use rand_core::OsRng;
+use serde::Deserialize;
+use warden_core::claims::{AssertionClaims, Audience};
+use warden_core::id::random_token_id;
+use warden_core::{jws, SigningKey};
+
+/// Signs an RFC 7523 client assertion for `client_id`, addressed to `audience`.
+pub fn client_assertion(client_id: &str, audience: &str, key: &SigningKey, now: i64) -> anyhow::Result<String> {
+    let claims = AssertionClaims {
+        iss: client_id.to_owned(),
+        sub: client_id.to_owned(),
+        aud: Audience::One(audience.to_owned()),
+        exp: now + 60,
+        iat: Some(now),
+        nbf: None,
+        jti: random_token_id(&mut OsRng),
+    };
+    Ok(jws::encode("JWT", None, &claims, key)?)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// The token endpoint's answer: a token, or the OAuth error code and description.
+pub enum TokenOutcome {
+    Issued(TokenResponse),
+    Refused { status: u16, error: String, description: String },
+}
+
+pub async fn request_token(
+    http: &reqwest::Client,
+    token_endpoint: &str,
+    assertion: &str,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> anyhow::Result<TokenOutcome> {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    if let Some(r) = resource {
+        form.push(("resource", r));
+    }
+    let body = serde_urlencoded_form(&form);
+    let res = http
+        .post(token_endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach `{token_endpoint}`"))?;
+    let status = res.status().as_u16();
+    let value: serde_json::Value = res.json().await.context("token endpoint answered non-JSON")?;
+    if status == 200 {
+        return Ok(TokenOutcome::Issued(serde_json::from_value(value)?));
+    }
+    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    if field("error").is_empty() {
+        bail!("token endpoint answered {status} without an OAuth error");
+    }
+    Ok(TokenOutcome::Refused {
+        status,
+        error: field("error"),
+        description: field("error_description"),
+    })
+}
+
+fn serde_urlencoded_form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
