@@ -1,1 +1,206 @@
-fn main(){}
+//! Token issuance over HTTP on loopback: client_credentials with private_key_jwt, N
+//! concurrent keep-alive clients, against a real authority on a SQLite file. The baseline in
+//! the same run is `GET /.well-known/jwks.json` on the same server with the same clients, the
+//! floor of this HTTP stack.
+//!
+//! Run: `cargo bench -p warden-authority --bench issuance` (env `REQUESTS`, `CONCURRENCY`
+//! as a comma list, `SERVER_THREADS`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::OsRng;
+use serde_json::json;
+use tokio::net::TcpListener;
+use warden_authority::{router, server, Authority, AuthorityConfig};
+use warden_core::claims::{AssertionClaims, Audience};
+use warden_core::crypto::SealingKey;
+use warden_core::id::random_token_id;
+use warden_core::jwks::Jwk;
+use warden_core::time::{Clock as _, SystemClock};
+use warden_core::{jws, SigningKey};
+use warden_store::sqlite::SqliteStore;
+
+const ADMIN: &str = "wadm_bench";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Run {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    failures: usize,
+}
+
+async fn load(url: &str, bodies: Vec<Option<String>>, concurrency: usize) -> Run {
+    let per_task = bodies.len() / concurrency;
+    let mut chunks = Vec::new();
+    let mut it = bodies.into_iter();
+    for _ in 0..concurrency {
+        chunks.push(it.by_ref().take(per_task).collect::<Vec<_>>());
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let mut lat = Vec::with_capacity(chunk.len());
+                let mut failures = 0;
+                for body in chunk {
+                    let t = Instant::now();
+                    let req = match body {
+                        Some(b) => http
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(b),
+                        None => http.get(&url),
+                    };
+                    match req.send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => failures += 1,
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, failures)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (lat, f) = t.await.unwrap();
+        all.extend(lat);
+        failures += f;
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Run {
+        rate: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+        failures,
+    }
+}
+
+fn main() {
+    let requests: usize = env_or("REQUESTS", 20_000);
+    let levels: Vec<usize> = std::env::var("CONCURRENCY")
+        .unwrap_or_else(|_| "1,16,64".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let server_threads: usize = env_or("SERVER_THREADS", 2);
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(server_threads)
+        .thread_name("server")
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, agent_id) = server_rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let config = AuthorityConfig::new(url.clone());
+        let limits = config.limits.clone();
+        let store = SqliteStore::open(&dir.path().join("warden.db")).await.unwrap();
+        let authority = Authority::start(
+            config,
+            Arc::new(store),
+            SealingKey::generate(&mut OsRng),
+            ADMIN,
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(server::serve(listener, router(authority), limits, std::future::pending()));
+        (url, String::new())
+    });
+    let _ = agent_id;
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("client")
+        .enable_all()
+        .build()
+        .unwrap();
+    client_rt.block_on(async {
+        let http = reqwest::Client::new();
+        let tenant: serde_json::Value = http
+            .post(format!("{url}/admin/v1/tenants"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "name": "bench" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = SigningKey::generate(&mut OsRng);
+        let agent: serde_json::Value = http
+            .post(format!("{url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
+            .bearer_auth(ADMIN)
+            .json(&json!({
+                "kind": "agent", "name": "bench-agent", "scopes": "crm:contacts:read email:send",
+                "public_key": Jwk::from_public_key(&key.public_key(), None),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = agent["id"].as_str().unwrap().to_owned();
+        let token_endpoint = format!("{url}/oauth2/token");
+
+        println!("token issuance over HTTP, {requests} requests per run, server on {server_threads} threads");
+        println!("{:>11} {:>14} {:>10} {:>10} {:>14} {:>8}", "concurrency", "tokens/s", "p50", "p99", "jwks GET/s", "ratio");
+        for &c in &levels {
+            // Assertions are signed before the clock starts: the client's signing cost is
+            // not the server's.
+            let now = SystemClock.now();
+            let bodies: Vec<Option<String>> = (0..requests)
+                .map(|_| {
+                    let claims = AssertionClaims {
+                        iss: id.clone(),
+                        sub: id.clone(),
+                        aud: Audience::One(token_endpoint.clone()),
+                        exp: now + 240,
+                        iat: Some(now),
+                        nbf: None,
+                        jti: random_token_id(&mut OsRng),
+                    };
+                    let a = jws::encode("JWT", None, &claims, &key).unwrap();
+                    Some(format!(
+                        "grant_type=client_credentials&scope=crm%3Acontacts%3Aread&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+                    ))
+                })
+                .collect();
+            let issue = load(&token_endpoint, bodies, c).await;
+            let base = load(&format!("{url}/.well-known/jwks.json"), vec![None; requests], c).await;
+            println!(
+                "{c:>11} {:>14.0} {:>10.2?} {:>10.2?} {:>14.0} {:>8.2}{}",
+                issue.rate,
+                issue.p50,
+                issue.p99,
+                base.rate,
+                issue.rate / base.rate,
+                if issue.failures + base.failures > 0 {
+                    format!("  ({} failures)", issue.failures + base.failures)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    });
+    drop(server_rt);
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +39,11 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
             .into_response()
         }
     };
+    // The full path, not the one `nest` stripped: keys must not collide across sub-APIs.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts.headers, body, a.config.limits.max_body_bytes).await {
         Ok(b) => b,
@@ -54,7 +59,7 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
     let mut fingerprint = Vec::with_capacity(bytes.len() + 64);
     fingerprint.extend_from_slice(parts.method.as_str().as_bytes());
     fingerprint.push(b' ');
-    fingerprint.extend_from_slice(parts.uri.path().as_bytes());
+    fingerprint.extend_from_slice(path.as_bytes());
     fingerprint.push(b'\n');
     fingerprint.extend_from_slice(&bytes);
     let hash = URL_SAFE_NO_PAD.encode(sha256(&fingerprint));

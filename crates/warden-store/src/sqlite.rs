@@ -84,7 +84,7 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     .execute(pool)
     .await?;
     for (version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let done: Option<i64> =
             sqlx::query_scalar("SELECT version FROM warden_migrations WHERE version = $1")
                 .bind(version)
@@ -365,7 +365,7 @@ impl Store for SqliteStore {
         now: i64,
         publish_until: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let next = sqlx::query_scalar::<_, String>("SELECT kid FROM signing_keys WHERE state = 'next'")
             .fetch_optional(&mut *tx)
             .await?
@@ -430,54 +430,60 @@ impl Store for SqliteStore {
         now: i64,
         abandon_after: i64,
     ) -> Result<IdempotencyBegin> {
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
+        // Insert first, read second: each statement is atomic on its own, so concurrent
+        // duplicates race on the primary key rather than on a read-then-write transaction.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, state, created_at) \
+             VALUES ($1, $2, 'pending', $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(IdempotencyBegin::Started);
+        }
+        let row = sqlx::query(
             "SELECT request_hash, state, status, response, created_at FROM idempotency_keys WHERE key = $1",
         )
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
+        .await?
+        // Pruned between the two statements: the caller may simply retry.
+        .ok_or(StoreError::Conflict("idempotency key"))?;
+        let hash: String = row.try_get("request_hash")?;
+        let state: String = row.try_get("state")?;
+        let created_at: i64 = row.try_get("created_at")?;
+        if hash != request_hash {
+            return Ok(IdempotencyBegin::Mismatch);
+        }
+        if state == "done" {
+            let status: i64 = row.try_get("status")?;
+            return Ok(IdempotencyBegin::Replay {
+                status: u16::try_from(status).map_err(corrupt)?,
+                body: row.try_get::<Option<String>, _>("response")?.unwrap_or_default(),
+            });
+        }
+        if now - created_at <= abandon_after {
+            return Ok(IdempotencyBegin::InFlight);
+        }
+        // The holder died mid-call; its change, if any, committed atomically or not at all,
+        // so one caller may take the key over. The compare-and-set picks exactly one.
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $1 \
+             WHERE key = $2 AND state = 'pending' AND created_at = $3",
+        )
+        .bind(now)
+        .bind(key)
+        .bind(created_at)
+        .execute(&self.pool)
         .await?;
-        let outcome = match existing {
-            None => {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (key, request_hash, state, created_at) VALUES ($1, $2, 'pending', $3)",
-                )
-                .bind(key)
-                .bind(request_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict("idempotency key"))?;
-                IdempotencyBegin::Started
-            }
-            Some(row) => {
-                let hash: String = row.try_get("request_hash")?;
-                let state: String = row.try_get("state")?;
-                let created_at: i64 = row.try_get("created_at")?;
-                if hash != request_hash {
-                    IdempotencyBegin::Mismatch
-                } else if state == "done" {
-                    let status: i64 = row.try_get("status")?;
-                    IdempotencyBegin::Replay {
-                        status: u16::try_from(status).map_err(corrupt)?,
-                        body: row.try_get::<Option<String>, _>("response")?.unwrap_or_default(),
-                    }
-                } else if now - created_at > abandon_after {
-                    // The holder died mid-call; its change, if any, committed atomically or
-                    // not at all, so taking the key over is safe.
-                    sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = $2")
-                        .bind(now)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                    IdempotencyBegin::Started
-                } else {
-                    IdempotencyBegin::InFlight
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        Ok(if taken.rows_affected() == 1 {
+            IdempotencyBegin::Started
+        } else {
+            IdempotencyBegin::InFlight
+        })
     }
 
     async fn idempotency_complete(&self, key: &str, status: u16, body: &str) -> Result<()> {

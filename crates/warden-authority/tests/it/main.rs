@@ -1,0 +1,7 @@
+//! The authority over real sockets: every endpoint, each named bad input, and rotation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod support;
+mod token;
