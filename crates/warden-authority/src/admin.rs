@@ -48,6 +48,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             Arc::clone(&a),
             idempotency::middleware,
         ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&a), invalidate_caches))
         .layer(middleware::from_fn_with_state(a, require_admin))
 }
 
@@ -63,6 +64,16 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
         None => Problem::unauthorized("admin token required (Authorization: Bearer …)")
             .into_response(),
     }
+}
+
+/// After any change, the token endpoint must not act on what it cached before it.
+async fn invalidate_caches(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
+    let mutating = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let res = next.run(req).await;
+    if mutating {
+        a.clients.invalidate();
+    }
+    res
 }
 
 /// Reads a JSON body into `T`, whose fields are strict (`deny_unknown_fields`).

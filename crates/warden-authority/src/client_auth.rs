@@ -3,27 +3,35 @@
 //! that can do nothing else. Exactly one method per request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use warden_core::claims::AssertionClaims;
 use warden_core::crypto::verify_secret;
-use warden_core::jwks::Jwk;
 use warden_core::jws::UnverifiedToken;
 use warden_core::token::TypeRule;
 use warden_core::{PrincipalId, Validation};
 use warden_store::{Principal, Tenant};
 
+use crate::client_cache::Client;
 use crate::error::OAuthError;
 use crate::Authority;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// A client that proved who it is, with its tenant; both enabled.
-pub struct AuthenticatedClient {
-    pub principal: Principal,
-    pub tenant: Tenant,
+/// A client that proved who it is; it and its tenant are enabled.
+pub struct AuthenticatedClient(Arc<Client>);
+
+impl AuthenticatedClient {
+    pub fn principal(&self) -> &Principal {
+        &self.0.principal
+    }
+
+    pub fn tenant(&self) -> &Tenant {
+        &self.0.tenant
+    }
 }
 
 pub async fn authenticate(
@@ -41,7 +49,7 @@ pub async fn authenticate(
             "client_secret_post is not supported; use private_key_jwt or client_secret_basic",
         ));
     }
-    let principal = match (assertion, basic) {
+    let client = match (assertion, basic) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "more than one client authentication method",
@@ -58,23 +66,20 @@ pub async fn authenticate(
         }
     };
     // Disabled state is only revealed to a client that proved its identity.
-    if principal.disabled {
+    if client.principal.disabled {
         return Err(OAuthError::invalid_client("client is disabled"));
     }
-    let tenant = a
-        .store
-        .tenant(&principal.tenant)
-        .await?
-        .filter(|t| !t.disabled)
-        .ok_or_else(|| OAuthError::invalid_client("client's tenant is disabled"))?;
-    Ok(AuthenticatedClient { principal, tenant })
+    if client.tenant.disabled {
+        return Err(OAuthError::invalid_client("client's tenant is disabled"));
+    }
+    Ok(AuthenticatedClient(client))
 }
 
 async fn private_key_jwt(
     a: &Authority,
     params: &HashMap<String, String>,
     assertion: &str,
-) -> Result<Principal, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     if params.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER_ASSERTION) {
         return Err(OAuthError::invalid_client(format!(
             "client_assertion_type must be `{JWT_BEARER_ASSERTION}`"
@@ -97,22 +102,18 @@ async fn private_key_jwt(
             "client_id does not match the client assertion",
         ));
     }
-    let principal = find_client(a, &unverified.sub).await?;
-    let jwk: Jwk = principal
-        .public_jwk
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or_else(|| OAuthError::invalid_client("client has no registered public key"))?;
-    if let (Some(want), Some(got)) = (jwk.kid.as_deref(), token.header().kid.as_deref()) {
+    let client = find_client(a, &unverified.sub).await?;
+    let principal = &client.principal;
+    let Some((registered_kid, key)) = &client.key else {
+        return Err(OAuthError::invalid_client("client has no registered public key"));
+    };
+    if let (Some(want), Some(got)) = (registered_kid.as_deref(), token.header().kid.as_deref()) {
         if want != got {
             return Err(OAuthError::invalid_client(format!(
                 "client assertion `kid` `{got}` is not the client's registered key"
             )));
         }
     }
-    let key = jwk
-        .to_public_key()
-        .map_err(|_| OAuthError::invalid_client("client's registered key is unusable"))?;
     let now = a.now();
     let validation = Validation {
         issuers: vec![principal.id.to_string()],
@@ -124,7 +125,7 @@ async fn private_key_jwt(
         max_lifetime: Some(a.config.assertion_max_lifetime_secs),
     };
     let verified = token
-        .verify::<AssertionClaims>(&key, &validation, now)
+        .verify::<AssertionClaims>(key, &validation, now)
         .map_err(bad)?;
     let claims = verified.claims();
     if claims.jti.is_empty() || claims.jti.len() > 256 {
@@ -146,14 +147,14 @@ async fn private_key_jwt(
             "client assertion `jti` was already used",
         ));
     }
-    Ok(principal)
+    Ok(client)
 }
 
 async fn client_secret_basic(
     a: &Authority,
     params: &HashMap<String, String>,
     credentials: &str,
-) -> Result<Principal, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let malformed = || OAuthError::invalid_client("malformed Basic credentials");
     let decoded = STANDARD.decode(credentials.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
@@ -165,8 +166,8 @@ async fn client_secret_basic(
             "client_id does not match the Basic credentials",
         ));
     }
-    let principal = find_client(a, &id).await?;
-    let Some(hash) = principal.secret_hash.clone() else {
+    let client = find_client(a, &id).await?;
+    let Some(hash) = client.principal.secret_hash.clone() else {
         return Err(OAuthError::invalid_client("client has no secret"));
     };
     // Argon2 is deliberately slow: keep it off the async workers.
@@ -176,7 +177,7 @@ async fn client_secret_basic(
     if !ok {
         return Err(OAuthError::invalid_client("client secret is wrong"));
     }
-    Ok(principal)
+    Ok(client)
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
@@ -187,8 +188,11 @@ fn form_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn find_client(a: &Authority, id: &str) -> Result<Principal, OAuthError> {
+async fn find_client(a: &Authority, id: &str) -> Result<Arc<Client>, OAuthError> {
     let unknown = || OAuthError::invalid_client("unknown client");
     let id = PrincipalId::parse(id).map_err(|_| unknown())?;
-    a.store.principal(&id).await?.ok_or_else(unknown)
+    a.clients
+        .get(a.store.as_ref(), &id)
+        .await?
+        .ok_or_else(unknown)
 }

@@ -23,6 +23,11 @@ pub struct AuthorityConfig {
     pub idempotency_ttl_secs: i64,
     /// A reservation older than this with no answer is considered abandoned.
     pub idempotency_abandon_secs: i64,
+    /// How long the token endpoint may reuse a client's record. Changes made through this
+    /// authority take effect at once regardless; this bounds the staleness of changes made
+    /// elsewhere.
+    pub client_cache_ttl: Duration,
+    pub client_cache_entries: usize,
 }
 
 /// Explicit bounds on what a client can make the authority read.
@@ -62,6 +67,8 @@ impl AuthorityConfig {
             limits: Limits::default(),
             idempotency_ttl_secs: 24 * 3600,
             idempotency_abandon_secs: 60,
+            client_cache_ttl: Duration::from_secs(10),
+            client_cache_entries: 100_000,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod client_auth;
+mod client_cache;
 pub mod config;
 pub mod data_dir;
 pub mod error;
@@ -34,6 +35,7 @@ pub struct Authority {
     pub store: Arc<dyn Store>,
     pub keys: Keyring,
     pub clock: Arc<dyn Clock>,
+    clients: client_cache::ClientCache,
     admin_token_hash: [u8; 32],
 }
 
@@ -56,7 +58,12 @@ impl Authority {
     ) -> Result<Arc<Self>, StartError> {
         config.validate().map_err(StartError::Config)?;
         let keys = Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?;
+        let clients = client_cache::ClientCache::new(
+            config.client_cache_ttl,
+            config.client_cache_entries,
+        );
         Ok(Arc::new(Self {
+            clients,
             config,
             store,
             keys,

@@ -78,7 +78,7 @@ fn client_credentials(
     client: &AuthenticatedClient,
     params: &HashMap<String, String>,
 ) -> Result<TokenResponse, OAuthError> {
-    let p = &client.principal;
+    let p = client.principal();
     let scopes = match params.get("scope") {
         Some(requested) => {
             let requested = ScopeSet::parse(requested)
@@ -113,7 +113,7 @@ fn client_credentials(
     let ttl = a
         .config
         .token_ttl_secs
-        .min(client.tenant.max_token_ttl_secs)
+        .min(client.tenant().max_token_ttl_secs)
         .min(a.config.max_token_ttl_secs);
     let now = a.now();
     let claims = AccessClaims {
