@@ -13,7 +13,7 @@ use warden_core::crypto::verify_secret;
 use warden_core::jws::UnverifiedToken;
 use warden_core::token::TypeRule;
 use warden_core::{PrincipalId, Validation};
-use warden_store::{Principal, Tenant};
+use warden_store::{AssertionJti, Principal, Tenant};
 
 use crate::client_cache::Client;
 use crate::error::OAuthError;
@@ -135,12 +135,12 @@ async fn private_key_jwt(
     }
     // Kept until the assertion could no longer pass the expiry check.
     let fresh = a
-        .store
-        .record_assertion_jti(
-            principal.id.as_str(),
-            &claims.jti,
-            claims.exp + a.config.leeway_secs,
-        )
+        .jtis
+        .record(AssertionJti {
+            client_id: principal.id.to_string(),
+            jti: claims.jti.clone(),
+            expires_at: claims.exp + a.config.leeway_secs,
+        })
         .await?;
     if !fresh {
         return Err(OAuthError::invalid_client(

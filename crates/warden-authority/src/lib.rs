@@ -13,6 +13,7 @@ pub mod data_dir;
 pub mod error;
 mod http;
 mod idempotency;
+mod jti;
 pub mod keys;
 mod metadata;
 mod oauth;
@@ -36,6 +37,7 @@ pub struct Authority {
     pub keys: Keyring,
     pub clock: Arc<dyn Clock>,
     clients: client_cache::ClientCache,
+    jtis: jti::JtiRecorder,
     admin_token_hash: [u8; 32],
 }
 
@@ -64,6 +66,7 @@ impl Authority {
         );
         Ok(Arc::new(Self {
             clients,
+            jtis: jti::JtiRecorder::spawn(Arc::clone(&store)),
             config,
             store,
             keys,

@@ -74,9 +74,24 @@ pub trait Store: Send + Sync + 'static {
     /// Removes retired keys whose publication period has ended.
     async fn prune_signing_keys(&self, now: i64) -> Result<u64>;
 
-    /// Records a client assertion's `jti`; false when the client already used it.
-    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64)
-        -> Result<bool>;
+    /// Records client assertions' `jti`s in one statement; for each entry, in order, false
+    /// when that client already used that `jti` (earlier, or earlier in the same batch).
+    async fn record_assertion_jtis(&self, entries: &[AssertionJti]) -> Result<Vec<bool>>;
+
+    /// Records one `jti`; false when the client already used it.
+    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool> {
+        let entry = AssertionJti {
+            client_id: client_id.to_owned(),
+            jti: jti.to_owned(),
+            expires_at,
+        };
+        Ok(self
+            .record_assertion_jtis(std::slice::from_ref(&entry))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64>;
 
     async fn idempotency_begin(

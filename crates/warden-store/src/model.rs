@@ -76,3 +76,11 @@ pub struct SigningKeyRecord {
     pub activated_at: Option<i64>,
     pub publish_until: Option<i64>,
 }
+
+/// A client assertion's `jti`, kept until the assertion could no longer be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionJti {
+    pub client_id: String,
+    pub jti: String,
+    pub expires_at: i64,
+}

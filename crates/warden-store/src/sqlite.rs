@@ -6,6 +6,7 @@
 //! moments, whose assertions expire within minutes anyway; that keeps issuance off the fsync
 //! path.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,11 +20,14 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store, StoreError, Tenant,
+    AssertionJti, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// Rows per multi-row insert: three bound values each, well under SQLite's variable limit.
+const JTI_BATCH_ROWS: usize = 500;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -402,17 +406,38 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
-    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (client_id, jti) DO NOTHING",
-        )
-        .bind(client_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.jti_pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+    async fn record_assertion_jtis(&self, entries: &[AssertionJti]) -> Result<Vec<bool>> {
+        let mut fresh = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(JTI_BATCH_ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 3;
+                sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+            }
+            sql.push_str(" ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti");
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q.bind(&e.client_id).bind(&e.jti).bind(e.expires_at);
+            }
+            let inserted: HashSet<(String, String)> = q
+                .fetch_all(&self.jti_pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("client_id")?, r.try_get("jti")?)))
+                .collect::<Result<_>>()?;
+            // A pair inserted by this statement is fresh for its first occurrence only.
+            let mut claimed = HashSet::new();
+            for e in chunk {
+                let key = (e.client_id.clone(), e.jti.clone());
+                fresh.push(inserted.contains(&key) && claimed.insert(key));
+            }
+        }
+        Ok(fresh)
     }
 
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64> {

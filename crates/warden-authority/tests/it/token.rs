@@ -458,3 +458,30 @@ async fn metadata_documents() {
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn a_concurrently_replayed_assertion_issues_exactly_one_token() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let a = h.agent(&t, "a", "x:read").await;
+    let assertion = h.assertion(&a);
+    let body = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    );
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let req = h
+                .http
+                .post(h.token_endpoint())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone());
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 15, "{statuses:?}");
+}

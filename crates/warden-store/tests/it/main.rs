@@ -7,7 +7,7 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError, Tenant,
+    AssertionJti, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -128,6 +128,18 @@ async fn assertion_jti_is_single_use(s: &dyn Store) {
     // The same jti from another client is that client's own business.
     assert!(s.record_assertion_jti("agt_b", "j1", 100).await.unwrap());
     assert_eq!(s.prune_assertion_jtis(101).await.unwrap(), 2);
+
+    // A batch: fresh, replayed from before, duplicated within the batch.
+    assert!(s.record_assertion_jti("agt_a", "old", 500).await.unwrap());
+    let e = |c: &str, j: &str| AssertionJti { client_id: c.into(), jti: j.into(), expires_at: 500 };
+    let got = s
+        .record_assertion_jtis(&[e("agt_a", "n1"), e("agt_a", "old"), e("agt_a", "n2"), e("agt_a", "n1"), e("agt_b", "n1")])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![true, false, true, false, true]);
+    let many: Vec<_> = (0..1200).map(|i| e("agt_c", &format!("j{i}"))).collect();
+    assert!(s.record_assertion_jtis(&many).await.unwrap().iter().all(|f| *f));
+    assert!(s.record_assertion_jtis(&many).await.unwrap().iter().all(|f| !*f));
 }
 
 async fn idempotency(s: &dyn Store) {
