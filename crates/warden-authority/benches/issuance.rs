@@ -26,7 +26,10 @@ use warden_store::sqlite::SqliteStore;
 const ADMIN: &str = "wadm_bench";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Run {
@@ -49,7 +52,10 @@ async fn load(url: &str, bodies: Vec<Option<String>>, concurrency: usize) -> Run
         .map(|chunk| {
             let url = url.to_owned();
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
                 let mut lat = Vec::with_capacity(chunk.len());
                 let mut failures = 0;
                 for body in chunk {
@@ -112,7 +118,9 @@ fn main() {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = AuthorityConfig::new(url.clone());
         let limits = config.limits.clone();
-        let store = SqliteStore::open(&dir.path().join("warden.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("warden.db"))
+            .await
+            .unwrap();
         let authority = Authority::start(
             config,
             Arc::new(store),
@@ -122,7 +130,12 @@ fn main() {
         )
         .await
         .unwrap();
-        tokio::spawn(server::serve(listener, router(authority), limits, std::future::pending()));
+        tokio::spawn(server::serve(
+            listener,
+            router(authority),
+            limits,
+            std::future::pending(),
+        ));
         (url, String::new())
     });
     let _ = agent_id;

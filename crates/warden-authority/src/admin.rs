@@ -48,7 +48,10 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             Arc::clone(&a),
             idempotency::middleware,
         ))
-        .layer(middleware::from_fn_with_state(Arc::clone(&a), invalidate_caches))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&a),
+            invalidate_caches,
+        ))
         .layer(middleware::from_fn_with_state(a, require_admin))
 }
 
@@ -61,14 +64,18 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
     match presented {
         Some(token) if a.is_admin_token(token) => next.run(req).await,
         Some(_) => Problem::unauthorized("admin token is not valid").into_response(),
-        None => Problem::unauthorized("admin token required (Authorization: Bearer …)")
-            .into_response(),
+        None => {
+            Problem::unauthorized("admin token required (Authorization: Bearer …)").into_response()
+        }
     }
 }
 
 /// After any change, the token endpoint must not act on what it cached before it.
 async fn invalidate_caches(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
-    let mutating = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let mutating = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     let res = next.run(req).await;
     if mutating {
         a.clients.invalidate();
@@ -147,13 +154,21 @@ struct CreateTenant {
     max_token_ttl_secs: Option<i64>,
 }
 
-async fn create_tenant(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn create_tenant(
+    State(a): State<Arc<Authority>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let req: CreateTenant = json_body(&a, &headers, body).await?;
     validate_name(&req.name)?;
     if TenantId::parse(&req.name).is_ok() {
-        return Err(Problem::unprocessable("a tenant name may not look like a tenant id"));
+        return Err(Problem::unprocessable(
+            "a tenant name may not look like a tenant id",
+        ));
     }
-    let ttl = req.max_token_ttl_secs.unwrap_or(a.config.max_token_ttl_secs);
+    let ttl = req
+        .max_token_ttl_secs
+        .unwrap_or(a.config.max_token_ttl_secs);
     check_ttl(&a, ttl)?;
     let t = Tenant {
         id: TenantId::generate(&mut OsRng),
@@ -181,15 +196,24 @@ async fn list_tenants(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<Ten
     Ok(Json(a.store.list_tenants().await?))
 }
 
-async fn show_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+async fn show_tenant(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Tenant>> {
     Ok(Json(resolve_tenant(&a, &t).await?))
 }
 
-async fn disable_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+async fn disable_tenant(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Tenant>> {
     set_tenant_disabled(&a, &t, true).await
 }
 
-async fn enable_tenant(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Tenant>> {
+async fn enable_tenant(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Tenant>> {
     set_tenant_disabled(&a, &t, false).await
 }
 
@@ -216,7 +240,9 @@ async fn set_tenant_ttl(
     let req: SetTtl = json_body(&a, &headers, body).await?;
     check_ttl(&a, req.max_token_ttl_secs)?;
     let mut t = resolve_tenant(&a, &t).await?;
-    a.store.set_tenant_max_token_ttl(&t.id, req.max_token_ttl_secs).await?;
+    a.store
+        .set_tenant_max_token_ttl(&t.id, req.max_token_ttl_secs)
+        .await?;
     t.max_token_ttl_secs = req.max_token_ttl_secs;
     Ok(Json(t))
 }
@@ -278,7 +304,9 @@ async fn create_principal(
     let scopes = parse_scopes(req.scopes.as_deref().unwrap_or(""))?;
     let audiences = req.audiences.unwrap_or_default();
     if audiences.len() > 32 || audiences.iter().any(|x| x.is_empty() || x.len() > 200) {
-        return Err(Problem::unprocessable("at most 32 audiences of 1 to 200 characters"));
+        return Err(Problem::unprocessable(
+            "at most 32 audiences of 1 to 200 characters",
+        ));
     }
     let public_jwk = req.public_key.as_ref().map(validate_jwk).transpose()?;
     let now = a.now();
@@ -301,26 +329,44 @@ async fn create_principal(
     Ok(created(p))
 }
 
-async fn list_principals(State(a): State<Arc<Authority>>, Path(t): Path<String>) -> ApiResult<Json<Vec<Principal>>> {
+async fn list_principals(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Vec<Principal>>> {
     let tenant = resolve_tenant(&a, &t).await?;
     Ok(Json(a.store.list_principals(&tenant.id).await?))
 }
 
-async fn show_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+async fn show_principal(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Principal>> {
     Ok(Json(resolve_principal(&a, &id).await?))
 }
 
-async fn disable_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+async fn disable_principal(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Principal>> {
     set_principal_disabled(&a, &id, true).await
 }
 
-async fn enable_principal(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Json<Principal>> {
+async fn enable_principal(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Principal>> {
     set_principal_disabled(&a, &id, false).await
 }
 
-async fn set_principal_disabled(a: &Authority, id: &str, disabled: bool) -> ApiResult<Json<Principal>> {
+async fn set_principal_disabled(
+    a: &Authority,
+    id: &str,
+    disabled: bool,
+) -> ApiResult<Json<Principal>> {
     let p = resolve_principal(a, id).await?;
-    a.store.set_principal_disabled(&p.id, disabled, a.now()).await?;
+    a.store
+        .set_principal_disabled(&p.id, disabled, a.now())
+        .await?;
     tracing::info!(principal = %p.id, disabled, "principal state changed");
     Ok(Json(resolve_principal(a, id).await?))
 }
@@ -340,7 +386,9 @@ async fn set_scopes(
     let req: SetScopes = json_body(&a, &headers, body).await?;
     let scopes = parse_scopes(&req.scopes)?;
     let p = resolve_principal(&a, &id).await?;
-    a.store.set_principal_scopes(&p.id, &scopes, a.now()).await?;
+    a.store
+        .set_principal_scopes(&p.id, &scopes, a.now())
+        .await?;
     tracing::info!(principal = %p.id, scopes = %scopes, "scope ceiling set");
     Ok(Json(resolve_principal(&a, &id).await?))
 }
@@ -360,13 +408,18 @@ async fn set_public_key(
     let req: SetPublicKey = json_body(&a, &headers, body).await?;
     let jwk = validate_jwk(&req.public_key)?;
     let p = resolve_principal(&a, &id).await?;
-    a.store.set_principal_public_key(&p.id, &jwk, a.now()).await?;
+    a.store
+        .set_principal_public_key(&p.id, &jwk, a.now())
+        .await?;
     tracing::info!(principal = %p.id, "public key registered");
     Ok(Json(resolve_principal(&a, &id).await?))
 }
 
 /// Creates (or replaces) the client secret; the secret is in this response and nowhere else.
-async fn create_secret(State(a): State<Arc<Authority>>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn create_secret(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let p = resolve_principal(&a, &id).await?;
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
@@ -376,9 +429,13 @@ async fn create_secret(State(a): State<Arc<Authority>>, Path(id): Path<String>) 
         .await
         .map_err(|_| Problem::internal())?
         .map_err(|_| Problem::internal())?;
-    a.store.set_principal_secret_hash(&p.id, &hash, a.now()).await?;
+    a.store
+        .set_principal_secret_hash(&p.id, &hash, a.now())
+        .await?;
     tracing::info!(principal = %p.id, "client secret created");
-    Ok(created(json!({ "client_id": p.id, "client_secret": secret })))
+    Ok(created(
+        json!({ "client_id": p.id, "client_secret": secret }),
+    ))
 }
 
 #[derive(Serialize)]

@@ -42,7 +42,10 @@ pub async fn authenticate(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
     let assertion = params.get("client_assertion");
     if params.contains_key("client_secret") {
         return Err(OAuthError::invalid_client(
@@ -85,7 +88,8 @@ async fn private_key_jwt(
             "client_assertion_type must be `{JWT_BEARER_ASSERTION}`"
         )));
     }
-    let bad = |e: warden_core::TokenError| OAuthError::invalid_client(format!("client assertion: {e}"));
+    let bad =
+        |e: warden_core::TokenError| OAuthError::invalid_client(format!("client assertion: {e}"));
     let token = UnverifiedToken::parse(assertion).map_err(bad)?;
     // The assertion names its client; its key is looked up before anything is trusted.
     let unverified: AssertionClaims = token.claims_unverified().map_err(bad)?;
@@ -105,7 +109,9 @@ async fn private_key_jwt(
     let client = find_client(a, &unverified.sub).await?;
     let principal = &client.principal;
     let Some((registered_kid, key)) = &client.key else {
-        return Err(OAuthError::invalid_client("client has no registered public key"));
+        return Err(OAuthError::invalid_client(
+            "client has no registered public key",
+        ));
     };
     if let (Some(want), Some(got)) = (registered_kid.as_deref(), token.header().kid.as_deref()) {
         if want != got {
@@ -156,7 +162,9 @@ async fn client_secret_basic(
     credentials: &str,
 ) -> Result<Arc<Client>, OAuthError> {
     let malformed = || OAuthError::invalid_client("malformed Basic credentials");
-    let decoded = STANDARD.decode(credentials.trim()).map_err(|_| malformed())?;
+    let decoded = STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     let id = form_decode(id);

@@ -41,7 +41,11 @@ impl ClientCache {
     }
 
     /// The client and its tenant, from cache or store; `None` if either does not exist.
-    pub async fn get(&self, store: &dyn Store, id: &PrincipalId) -> Result<Option<Arc<Client>>, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: &PrincipalId,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
         if let Some(hit) = self.lookup(id) {
             return Ok(Some(hit));
         }

@@ -175,11 +175,16 @@ mod tests {
         let k1 = d.master_key(None)?;
         let k2 = d.master_key(None)?;
         assert_eq!(k1.as_bytes(), k2.as_bytes());
-        let mode = fs::metadata(d.path().join(MASTER_KEY_FILE))?.permissions().mode();
+        let mode = fs::metadata(d.path().join(MASTER_KEY_FILE))?
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(*d.admin_token()?, *d.admin_token()?);
 
-        fs::set_permissions(d.path().join(ADMIN_TOKEN_FILE), fs::Permissions::from_mode(0o644))?;
+        fs::set_permissions(
+            d.path().join(ADMIN_TOKEN_FILE),
+            fs::Permissions::from_mode(0o644),
+        )?;
         assert!(matches!(d.admin_token(), Err(DataDirError::Permissions(_))));
         assert!(matches!(
             d.master_key(Some("short")),

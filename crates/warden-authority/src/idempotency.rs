@@ -72,10 +72,8 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
         Ok(IdempotencyBegin::Started) => {}
         Ok(IdempotencyBegin::Replay { status, body }) => return replay(status, body),
         Ok(IdempotencyBegin::Mismatch) => {
-            return Problem::unprocessable(
-                "this Idempotency-Key was used with a different request",
-            )
-            .into_response()
+            return Problem::unprocessable("this Idempotency-Key was used with a different request")
+                .into_response()
         }
         Ok(IdempotencyBegin::InFlight) | Err(StoreError::Conflict(_)) => {
             return Problem::conflict("a request with this Idempotency-Key is still in progress")
@@ -84,7 +82,9 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
         Err(e) => return Problem::from(e).into_response(),
     }
 
-    let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let res = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let (parts, body) = res.into_parts();
     let body = axum::body::to_bytes(body, MAX_STORED_RESPONSE)
         .await

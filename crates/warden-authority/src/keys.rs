@@ -140,7 +140,8 @@ fn build_state(
             .and_then(|b| PublicKey::from_bytes(&b).ok())
             .ok_or_else(corrupt)?;
         published.insert(r.kid.clone(), public);
-        jwks.keys.push(Jwk::from_public_key(&public, Some(r.kid.clone())));
+        jwks.keys
+            .push(Jwk::from_public_key(&public, Some(r.kid.clone())));
         if r.state == KeyState::Active {
             let sealed = URL_SAFE_NO_PAD
                 .decode(&r.sealed_private)
@@ -155,8 +156,9 @@ fn build_state(
             active = Some((r.kid.clone(), key));
         }
     }
-    let (active_kid, active) =
-        active.ok_or(KeyringError::Store(StoreError::NotFound("active signing key")))?;
+    let (active_kid, active) = active.ok_or(KeyringError::Store(StoreError::NotFound(
+        "active signing key",
+    )))?;
     let jwks_json = serde_json::to_vec(&jwks)
         .map_err(|_| KeyringError::Corrupt("jwks".into()))?
         .into();

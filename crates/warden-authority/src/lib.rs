@@ -60,10 +60,8 @@ impl Authority {
     ) -> Result<Arc<Self>, StartError> {
         config.validate().map_err(StartError::Config)?;
         let keys = Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?;
-        let clients = client_cache::ClientCache::new(
-            config.client_cache_ttl,
-            config.client_cache_entries,
-        );
+        let clients =
+            client_cache::ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
         Ok(Arc::new(Self {
             clients,
             jtis: jti::JtiRecorder::spawn(Arc::clone(&store)),
@@ -92,7 +90,11 @@ impl Authority {
     /// Rotates the signing keys (see [`keys`]).
     pub async fn rotate_keys(&self) -> Result<Arc<keys::KeyringState>, KeyringError> {
         self.keys
-            .rotate(self.store.as_ref(), self.now(), self.retired_key_publish_secs())
+            .rotate(
+                self.store.as_ref(),
+                self.now(),
+                self.retired_key_publish_secs(),
+            )
             .await
     }
 

@@ -14,7 +14,10 @@ use crate::Authority;
 
 pub fn routes() -> Router<Arc<Authority>> {
     Router::new()
-        .route("/.well-known/oauth-authorization-server", get(server_metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(server_metadata),
+        )
         .route("/.well-known/openid-configuration", get(server_metadata))
         .route("/.well-known/jwks.json", get(jwks))
 }

@@ -49,7 +49,11 @@ async fn token(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) 
     }
 }
 
-async fn issue(a: &Authority, headers: &HeaderMap, body: Body) -> Result<TokenResponse, OAuthError> {
+async fn issue(
+    a: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<TokenResponse, OAuthError> {
     if media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
             "the token endpoint takes application/x-www-form-urlencoded",
@@ -81,8 +85,8 @@ fn client_credentials(
     let p = client.principal();
     let scopes = match params.get("scope") {
         Some(requested) => {
-            let requested = ScopeSet::parse(requested)
-                .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let requested =
+                ScopeSet::parse(requested).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
             let outside = p.scopes.uncovered(&requested);
             if !outside.is_empty() {
                 let names: Vec<&str> = outside.iter().map(|s| s.as_str()).collect();
@@ -96,7 +100,9 @@ fn client_credentials(
         None => p.scopes.clone(),
     };
     if scopes.is_empty() {
-        return Err(OAuthError::invalid_scope("no scope requested and the client has none"));
+        return Err(OAuthError::invalid_scope(
+            "no scope requested and the client has none",
+        ));
     }
     let audience = match params.get("resource") {
         None => a.config.default_audience.clone(),

@@ -33,10 +33,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ClientAddr(peer));
-            tower::Service::call(&mut router.clone(), req)
-        });
+        let service = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                tower::Service::call(&mut router.clone(), req)
+            },
+        );
         let limits = limits.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

@@ -198,7 +198,13 @@ impl SealingKey {
         let (nonce, ct) = sealed.split_at(SEAL_NONCE_LEN);
         let cipher = chacha20poly1305::XChaCha20Poly1305::new(self.0.as_ref().into());
         cipher
-            .decrypt(nonce.into(), Payload { msg: ct, aad: context })
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: ct,
+                    aad: context,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| SealError::Open)
     }
@@ -225,8 +231,11 @@ pub fn hash_secret(secret: &[u8], rng: &mut impl CryptoRngCore) -> Result<String
 /// Checks a secret against a PHC string from [`hash_secret`]; comparison is constant time.
 pub fn verify_secret(secret: &[u8], phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
-    PasswordHash::new(phc)
-        .is_ok_and(|h| argon2::Argon2::default().verify_password(secret, &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(secret, &h)
+            .is_ok()
+    })
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -257,11 +266,17 @@ mod tests {
     fn sealing_binds_key_and_context() {
         let k = SealingKey::generate(&mut OsRng);
         let sealed = k.seal(&mut OsRng, b"secret", b"kid-1");
-        assert_eq!(k.open(&sealed, b"kid-1").map(|p| p.to_vec()), Ok(b"secret".to_vec()));
+        assert_eq!(
+            k.open(&sealed, b"kid-1").map(|p| p.to_vec()),
+            Ok(b"secret".to_vec())
+        );
         assert_eq!(k.open(&sealed, b"kid-2").err(), Some(SealError::Open));
         let other = SealingKey::generate(&mut OsRng);
         assert_eq!(other.open(&sealed, b"kid-1").err(), Some(SealError::Open));
-        assert_eq!(k.open(&sealed[..10], b"kid-1").err(), Some(SealError::Truncated));
+        assert_eq!(
+            k.open(&sealed[..10], b"kid-1").err(),
+            Some(SealError::Truncated)
+        );
     }
 
     #[test]

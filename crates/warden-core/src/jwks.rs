@@ -33,12 +33,7 @@ pub struct Jwk {
     pub alg: Option<String>,
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub use_: Option<String>,
-    #[serde(
-        default,
-        rename = "d",
-        skip_serializing,
-        deserialize_with = "present"
-    )]
+    #[serde(default, rename = "d", skip_serializing, deserialize_with = "present")]
     has_private_part: bool,
 }
 
@@ -108,6 +103,9 @@ mod tests {
 
         let ec: Jwk = serde_json::from_str(r#"{"kty":"EC","crv":"P-256","x":"AAAA"}"#)
             .unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(matches!(ec.to_public_key(), Err(JwkError::NotEd25519 { .. })));
+        assert!(matches!(
+            ec.to_public_key(),
+            Err(JwkError::NotEd25519 { .. })
+        ));
     }
 }

@@ -104,8 +104,8 @@ impl<'a> UnverifiedToken<'a> {
             return Err(TokenError::Malformed("not three dot-separated parts"));
         };
         let header_bytes = decode(h, "header")?;
-        let header: Header = serde_json::from_slice(&header_bytes)
-            .map_err(|e| TokenError::Header(e.to_string()))?;
+        let header: Header =
+            serde_json::from_slice(&header_bytes).map_err(|e| TokenError::Header(e.to_string()))?;
         if !is_ed25519_alg(&header.alg) {
             return Err(TokenError::Algorithm(header.alg));
         }

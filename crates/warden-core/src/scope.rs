@@ -231,15 +231,39 @@ mod tests {
 
     #[test]
     fn grammar() {
-        for ok in ["email:send", "dns:zone_123:write", "crm:*:read", "a", "*", "a.b-c:d"] {
+        for ok in [
+            "email:send",
+            "dns:zone_123:write",
+            "crm:*:read",
+            "a",
+            "*",
+            "a.b-c:d",
+        ] {
             assert!(Scope::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ":", "a:", ":a", "a::b", "a:b*", "crm:co*:read", "a b", "é:x", "a/b"] {
+        for bad in [
+            "",
+            ":",
+            "a:",
+            ":a",
+            "a::b",
+            "a:b*",
+            "crm:co*:read",
+            "a b",
+            "é:x",
+            "a/b",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
         assert!(Scope::parse("a:b:c:d:e:f:g:h").is_ok());
-        assert!(matches!(Scope::parse("a:b:c:d:e:f:g:h:i"), Err(ScopeError::TooLong(_))));
-        assert!(matches!(Scope::parse(&"x".repeat(201)), Err(ScopeError::TooLong(_))));
+        assert!(matches!(
+            Scope::parse("a:b:c:d:e:f:g:h:i"),
+            Err(ScopeError::TooLong(_))
+        ));
+        assert!(matches!(
+            Scope::parse(&"x".repeat(201)),
+            Err(ScopeError::TooLong(_))
+        ));
     }
 
     #[test]
@@ -253,7 +277,10 @@ mod tests {
 
     #[test]
     fn intersection() {
-        assert_eq!(s("crm:*:read").intersect(&s("*:contacts:*")), Some(s("crm:contacts:read")));
+        assert_eq!(
+            s("crm:*:read").intersect(&s("*:contacts:*")),
+            Some(s("crm:contacts:read"))
+        );
         assert_eq!(s("crm:*:read").intersect(&s("crm:*:write")), None);
         assert_eq!(s("a:b").intersect(&s("a:b:c")), None);
         assert_eq!(

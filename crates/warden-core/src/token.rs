@@ -30,7 +30,10 @@ pub enum TokenError {
     #[error("token header embeds a `jwk`, which is not honoured here")]
     EmbeddedKey,
     #[error("token type `{found}` where `{expected}` is required")]
-    Type { expected: &'static str, found: String },
+    Type {
+        expected: &'static str,
+        found: String,
+    },
     #[error("token header has no `kid`")]
     MissingKid,
     #[error("no key with `kid` `{0}`")]
@@ -69,7 +72,9 @@ impl TypeRule {
     fn check(self, typ: Option<&str>) -> Result<(), TokenError> {
         let normalized = typ.map(|t| {
             let t = t.to_ascii_lowercase();
-            t.strip_prefix("application/").map(str::to_owned).unwrap_or(t)
+            t.strip_prefix("application/")
+                .map(str::to_owned)
+                .unwrap_or(t)
         });
         let (ok, expected) = match self {
             Self::Exactly(want) => (normalized.as_deref() == Some(want), want),
@@ -221,8 +226,8 @@ impl UnverifiedToken<'_> {
         if !key.verify(self.signing_input, &self.signature) {
             return Err(TokenError::Signature);
         }
-        let claims: C = serde_json::from_slice(&self.payload)
-            .map_err(|e| TokenError::Claims(e.to_string()))?;
+        let claims: C =
+            serde_json::from_slice(&self.payload).map_err(|e| TokenError::Claims(e.to_string()))?;
         validation.check(&claims, now)?;
         Ok(VerifiedToken {
             kid: self.header.kid,
@@ -315,13 +320,22 @@ mod tests {
         let mut c = claims(now);
         c.iss = "https://evil".into();
         let t = jws::encode("at+jwt", Some("k1"), &c, &k).unwrap_or_default();
-        assert!(matches!(verify_access_token(&t, &ks, &v, now), Err(TokenError::Issuer(_))));
+        assert!(matches!(
+            verify_access_token(&t, &ks, &v, now),
+            Err(TokenError::Issuer(_))
+        ));
         let mut c = claims(now);
         c.aud = Audience::Many(vec!["other".into(), "x".into()]);
         let t = jws::encode("at+jwt", Some("k1"), &c, &k).unwrap_or_default();
-        assert_eq!(verify_access_token(&t, &ks, &v, now).err(), Some(TokenError::Audience));
+        assert_eq!(
+            verify_access_token(&t, &ks, &v, now).err(),
+            Some(TokenError::Audience)
+        );
         let t = jws::encode("JWT", Some("k1"), &claims(now), &k).unwrap_or_default();
-        assert!(matches!(verify_access_token(&t, &ks, &v, now), Err(TokenError::Type { .. })));
+        assert!(matches!(
+            verify_access_token(&t, &ks, &v, now),
+            Err(TokenError::Type { .. })
+        ));
         let t = jws::encode("application/AT+JWT", Some("k1"), &claims(now), &k).unwrap_or_default();
         assert!(verify_access_token(&t, &ks, &v, now).is_ok());
         let t = jws::encode("at+jwt", Some("k2"), &claims(now), &k).unwrap_or_default();

@@ -52,12 +52,19 @@ pub trait Store: Send + Sync + 'static {
     async fn create_principal(&self, principal: &Principal) -> Result<()>;
     async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>>;
     async fn list_principals(&self, tenant: &TenantId) -> Result<Vec<Principal>>;
-    async fn set_principal_disabled(&self, id: &PrincipalId, disabled: bool, now: i64)
-        -> Result<()>;
-    async fn set_principal_scopes(&self, id: &PrincipalId, scopes: &ScopeSet, now: i64)
-        -> Result<()>;
-    async fn set_principal_public_key(&self, id: &PrincipalId, jwk: &str, now: i64)
-        -> Result<()>;
+    async fn set_principal_disabled(
+        &self,
+        id: &PrincipalId,
+        disabled: bool,
+        now: i64,
+    ) -> Result<()>;
+    async fn set_principal_scopes(
+        &self,
+        id: &PrincipalId,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> Result<()>;
+    async fn set_principal_public_key(&self, id: &PrincipalId, jwk: &str, now: i64) -> Result<()>;
     async fn set_principal_secret_hash(&self, id: &PrincipalId, hash: &str, now: i64)
         -> Result<()>;
 
@@ -79,7 +86,12 @@ pub trait Store: Send + Sync + 'static {
     async fn record_assertion_jtis(&self, entries: &[AssertionJti]) -> Result<Vec<bool>>;
 
     /// Records one `jti`; false when the client already used it.
-    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool> {
+    async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
         let entry = AssertionJti {
             client_id: client_id.to_owned(),
             jti: jti.to_owned(),

@@ -20,7 +20,8 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store, StoreError, Tenant,
+    AssertionJti, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store,
+    StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.
@@ -153,10 +154,7 @@ fn principal_from_row(row: &SqliteRow) -> Result<Principal> {
         tenant: TenantId::parse(row.try_get("tenant_id")?).map_err(corrupt)?,
         kind: PrincipalKind::from_str(row.try_get("kind")?).map_err(corrupt)?,
         name: row.try_get("name")?,
-        owner: owner
-            .map(PrincipalId::parse)
-            .transpose()
-            .map_err(corrupt)?,
+        owner: owner.map(PrincipalId::parse).transpose().map_err(corrupt)?,
         scopes: ScopeSet::parse(row.try_get("scopes")?).map_err(corrupt)?,
         audiences: serde_json::from_str(audiences).map_err(corrupt)?,
         public_jwk: row.try_get("public_jwk")?,
@@ -296,7 +294,12 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn set_principal_disabled(&self, id: &PrincipalId, disabled: bool, now: i64) -> Result<()> {
+    async fn set_principal_disabled(
+        &self,
+        id: &PrincipalId,
+        disabled: bool,
+        now: i64,
+    ) -> Result<()> {
         let r = sqlx::query("UPDATE principals SET disabled = $1, updated_at = $2 WHERE id = $3")
             .bind(disabled)
             .bind(now)
@@ -306,7 +309,12 @@ impl Store for SqliteStore {
         expect_one(r.rows_affected(), "principal")
     }
 
-    async fn set_principal_scopes(&self, id: &PrincipalId, scopes: &ScopeSet, now: i64) -> Result<()> {
+    async fn set_principal_scopes(
+        &self,
+        id: &PrincipalId,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> Result<()> {
         let r = sqlx::query("UPDATE principals SET scopes = $1, updated_at = $2 WHERE id = $3")
             .bind(scopes.to_string())
             .bind(now)
@@ -326,13 +334,19 @@ impl Store for SqliteStore {
         expect_one(r.rows_affected(), "principal")
     }
 
-    async fn set_principal_secret_hash(&self, id: &PrincipalId, hash: &str, now: i64) -> Result<()> {
-        let r = sqlx::query("UPDATE principals SET secret_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+    async fn set_principal_secret_hash(
+        &self,
+        id: &PrincipalId,
+        hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        let r =
+            sqlx::query("UPDATE principals SET secret_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(hash)
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
         expect_one(r.rows_affected(), "principal")
     }
 
@@ -370,14 +384,17 @@ impl Store for SqliteStore {
         publish_until: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let next = sqlx::query_scalar::<_, String>("SELECT kid FROM signing_keys WHERE state = 'next'")
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("next signing key"))?;
-        sqlx::query("UPDATE signing_keys SET state = 'retired', publish_until = $1 WHERE state = 'active'")
-            .bind(publish_until)
-            .execute(&mut *tx)
-            .await?;
+        let next =
+            sqlx::query_scalar::<_, String>("SELECT kid FROM signing_keys WHERE state = 'next'")
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("next signing key"))?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', publish_until = $1 WHERE state = 'active'",
+        )
+        .bind(publish_until)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2")
             .bind(now)
             .bind(&next)
@@ -399,10 +416,11 @@ impl Store for SqliteStore {
     }
 
     async fn prune_signing_keys(&self, now: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected())
     }
 
@@ -487,7 +505,9 @@ impl Store for SqliteStore {
             let status: i64 = row.try_get("status")?;
             return Ok(IdempotencyBegin::Replay {
                 status: u16::try_from(status).map_err(corrupt)?,
-                body: row.try_get::<Option<String>, _>("response")?.unwrap_or_default(),
+                body: row
+                    .try_get::<Option<String>, _>("response")?
+                    .unwrap_or_default(),
             });
         }
         if now - created_at <= abandon_after {

@@ -20,7 +20,8 @@ impl AdminClient {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// A mutating call, with a fresh `Idempotency-Key` so that a retry can never apply twice.
@@ -32,7 +33,12 @@ impl AdminClient {
         self.mutate(reqwest::Method::PUT, path, Some(body)).await
     }
 
-    async fn mutate(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    async fn mutate(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let mut key = [0u8; 16];
         OsRng.fill_bytes(&mut key);
         let key: String = key.iter().map(|b| format!("{b:02x}")).collect();

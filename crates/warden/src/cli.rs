@@ -14,7 +14,11 @@ use crate::oauth_client::{client_assertion, request_token, TokenOutcome};
 use crate::{demo, keyfile, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Zero-trust identity for AI agents, services and people")]
+#[command(
+    name = "warden",
+    version,
+    about = "Zero-trust identity for AI agents, services and people"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,12 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Where the server keeps its state; admin commands find the running server here.
-    #[arg(long, global = true, default_value = "./warden-data", env = "WARDEN_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./warden-data",
+        env = "WARDEN_DATA_DIR"
+    )]
     data_dir: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
@@ -106,9 +115,15 @@ enum TenantAction {
         max_token_ttl: Option<i64>,
     },
     List,
-    Show { tenant: String },
-    Disable { tenant: String },
-    Enable { tenant: String },
+    Show {
+        tenant: String,
+    },
+    Disable {
+        tenant: String,
+    },
+    Enable {
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,15 +154,29 @@ enum PrincipalAction {
         #[arg(long)]
         tenant: String,
     },
-    Show { id: String },
-    Disable { id: String },
-    Enable { id: String },
+    Show {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
     /// Replace the scope ceiling.
-    SetScopes { id: String, scopes: String },
+    SetScopes {
+        id: String,
+        scopes: String,
+    },
     /// Register or replace the public key.
-    SetKey { id: String, public_key: PathBuf },
+    SetKey {
+        id: String,
+        public_key: PathBuf,
+    },
     /// Create a client secret for client_secret_basic; shown once.
-    Secret { id: String },
+    Secret {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,12 +236,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     admin.post("/tenants", Some(&body)).await?
                 }
                 TenantAction::List => admin.get("/tenants").await?,
-                TenantAction::Show { tenant } => admin.get(&format!("/tenants/{}", seg(&tenant))).await?,
+                TenantAction::Show { tenant } => {
+                    admin.get(&format!("/tenants/{}", seg(&tenant))).await?
+                }
                 TenantAction::Disable { tenant } => {
-                    admin.post(&format!("/tenants/{}/disable", seg(&tenant)), None).await?
+                    admin
+                        .post(&format!("/tenants/{}/disable", seg(&tenant)), None)
+                        .await?
                 }
                 TenantAction::Enable { tenant } => {
-                    admin.post(&format!("/tenants/{}/enable", seg(&tenant)), None).await?
+                    admin
+                        .post(&format!("/tenants/{}/enable", seg(&tenant)), None)
+                        .await?
                 }
             };
             print(&out, common.json);
@@ -244,22 +279,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         body["public_key"] = serde_json::to_value(keyfile::read_public(&path)?)?;
                     }
                     admin
-                        .post(&format!("/tenants/{}/principals", seg(&tenant)), Some(&body))
+                        .post(
+                            &format!("/tenants/{}/principals", seg(&tenant)),
+                            Some(&body),
+                        )
                         .await?
                 }
                 PrincipalAction::List { tenant } => {
-                    admin.get(&format!("/tenants/{}/principals", seg(&tenant))).await?
+                    admin
+                        .get(&format!("/tenants/{}/principals", seg(&tenant)))
+                        .await?
                 }
-                PrincipalAction::Show { id } => admin.get(&format!("/principals/{}", seg(&id))).await?,
+                PrincipalAction::Show { id } => {
+                    admin.get(&format!("/principals/{}", seg(&id))).await?
+                }
                 PrincipalAction::Disable { id } => {
-                    admin.post(&format!("/principals/{}/disable", seg(&id)), None).await?
+                    admin
+                        .post(&format!("/principals/{}/disable", seg(&id)), None)
+                        .await?
                 }
                 PrincipalAction::Enable { id } => {
-                    admin.post(&format!("/principals/{}/enable", seg(&id)), None).await?
+                    admin
+                        .post(&format!("/principals/{}/enable", seg(&id)), None)
+                        .await?
                 }
                 PrincipalAction::SetScopes { id, scopes } => {
                     admin
-                        .put(&format!("/principals/{}/scopes", seg(&id)), &json!({ "scopes": scopes }))
+                        .put(
+                            &format!("/principals/{}/scopes", seg(&id)),
+                            &json!({ "scopes": scopes }),
+                        )
                         .await?
                 }
                 PrincipalAction::SetKey { id, public_key } => {
@@ -272,7 +321,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .await?
                 }
                 PrincipalAction::Secret { id } => {
-                    admin.post(&format!("/principals/{}/secret", seg(&id)), None).await?
+                    admin
+                        .post(&format!("/principals/{}/secret", seg(&id)), None)
+                        .await?
                 }
             };
             print(&out, common.json);
@@ -291,9 +342,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let public_path = public_path_for(&out);
             let jwk = keyfile::generate(&out, &public_path)?;
             if common.json {
-                print(&json!({ "private_key_file": out, "public_key_file": public_path, "public_key": jwk }), true);
+                print(
+                    &json!({ "private_key_file": out, "public_key_file": public_path, "public_key": jwk }),
+                    true,
+                );
             } else {
-                println!("private key: {} (mode 0600; keep it with the agent)", out.display());
+                println!(
+                    "private key: {} (mode 0600; keep it with the agent)",
+                    out.display()
+                );
                 println!("public key:  {}", public_path.display());
             }
             Ok(ExitCode::SUCCESS)
@@ -308,24 +365,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let info = DataDir::existing(&common.data_dir).server_info()?;
             let http = reqwest::Client::new();
             let meta: Value = http
-                .get(format!("{}/.well-known/oauth-authorization-server", info.authority_url))
+                .get(format!(
+                    "{}/.well-known/oauth-authorization-server",
+                    info.authority_url
+                ))
                 .send()
                 .await?
                 .json()
                 .await?;
-            let endpoint = meta["token_endpoint"].as_str().context("metadata lacks token_endpoint")?;
+            let endpoint = meta["token_endpoint"]
+                .as_str()
+                .context("metadata lacks token_endpoint")?;
             let key = keyfile::read_private(&key)?;
             let assertion = client_assertion(&client_id, endpoint, &key, unix_now())?;
-            match request_token(&http, endpoint, &assertion, scope.as_deref(), resource.as_deref()).await? {
+            match request_token(
+                &http,
+                endpoint,
+                &assertion,
+                scope.as_deref(),
+                resource.as_deref(),
+            )
+            .await?
+            {
                 TokenOutcome::Issued(t) => {
                     if common.json {
-                        print(&json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }), true);
+                        print(
+                            &json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }),
+                            true,
+                        );
                     } else {
                         println!("{}", t.access_token);
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                TokenOutcome::Refused { error, description, .. } => {
+                TokenOutcome::Refused {
+                    error, description, ..
+                } => {
                     anyhow::bail!("{error}: {description}")
                 }
             }
@@ -342,11 +417,16 @@ fn connect(data_dir: &Path) -> anyhow::Result<AdminClient> {
 
 /// A path segment: ids and names never contain `/`, but a user-typed value might.
 fn seg(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 fn public_path_for(private: &Path) -> PathBuf {
-    let mut name = private.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = private
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".pub");
     private.with_file_name(name)
 }
@@ -362,15 +442,20 @@ fn print(v: &Value, json: bool) {
                 println!("{}", one_line(item));
             }
         }
-        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }
 
 fn one_line(v: &Value) -> String {
-    let field = |k: &str| v.get(k).map(|x| match x {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let field = |k: &str| {
+        v.get(k).map(|x| match x {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
     ["id", "kid", "kind", "name", "state", "scopes"]
         .iter()
         .filter_map(|k| field(k).map(|x| format!("{k}={x}")))
@@ -386,7 +471,9 @@ pub fn unix_now() -> i64 {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         let _ = builder.json().try_init();
     } else {

@@ -70,16 +70,26 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     steps.record(
         "discovery: RFC 8414 metadata",
-        meta.map(|m| format!("issuer {}\ntoken_endpoint {token_endpoint}\njwks_uri {jwks_uri}", m["issuer"])),
+        meta.map(|m| {
+            format!(
+                "issuer {}\ntoken_endpoint {token_endpoint}\njwks_uri {jwks_uri}",
+                m["issuer"]
+            )
+        }),
     );
 
-    let tenant = admin.post("/tenants", Some(&json!({ "name": "demo" }))).await;
+    let tenant = admin
+        .post("/tenants", Some(&json!({ "name": "demo" })))
+        .await;
     let tenant_id = tenant
         .as_ref()
         .ok()
         .and_then(|t| t["id"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    steps.record("tenant `demo` created", tenant.map(|t| format!("id {}", t["id"])));
+    steps.record(
+        "tenant `demo` created",
+        tenant.map(|t| format!("id {}", t["id"])),
+    );
 
     let agent_key = SigningKey::generate(&mut rand_core::OsRng);
     let agent = admin
@@ -105,9 +115,19 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 
     let issued = async {
         let assertion = client_assertion(&agent_id, &token_endpoint, &agent_key, unix_now())?;
-        match request_token(&http, &token_endpoint, &assertion, Some("crm:contacts:read"), None).await? {
+        match request_token(
+            &http,
+            &token_endpoint,
+            &assertion,
+            Some("crm:contacts:read"),
+            None,
+        )
+        .await?
+        {
             TokenOutcome::Issued(t) => Ok((t, assertion)),
-            TokenOutcome::Refused { error, description, .. } => bail!("{error}: {description}"),
+            TokenOutcome::Refused {
+                error, description, ..
+            } => bail!("{error}: {description}"),
         }
     }
     .await;
@@ -147,36 +167,61 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         ))
     }
     .await;
-    steps.record("token verified against the published JWKS (EdDSA, strict)", verified);
+    steps.record(
+        "token verified against the published JWKS (EdDSA, strict)",
+        verified,
+    );
 
     let refused = async {
         let assertion = client_assertion(&agent_id, &token_endpoint, &agent_key, unix_now())?;
-        match request_token(&http, &token_endpoint, &assertion, Some("crm:contacts:delete"), None).await? {
+        match request_token(
+            &http,
+            &token_endpoint,
+            &assertion,
+            Some("crm:contacts:delete"),
+            None,
+        )
+        .await?
+        {
             TokenOutcome::Issued(_) => bail!("a scope outside the ceiling was granted"),
-            TokenOutcome::Refused { status, error, description } if error == "invalid_scope" => {
-                Ok(format!("{status} {error}: {description}"))
-            }
-            TokenOutcome::Refused { error, description, .. } => {
+            TokenOutcome::Refused {
+                status,
+                error,
+                description,
+            } if error == "invalid_scope" => Ok(format!("{status} {error}: {description}")),
+            TokenOutcome::Refused {
+                error, description, ..
+            } => {
                 bail!("refused for the wrong reason: {error}: {description}")
             }
         }
     }
     .await;
-    steps.record("scope outside the ceiling (crm:contacts:delete) refused", refused);
+    steps.record(
+        "scope outside the ceiling (crm:contacts:delete) refused",
+        refused,
+    );
 
     let replay = async {
         match request_token(&http, &token_endpoint, &first_assertion, None, None).await? {
             TokenOutcome::Issued(_) => bail!("a replayed client assertion was accepted"),
-            TokenOutcome::Refused { status, error, description } if error == "invalid_client" => {
-                Ok(format!("{status} {error}: {description}"))
-            }
-            TokenOutcome::Refused { error, description, .. } => {
+            TokenOutcome::Refused {
+                status,
+                error,
+                description,
+            } if error == "invalid_client" => Ok(format!("{status} {error}: {description}")),
+            TokenOutcome::Refused {
+                error, description, ..
+            } => {
                 bail!("refused for the wrong reason: {error}: {description}")
             }
         }
     }
     .await;
-    steps.record("replayed client assertion refused (jti is single use)", replay);
+    steps.record(
+        "replayed client assertion refused (jti is single use)",
+        replay,
+    );
 
     let _ = running.shutdown.send(());
     let _ = running.task.await;

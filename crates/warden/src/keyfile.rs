@@ -50,13 +50,16 @@ pub fn generate(private_path: &Path, public_path: &Path) -> anyhow::Result<Jwk> 
 }
 
 pub fn read_private(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let jwk: PrivateJwk = serde_json::from_str(&text)
         .with_context(|| format!("`{}` is not a private OKP JWK", path.display()))?;
     if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
         bail!("`{}` is not an Ed25519 key", path.display());
     }
-    let d = URL_SAFE_NO_PAD.decode(&jwk.d).context("`d` is not base64url")?;
+    let d = URL_SAFE_NO_PAD
+        .decode(&jwk.d)
+        .context("`d` is not base64url")?;
     let key = SigningKey::from_bytes(&d).context("`d` is not a 32-byte Ed25519 seed")?;
     if Jwk::from_public_key(&key.public_key(), None).x != jwk.x {
         bail!("`{}`: `x` does not match `d`", path.display());
@@ -66,9 +69,10 @@ pub fn read_private(path: &Path) -> anyhow::Result<SigningKey> {
 
 /// Reads a public JWK, refusing a file that holds a private key: it must never be sent.
 pub fn read_public(path: &Path) -> anyhow::Result<Jwk> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not JSON", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))?;
     if value.get("d").is_some() {
         bail!(
             "`{}` holds a private key; pass the public key file instead",

@@ -8,7 +8,12 @@ use warden_core::id::random_token_id;
 use warden_core::{jws, SigningKey};
 
 /// Signs an RFC 7523 client assertion for `client_id`, addressed to `audience`.
-pub fn client_assertion(client_id: &str, audience: &str, key: &SigningKey, now: i64) -> anyhow::Result<String> {
+pub fn client_assertion(
+    client_id: &str,
+    audience: &str,
+    key: &SigningKey,
+    now: i64,
+) -> anyhow::Result<String> {
     let claims = AssertionClaims {
         iss: client_id.to_owned(),
         sub: client_id.to_owned(),
@@ -31,7 +36,11 @@ pub struct TokenResponse {
 /// The token endpoint's answer: a token, or the OAuth error code and description.
 pub enum TokenOutcome {
     Issued(TokenResponse),
-    Refused { status: u16, error: String, description: String },
+    Refused {
+        status: u16,
+        error: String,
+        description: String,
+    },
 }
 
 pub async fn request_token(
@@ -64,11 +73,20 @@ pub async fn request_token(
         .await
         .with_context(|| format!("cannot reach `{token_endpoint}`"))?;
     let status = res.status().as_u16();
-    let value: serde_json::Value = res.json().await.context("token endpoint answered non-JSON")?;
+    let value: serde_json::Value = res
+        .json()
+        .await
+        .context("token endpoint answered non-JSON")?;
     if status == 200 {
         return Ok(TokenOutcome::Issued(serde_json::from_value(value)?));
     }
-    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
     if field("error").is_empty() {
         bail!("token endpoint answered {status} without an OAuth error");
     }

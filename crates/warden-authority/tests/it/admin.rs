@@ -13,7 +13,10 @@ use crate::support::Harness;
 fn assert_problem(status: u16, body: &Value, want: u16) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["status"], want, "{body}");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -24,7 +27,14 @@ async fn admin_token_is_required() {
     assert_eq!(res.status(), 401);
     assert!(res.headers().contains_key("www-authenticate"));
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    let res = h.http.post(&url).bearer_auth("wadm_guess").json(&json!({"name": "x"})).send().await.unwrap();
+    let res = h
+        .http
+        .post(&url)
+        .bearer_auth("wadm_guess")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     // Nothing was created by the refused call.
     assert!(h.store.list_tenants().await.unwrap().is_empty());
@@ -44,7 +54,11 @@ async fn invalid_json_and_values_are_refused_with_problem_json() {
     for (body, ct, want) in [
         ("{\"name\": ", "application/json", 400),
         ("[]", "application/json", 400),
-        ("{\"name\": \"a\", \"admin\": true}", "application/json", 400),
+        (
+            "{\"name\": \"a\", \"admin\": true}",
+            "application/json",
+            400,
+        ),
         ("{\"name\": 7}", "application/json", 400),
         ("{\"name\": \"a/b\"}", "application/json", 422),
         ("{\"name\": \"\"}", "application/json", 422),
@@ -77,18 +91,37 @@ async fn principal_creation_validates_everything_before_writing() {
     let path = format!("/tenants/{t}/principals");
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    let small_order = json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(identity) });
+    let small_order =
+        json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(identity) });
     let private = json!({ "kty": "OKP", "crv": "Ed25519",
         "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A" });
     let rsa = json!({ "kty": "RSA", "crv": "", "x": "", "n": "abc", "e": "AQAB" });
     for (body, want) in [
         (json!({ "kind": "robot", "name": "a" }), 422),
-        (json!({ "kind": "agent", "name": "a", "scopes": "crm::read" }), 422),
-        (json!({ "kind": "agent", "name": "a", "public_key": small_order }), 422),
-        (json!({ "kind": "agent", "name": "a", "public_key": private }), 422),
-        (json!({ "kind": "agent", "name": "a", "public_key": rsa }), 422),
-        (json!({ "kind": "agent", "name": "a", "owner": "usr_AAAAAAAAAAAAAAAAAAAAAA" }), 422),
-        (json!({ "kind": "agent", "name": "a", "ceiling": "x:read" }), 400),
+        (
+            json!({ "kind": "agent", "name": "a", "scopes": "crm::read" }),
+            422,
+        ),
+        (
+            json!({ "kind": "agent", "name": "a", "public_key": small_order }),
+            422,
+        ),
+        (
+            json!({ "kind": "agent", "name": "a", "public_key": private }),
+            422,
+        ),
+        (
+            json!({ "kind": "agent", "name": "a", "public_key": rsa }),
+            422,
+        ),
+        (
+            json!({ "kind": "agent", "name": "a", "owner": "usr_AAAAAAAAAAAAAAAAAAAAAA" }),
+            422,
+        ),
+        (
+            json!({ "kind": "agent", "name": "a", "ceiling": "x:read" }),
+            400,
+        ),
     ] {
         let (s, v) = h.admin(Method::POST, &path, Some(body.clone())).await;
         assert_problem(s, &v, want);
@@ -96,20 +129,47 @@ async fn principal_creation_validates_everything_before_writing() {
             assert!(v["detail"].as_str().unwrap().contains("small order"), "{v}");
         }
     }
-    assert!(h.store.list_principals(&t.parse().unwrap()).await.unwrap().is_empty());
+    assert!(h
+        .store
+        .list_principals(&t.parse().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
 
     // An owner must be a user of the same tenant.
-    let (_, user) = h.admin(Method::POST, &path, Some(json!({ "kind": "user", "name": "alice" }))).await;
+    let (_, user) = h
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({ "kind": "user", "name": "alice" })),
+        )
+        .await;
     let (s, agent) = h
-        .admin(Method::POST, &path, Some(json!({ "kind": "agent", "name": "bot", "owner": user["id"], "scopes": "x:read" })))
+        .admin(
+            Method::POST,
+            &path,
+            Some(
+                json!({ "kind": "agent", "name": "bot", "owner": user["id"], "scopes": "x:read" }),
+            ),
+        )
         .await;
     assert_eq!(s, 201, "{agent}");
     assert_eq!(agent["owner"], user["id"]);
     let (s, v) = h
-        .admin(Method::POST, &path, Some(json!({ "kind": "agent", "name": "bot2", "owner": agent["id"] })))
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({ "kind": "agent", "name": "bot2", "owner": agent["id"] })),
+        )
         .await;
     assert_problem(s, &v, 422);
-    let (s, v) = h.admin(Method::POST, &path, Some(json!({ "kind": "user", "name": "alice" }))).await;
+    let (s, v) = h
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({ "kind": "user", "name": "alice" })),
+        )
+        .await;
     assert_problem(s, &v, 409);
 
     // Tenants are addressable by name too; unknown ones are 404.
@@ -118,7 +178,13 @@ async fn principal_creation_validates_everything_before_writing() {
     assert_eq!(v.as_array().unwrap().len(), 2);
     let (s, v) = h.admin(Method::GET, "/tenants/nope/principals", None).await;
     assert_problem(s, &v, 404);
-    let (s, v) = h.admin(Method::PUT, "/principals/agt_AAAAAAAAAAAAAAAAAAAAAA/scopes", Some(json!({ "scopes": "x:read" }))).await;
+    let (s, v) = h
+        .admin(
+            Method::PUT,
+            "/principals/agt_AAAAAAAAAAAAAAAAAAAAAA/scopes",
+            Some(json!({ "scopes": "x:read" })),
+        )
+        .await;
     assert_problem(s, &v, 404);
 }
 
@@ -126,13 +192,21 @@ async fn principal_creation_validates_everything_before_writing() {
 async fn scope_ceiling_can_be_replaced() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
-    let a = h.agent(&t, "a", "crm:contacts:read crm:contacts:write").await;
+    let a = h
+        .agent(&t, "a", "crm:contacts:read crm:contacts:write")
+        .await;
     let (s, v) = h
-        .admin(Method::PUT, &format!("/principals/{}/scopes", a.id), Some(json!({ "scopes": "crm:contacts:read" })))
+        .admin(
+            Method::PUT,
+            &format!("/principals/{}/scopes", a.id),
+            Some(json!({ "scopes": "crm:contacts:read" })),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["scopes"], "crm:contacts:read");
-    let got = h.token_with_assertion(&h.assertion(&a), Some("crm:contacts:write")).await;
+    let got = h
+        .token_with_assertion(&h.assertion(&a), Some("crm:contacts:write"))
+        .await;
     crate::support::assert_oauth_error(&got, 400, "invalid_scope");
 }
 
@@ -158,7 +232,10 @@ async fn idempotency_key_replays_refuses_mismatch_and_in_flight() {
     assert_eq!((s1, r1), (201, false));
     let (s2, second, r2) = post_with_key(&h, "key-1", &body).await;
     assert_eq!((s2, r2), (201, true));
-    assert_eq!(first, second, "the first answer is replayed, not a second tenant");
+    assert_eq!(
+        first, second,
+        "the first answer is replayed, not a second tenant"
+    );
     assert_eq!(h.store.list_tenants().await.unwrap().len(), 1);
 
     let (s, v, _) = post_with_key(&h, "key-1", &json!({ "name": "other" })).await;
@@ -174,9 +251,15 @@ async fn idempotency_key_replays_refuses_mismatch_and_in_flight() {
     // A duplicate that arrives while the first is still being processed: the reservation is
     // taken exactly as the middleware takes it, then the duplicate is sent.
     let inflight = json!({ "name": "slow" });
-    let fingerprint = format!("POST /admin/v1/tenants\n{}", serde_json::to_string(&inflight).unwrap());
+    let fingerprint = format!(
+        "POST /admin/v1/tenants\n{}",
+        serde_json::to_string(&inflight).unwrap()
+    );
     let hash = URL_SAFE_NO_PAD.encode(sha256(fingerprint.as_bytes()));
-    h.store.idempotency_begin("key-3", &hash, h.now(), 60).await.unwrap();
+    h.store
+        .idempotency_begin("key-3", &hash, h.now(), 60)
+        .await
+        .unwrap();
     let (s, v, _) = post_with_key(&h, "key-3", &inflight).await;
     assert_problem(s, &v, 409);
     assert!(h.store.tenant_by_name("slow").await.unwrap().is_none());
@@ -219,12 +302,19 @@ async fn concurrent_duplicates_apply_once() {
         }
     }
     assert_eq!(ids.len(), 1, "every success is the same principal");
-    assert_eq!(h.store.list_principals(&t.parse().unwrap()).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store
+            .list_principals(&t.parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
-async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = fs.map(tokio::spawn).collect();

@@ -78,7 +78,12 @@ impl Harness {
         self.clock.now()
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}/admin/v1{path}", self.url))
@@ -93,14 +98,19 @@ impl Harness {
 
     pub async fn tenant(&self, name: &str) -> String {
         let (s, v) = self
-            .admin(reqwest::Method::POST, "/tenants", Some(json!({ "name": name })))
+            .admin(
+                reqwest::Method::POST,
+                "/tenants",
+                Some(json!({ "name": name })),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn agent(&self, tenant: &str, name: &str, scopes: &str) -> Agent {
-        self.agent_with(tenant, name, json!({ "scopes": scopes })).await
+        self.agent_with(tenant, name, json!({ "scopes": scopes }))
+            .await
     }
 
     pub async fn agent_with(&self, tenant: &str, name: &str, extra: Value) -> Agent {
@@ -114,7 +124,11 @@ impl Harness {
             body[k] = v.clone();
         }
         let (s, v) = self
-            .admin(reqwest::Method::POST, &format!("/tenants/{tenant}/principals"), Some(body))
+            .admin(
+                reqwest::Method::POST,
+                &format!("/tenants/{tenant}/principals"),
+                Some(body),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         Agent {
@@ -188,7 +202,9 @@ pub fn assert_oauth_error(got: &(u16, Value), status: u16, error: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"], error, "{}", got.1);
     assert!(
-        got.1["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+        got.1["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
         "no description: {}",
         got.1
     );

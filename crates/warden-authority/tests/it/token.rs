@@ -22,7 +22,9 @@ async fn client_credentials_with_private_key_jwt_issues_a_verifiable_token() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
     let a = h.agent(&t, "mailer", "crm:*:read email:send").await;
-    let got = h.token_with_assertion(&h.assertion(&a), Some("crm:contacts:read")).await;
+    let got = h
+        .token_with_assertion(&h.assertion(&a), Some("crm:contacts:read"))
+        .await;
     assert_eq!(got.0, 200, "{}", got.1);
     assert_eq!(got.1["token_type"], "Bearer");
     assert_eq!(got.1["expires_in"], 900);
@@ -54,9 +56,15 @@ async fn openid_client_style_assertion_is_accepted() {
     let mut c = h.assertion_claims(&a);
     c.aud = Audience::Many(vec![h.url.clone()]);
     let header = json!({ "alg": "Ed25519", "typ": "JWT" });
-    let signing_input = format!("{}.{}", b64(&header), b64(&serde_json::to_value(&c).unwrap()));
+    let signing_input = format!(
+        "{}.{}",
+        b64(&header),
+        b64(&serde_json::to_value(&c).unwrap())
+    );
     let sig = URL_SAFE_NO_PAD.encode(a.key.sign(signing_input.as_bytes()));
-    let got = h.token_with_assertion(&format!("{signing_input}.{sig}"), None).await;
+    let got = h
+        .token_with_assertion(&format!("{signing_input}.{sig}"), None)
+        .await;
     assert_eq!(got.0, 200, "{}", got.1);
 }
 
@@ -65,13 +73,25 @@ async fn scope_outside_the_ceiling_is_invalid_scope() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
     let a = h.agent(&t, "mailer", "crm:contacts:read").await;
-    let got = h.token_with_assertion(&h.assertion(&a), Some("crm:contacts:read crm:contacts:delete")).await;
+    let got = h
+        .token_with_assertion(
+            &h.assertion(&a),
+            Some("crm:contacts:read crm:contacts:delete"),
+        )
+        .await;
     assert_oauth_error(&got, 400, "invalid_scope");
-    assert!(got.1["error_description"].as_str().unwrap().contains("crm:contacts:delete"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("crm:contacts:delete"));
     // A wildcard is wider than the concrete ceiling.
-    let got = h.token_with_assertion(&h.assertion(&a), Some("crm:*:read")).await;
+    let got = h
+        .token_with_assertion(&h.assertion(&a), Some("crm:*:read"))
+        .await;
     assert_oauth_error(&got, 400, "invalid_scope");
-    let got = h.token_with_assertion(&h.assertion(&a), Some("crm::read")).await;
+    let got = h
+        .token_with_assertion(&h.assertion(&a), Some("crm::read"))
+        .await;
     assert_oauth_error(&got, 400, "invalid_scope");
 }
 
@@ -80,26 +100,42 @@ async fn resource_indicator_sets_the_audience_only_when_allowed() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
     let a = h
-        .agent_with(&t, "crm-agent", json!({ "scopes": "crm:contacts:read", "audiences": ["https://crm.example"] }))
+        .agent_with(
+            &t,
+            "crm-agent",
+            json!({ "scopes": "crm:contacts:read", "audiences": ["https://crm.example"] }),
+        )
         .await;
     let assertion = h.assertion(&a);
     let got = h
         .token_form(&[
             ("grant_type", "client_credentials"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", &assertion),
             ("resource", "https://crm.example"),
         ])
         .await;
     assert_eq!(got.0, 200, "{}", got.1);
     let v = Validation::access_token(&h.url, vec!["https://crm.example".into()]);
-    assert!(verify_access_token(got.1["access_token"].as_str().unwrap(), &h.jwks().await, &v, h.now()).is_ok());
+    assert!(verify_access_token(
+        got.1["access_token"].as_str().unwrap(),
+        &h.jwks().await,
+        &v,
+        h.now()
+    )
+    .is_ok());
 
     let assertion = h.assertion(&a);
     let got = h
         .token_form(&[
             ("grant_type", "client_credentials"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", &assertion),
             ("resource", "https://payroll.example"),
         ])
@@ -111,21 +147,38 @@ async fn resource_indicator_sets_the_audience_only_when_allowed() {
 async fn lifetime_never_exceeds_the_tenant_ceiling() {
     let h = Harness::start().await;
     let (s, v) = h
-        .admin(Method::POST, "/tenants", Some(json!({ "name": "short", "max_token_ttl_secs": 120 })))
+        .admin(
+            Method::POST,
+            "/tenants",
+            Some(json!({ "name": "short", "max_token_ttl_secs": 120 })),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
     let a = h.agent(v["id"].as_str().unwrap(), "a", "x:read").await;
     let got = h.token_with_assertion(&h.assertion(&a), None).await;
     assert_eq!(got.1["expires_in"], 120);
     let (s, _) = h
-        .admin(Method::POST, "/tenants", Some(json!({ "name": "long", "max_token_ttl_secs": 3600 })))
+        .admin(
+            Method::POST,
+            "/tenants",
+            Some(json!({ "name": "long", "max_token_ttl_secs": 3600 })),
+        )
         .await;
     assert_eq!(s, 422);
 }
 
 /// A header of our choosing over the agent's real claims, signed with `sign`.
-fn forged(h: &Harness, a: &crate::support::Agent, header: Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-    let input = format!("{}.{}", b64(&header), b64(&serde_json::to_value(h.assertion_claims(a)).unwrap()));
+fn forged(
+    h: &Harness,
+    a: &crate::support::Agent,
+    header: Value,
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(&header),
+        b64(&serde_json::to_value(h.assertion_claims(a)).unwrap())
+    );
     let sig = URL_SAFE_NO_PAD.encode(sign(input.as_bytes()));
     format!("{input}.{sig}")
 }
@@ -137,7 +190,11 @@ async fn algorithm_attacks_are_invalid_client() {
     let a = h.agent(&t, "victim", "crm:contacts:read").await;
 
     let none = forged(&h, &a, json!({ "alg": "none" }), |_| Vec::new());
-    assert_oauth_error(&h.token_with_assertion(&none, None).await, 401, "invalid_client");
+    assert_oauth_error(
+        &h.token_with_assertion(&none, None).await,
+        401,
+        "invalid_client",
+    );
 
     // The classic confusion: HMAC keyed with the public key bytes everyone can read.
     let public = a.key.public_key().to_bytes();
@@ -148,18 +205,46 @@ async fn algorithm_attacks_are_invalid_client() {
     });
     let got = h.token_with_assertion(&hs256, None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("HS256"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("HS256"));
 
-    let es = forged(&h, &a, json!({ "alg": "ES256" }), |m| a.key.sign(m).to_vec());
-    assert_oauth_error(&h.token_with_assertion(&es, None).await, 401, "invalid_client");
+    let es = forged(&h, &a, json!({ "alg": "ES256" }), |m| {
+        a.key.sign(m).to_vec()
+    });
+    assert_oauth_error(
+        &h.token_with_assertion(&es, None).await,
+        401,
+        "invalid_client",
+    );
 
     // Key material in the header is never honoured: an attacker's own embedded key.
     let attacker = SigningKey::generate(&mut OsRng);
-    let jwk = serde_json::to_value(warden_core::jwks::Jwk::from_public_key(&attacker.public_key(), None)).unwrap();
-    let embedded = forged(&h, &a, json!({ "alg": "EdDSA", "jwk": jwk }), |m| attacker.sign(m).to_vec());
-    assert_oauth_error(&h.token_with_assertion(&embedded, None).await, 401, "invalid_client");
-    let jku = forged(&h, &a, json!({ "alg": "EdDSA", "jku": "https://evil.example/jwks" }), |m| attacker.sign(m).to_vec());
-    assert_oauth_error(&h.token_with_assertion(&jku, None).await, 401, "invalid_client");
+    let jwk = serde_json::to_value(warden_core::jwks::Jwk::from_public_key(
+        &attacker.public_key(),
+        None,
+    ))
+    .unwrap();
+    let embedded = forged(&h, &a, json!({ "alg": "EdDSA", "jwk": jwk }), |m| {
+        attacker.sign(m).to_vec()
+    });
+    assert_oauth_error(
+        &h.token_with_assertion(&embedded, None).await,
+        401,
+        "invalid_client",
+    );
+    let jku = forged(
+        &h,
+        &a,
+        json!({ "alg": "EdDSA", "jku": "https://evil.example/jwks" }),
+        |m| attacker.sign(m).to_vec(),
+    );
+    assert_oauth_error(
+        &h.token_with_assertion(&jku, None).await,
+        401,
+        "invalid_client",
+    );
 }
 
 #[tokio::test]
@@ -199,43 +284,72 @@ async fn key_and_identity_mismatches_are_invalid_client() {
     let by_b = jws::encode("JWT", None, &c, &b.key).unwrap();
     let got = h.token_with_assertion(&by_b, None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("signature"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
 
     // Unknown client.
     let mut ghost = h.assertion_claims(&a);
     ghost.iss = "agt_AAAAAAAAAAAAAAAAAAAAAA".into();
     ghost.sub = ghost.iss.clone();
-    let got = h.token_with_assertion(&jws::encode("JWT", None, &ghost, &a.key).unwrap(), None).await;
+    let got = h
+        .token_with_assertion(&jws::encode("JWT", None, &ghost, &a.key).unwrap(), None)
+        .await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("unknown client"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("unknown client"));
 
     // Unknown kid: the registered key has kid `k1`, the assertion names `k2`.
-    let c = h.agent_with(&t, "kidded", json!({ "scopes": "x:read" })).await;
+    let c = h
+        .agent_with(&t, "kidded", json!({ "scopes": "x:read" }))
+        .await;
     let jwk = warden_core::jwks::Jwk::from_public_key(&c.key.public_key(), Some("k1".into()));
     let (s, _) = h
-        .admin(Method::PUT, &format!("/principals/{}/public-key", c.id), Some(json!({ "public_key": jwk })))
+        .admin(
+            Method::PUT,
+            &format!("/principals/{}/public-key", c.id),
+            Some(json!({ "public_key": jwk })),
+        )
         .await;
     assert_eq!(s, 200);
-    let header = OutHeader { alg: "EdDSA", typ: "JWT", kid: Some("k2"), jwk: None };
+    let header = OutHeader {
+        alg: "EdDSA",
+        typ: "JWT",
+        kid: Some("k2"),
+        jwk: None,
+    };
     let wrong_kid = jws::encode_with_header(&header, &h.assertion_claims(&c), &c.key).unwrap();
     let got = h.token_with_assertion(&wrong_kid, None).await;
     assert_oauth_error(&got, 401, "invalid_client");
     assert!(got.1["error_description"].as_str().unwrap().contains("k2"));
-    let header = OutHeader { alg: "EdDSA", typ: "JWT", kid: Some("k1"), jwk: None };
+    let header = OutHeader {
+        alg: "EdDSA",
+        typ: "JWT",
+        kid: Some("k1"),
+        jwk: None,
+    };
     let right_kid = jws::encode_with_header(&header, &h.assertion_claims(&c), &c.key).unwrap();
     assert_eq!(h.token_with_assertion(&right_kid, None).await.0, 200);
 
     // iss ≠ sub, and a client_id parameter naming someone else.
     let mut split = h.assertion_claims(&a);
     split.sub = b.id.clone();
-    let got = h.token_with_assertion(&jws::encode("JWT", None, &split, &a.key).unwrap(), None).await;
+    let got = h
+        .token_with_assertion(&jws::encode("JWT", None, &split, &a.key).unwrap(), None)
+        .await;
     assert_oauth_error(&got, 401, "invalid_client");
     let assertion = h.assertion(&a);
     let got = h
         .token_form(&[
             ("grant_type", "client_credentials"),
             ("client_id", &b.id),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", &assertion),
         ])
         .await;
@@ -244,7 +358,11 @@ async fn key_and_identity_mismatches_are_invalid_client() {
     // An access token replayed as a client assertion (token confusion).
     let issued = h.token_with_assertion(&h.assertion(&a), None).await;
     let at = issued.1["access_token"].as_str().unwrap().to_owned();
-    assert_oauth_error(&h.token_with_assertion(&at, None).await, 401, "invalid_client");
+    assert_oauth_error(
+        &h.token_with_assertion(&at, None).await,
+        401,
+        "invalid_client",
+    );
 }
 
 #[tokio::test]
@@ -258,23 +376,36 @@ async fn assertion_time_audience_and_replay_checks() {
     expired.exp = h.now() - 31;
     let got = h.token_with_assertion(&sign(&expired), None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("expired"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
 
     let mut early = h.assertion_claims(&a);
     early.nbf = Some(h.now() + 120);
     let got = h.token_with_assertion(&sign(&early), None).await;
-    assert!(got.1["error_description"].as_str().unwrap().contains("not valid yet"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("not valid yet"));
     assert_oauth_error(&got, 401, "invalid_client");
 
     let mut long = h.assertion_claims(&a);
     long.exp = h.now() + 3600;
-    assert_oauth_error(&h.token_with_assertion(&sign(&long), None).await, 401, "invalid_client");
+    assert_oauth_error(
+        &h.token_with_assertion(&sign(&long), None).await,
+        401,
+        "invalid_client",
+    );
 
     let mut wrong_aud = h.assertion_claims(&a);
     wrong_aud.aud = Audience::One("https://other.example/token".into());
     let got = h.token_with_assertion(&sign(&wrong_aud), None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("audience"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("audience"));
 
     // Replay: the same assertion twice, and after the clock moves but before it expires.
     let once = h.assertion(&a);
@@ -282,7 +413,10 @@ async fn assertion_time_audience_and_replay_checks() {
     h.clock.advance(30);
     let got = h.token_with_assertion(&once, None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("already used"));
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("already used"));
 }
 
 #[tokio::test]
@@ -290,14 +424,36 @@ async fn disabled_principal_and_tenant_get_no_token() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
     let a = h.agent(&t, "a", "x:read").await;
-    assert_eq!(h.admin(Method::POST, &format!("/principals/{}/disable", a.id), None).await.0, 200);
+    assert_eq!(
+        h.admin(Method::POST, &format!("/principals/{}/disable", a.id), None)
+            .await
+            .0,
+        200
+    );
     let got = h.token_with_assertion(&h.assertion(&a), None).await;
     assert_oauth_error(&got, 401, "invalid_client");
-    assert!(got.1["error_description"].as_str().unwrap().contains("disabled"));
-    assert_eq!(h.admin(Method::POST, &format!("/principals/{}/enable", a.id), None).await.0, 200);
+    assert!(got.1["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("disabled"));
+    assert_eq!(
+        h.admin(Method::POST, &format!("/principals/{}/enable", a.id), None)
+            .await
+            .0,
+        200
+    );
     assert_eq!(h.token_with_assertion(&h.assertion(&a), None).await.0, 200);
-    assert_eq!(h.admin(Method::POST, &format!("/tenants/{t}/disable"), None).await.0, 200);
-    assert_oauth_error(&h.token_with_assertion(&h.assertion(&a), None).await, 401, "invalid_client");
+    assert_eq!(
+        h.admin(Method::POST, &format!("/tenants/{t}/disable"), None)
+            .await
+            .0,
+        200
+    );
+    assert_oauth_error(
+        &h.token_with_assertion(&h.assertion(&a), None).await,
+        401,
+        "invalid_client",
+    );
 }
 
 #[tokio::test]
@@ -305,11 +461,15 @@ async fn client_secret_basic() {
     let h = Harness::start().await;
     let t = h.tenant("acme").await;
     let a = h.agent(&t, "legacy-tool", "x:read").await;
-    let (s, v) = h.admin(Method::POST, &format!("/principals/{}/secret", a.id), None).await;
+    let (s, v) = h
+        .admin(Method::POST, &format!("/principals/{}/secret", a.id), None)
+        .await;
     assert_eq!(s, 201);
     let secret = v["client_secret"].as_str().unwrap().to_owned();
     // The secret is shown once: never in the principal's record.
-    let (_, p) = h.admin(Method::GET, &format!("/principals/{}", a.id), None).await;
+    let (_, p) = h
+        .admin(Method::GET, &format!("/principals/{}", a.id), None)
+        .await;
     assert!(!p.to_string().contains(&secret) && p.get("secret_hash").is_none());
 
     let basic = |id: &str, secret: &str| {
@@ -324,7 +484,10 @@ async fn client_secret_basic() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     let res = basic(&a.id, "wsec_wrong").send().await.unwrap();
     assert_eq!(res.status(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
     // Both methods at once is ambiguous.
@@ -347,9 +510,21 @@ async fn request_shape_errors() {
     let assertion = h.assertion(&a);
     let ct = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-    assert_oauth_error(&h.token_form(&[("grant_type", "password")]).await, 400, "unsupported_grant_type");
-    assert_oauth_error(&h.token_form(&[("scope", "x:read")]).await, 400, "invalid_request");
-    assert_oauth_error(&h.token_form(&[("grant_type", "client_credentials")]).await, 401, "invalid_client");
+    assert_oauth_error(
+        &h.token_form(&[("grant_type", "password")]).await,
+        400,
+        "unsupported_grant_type",
+    );
+    assert_oauth_error(
+        &h.token_form(&[("scope", "x:read")]).await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &h.token_form(&[("grant_type", "client_credentials")]).await,
+        401,
+        "invalid_client",
+    );
     let got = h
         .token_form(&[
             ("grant_type", "client_credentials"),
@@ -377,10 +552,16 @@ async fn request_shape_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
 
     // Oversized body.
-    let big = format!("grant_type=client_credentials&pad={}", "x".repeat(70 * 1024));
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "x".repeat(70 * 1024)
+    );
     let res = h
         .http
         .post(h.token_endpoint())
@@ -390,7 +571,10 @@ async fn request_shape_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
 }
 
 #[tokio::test]
@@ -446,13 +630,27 @@ async fn rotation_publishes_the_next_key_before_it_signs_and_keeps_the_old_one()
 #[tokio::test]
 async fn metadata_documents() {
     let h = Harness::start().await;
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
-        let m: Value = h.http.get(format!("{}{path}", h.url)).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let m: Value = h
+            .http
+            .get(format!("{}{path}", h.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(m["issuer"], h.url);
         assert_eq!(m["token_endpoint"], h.token_endpoint());
         assert_eq!(m["jwks_uri"], format!("{}/.well-known/jwks.json", h.url));
         assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
-        assert!(m["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("private_key_jwt")));
+        assert!(m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("private_key_jwt")));
     }
     let res = h.http.get(format!("{}/nope", h.url)).send().await.unwrap();
     assert_eq!(res.status(), 404);
@@ -482,6 +680,14 @@ async fn a_concurrently_replayed_assertion_issues_exactly_one_token() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 15, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        15,
+        "{statuses:?}"
+    );
 }

@@ -7,7 +7,8 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    AssertionJti, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError, Tenant,
+    AssertionJti, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError,
+    Tenant,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -59,9 +60,13 @@ async fn tenants_and_principals(s: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     s.set_tenant_max_token_ttl(&t.id, 300).await.unwrap();
-    assert_eq!(s.tenant(&t.id).await.unwrap().unwrap().max_token_ttl_secs, 300);
+    assert_eq!(
+        s.tenant(&t.id).await.unwrap().unwrap().max_token_ttl_secs,
+        300
+    );
     assert!(matches!(
-        s.set_tenant_disabled(&TenantId::generate(&mut OsRng), true).await,
+        s.set_tenant_disabled(&TenantId::generate(&mut OsRng), true)
+            .await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -73,7 +78,8 @@ async fn tenants_and_principals(s: &dyn Store) {
     s.create_principal(&agent).await.unwrap();
     assert_eq!(s.principal(&agent.id).await.unwrap(), Some(agent.clone()));
     assert!(matches!(
-        s.create_principal(&principal(&t, PrincipalKind::Agent, "mailer")).await,
+        s.create_principal(&principal(&t, PrincipalKind::Agent, "mailer"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let mut orphan = principal(&tenant("ghost"), PrincipalKind::Agent, "x");
@@ -84,10 +90,18 @@ async fn tenants_and_principals(s: &dyn Store) {
     ));
 
     let narrower = ScopeSet::parse("crm:contacts:read").unwrap();
-    s.set_principal_scopes(&agent.id, &narrower, 2_000).await.unwrap();
-    s.set_principal_disabled(&agent.id, true, 2_001).await.unwrap();
-    s.set_principal_public_key(&agent.id, "{}", 2_002).await.unwrap();
-    s.set_principal_secret_hash(&agent.id, "$argon2id$x", 2_003).await.unwrap();
+    s.set_principal_scopes(&agent.id, &narrower, 2_000)
+        .await
+        .unwrap();
+    s.set_principal_disabled(&agent.id, true, 2_001)
+        .await
+        .unwrap();
+    s.set_principal_public_key(&agent.id, "{}", 2_002)
+        .await
+        .unwrap();
+    s.set_principal_secret_hash(&agent.id, "$argon2id$x", 2_003)
+        .await
+        .unwrap();
     let got = s.principal(&agent.id).await.unwrap().unwrap();
     assert_eq!(got.scopes, narrower);
     assert!(got.disabled);
@@ -95,7 +109,13 @@ async fn tenants_and_principals(s: &dyn Store) {
     assert_eq!(got.secret_hash.as_deref(), Some("$argon2id$x"));
     assert_eq!(got.updated_at, 2_003);
 
-    let listed: Vec<_> = s.list_principals(&t.id).await.unwrap().into_iter().map(|p| p.id).collect();
+    let listed: Vec<_> = s
+        .list_principals(&t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&user.id) && listed.contains(&agent.id));
     assert_eq!(s.list_tenants().await.unwrap().len(), 1);
@@ -107,13 +127,21 @@ async fn tenants_and_principals(s: &dyn Store) {
 }
 
 async fn key_rotation(s: &dyn Store) {
-    s.insert_signing_key(&key("k1", KeyState::Active)).await.unwrap();
-    s.insert_signing_key(&key("k2", KeyState::Next)).await.unwrap();
+    s.insert_signing_key(&key("k1", KeyState::Active))
+        .await
+        .unwrap();
+    s.insert_signing_key(&key("k2", KeyState::Next))
+        .await
+        .unwrap();
     s.rotate_signing_keys(&key("k3", KeyState::Next), 5_000, 6_000)
         .await
         .unwrap();
     let keys = s.signing_keys().await.unwrap();
-    let state = |kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| (k.state, k.publish_until));
+    let state = |kid: &str| {
+        keys.iter()
+            .find(|k| k.kid == kid)
+            .map(|k| (k.state, k.publish_until))
+    };
     assert_eq!(state("k1"), Some((KeyState::Retired, Some(6_000))));
     assert_eq!(state("k2").map(|s| s.0), Some(KeyState::Active));
     assert_eq!(state("k3").map(|s| s.0), Some(KeyState::Next));
@@ -131,31 +159,74 @@ async fn assertion_jti_is_single_use(s: &dyn Store) {
 
     // A batch: fresh, replayed from before, duplicated within the batch.
     assert!(s.record_assertion_jti("agt_a", "old", 500).await.unwrap());
-    let e = |c: &str, j: &str| AssertionJti { client_id: c.into(), jti: j.into(), expires_at: 500 };
+    let e = |c: &str, j: &str| AssertionJti {
+        client_id: c.into(),
+        jti: j.into(),
+        expires_at: 500,
+    };
     let got = s
-        .record_assertion_jtis(&[e("agt_a", "n1"), e("agt_a", "old"), e("agt_a", "n2"), e("agt_a", "n1"), e("agt_b", "n1")])
+        .record_assertion_jtis(&[
+            e("agt_a", "n1"),
+            e("agt_a", "old"),
+            e("agt_a", "n2"),
+            e("agt_a", "n1"),
+            e("agt_b", "n1"),
+        ])
         .await
         .unwrap();
     assert_eq!(got, vec![true, false, true, false, true]);
     let many: Vec<_> = (0..1200).map(|i| e("agt_c", &format!("j{i}"))).collect();
-    assert!(s.record_assertion_jtis(&many).await.unwrap().iter().all(|f| *f));
-    assert!(s.record_assertion_jtis(&many).await.unwrap().iter().all(|f| !*f));
+    assert!(s
+        .record_assertion_jtis(&many)
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| *f));
+    assert!(s
+        .record_assertion_jtis(&many)
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| !*f));
 }
 
 async fn idempotency(s: &dyn Store) {
-    assert_eq!(s.idempotency_begin("k", "h1", 10, 60).await.unwrap(), IdempotencyBegin::Started);
-    assert_eq!(s.idempotency_begin("k", "h1", 11, 60).await.unwrap(), IdempotencyBegin::InFlight);
-    assert_eq!(s.idempotency_begin("k", "h2", 11, 60).await.unwrap(), IdempotencyBegin::Mismatch);
-    s.idempotency_complete("k", 201, "{\"ok\":1}").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin("k", "h1", 10, 60).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin("k", "h1", 11, 60).await.unwrap(),
+        IdempotencyBegin::InFlight
+    );
+    assert_eq!(
+        s.idempotency_begin("k", "h2", 11, 60).await.unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    s.idempotency_complete("k", 201, "{\"ok\":1}")
+        .await
+        .unwrap();
     assert_eq!(
         s.idempotency_begin("k", "h1", 12, 60).await.unwrap(),
-        IdempotencyBegin::Replay { status: 201, body: "{\"ok\":1}".into() }
+        IdempotencyBegin::Replay {
+            status: 201,
+            body: "{\"ok\":1}".into()
+        }
     );
     // An abandoned reservation is taken over.
-    assert_eq!(s.idempotency_begin("a", "h", 10, 60).await.unwrap(), IdempotencyBegin::Started);
-    assert_eq!(s.idempotency_begin("a", "h", 71, 60).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(
+        s.idempotency_begin("a", "h", 10, 60).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin("a", "h", 71, 60).await.unwrap(),
+        IdempotencyBegin::Started
+    );
     s.idempotency_release("a").await.unwrap();
-    assert_eq!(s.idempotency_begin("a", "h", 72, 60).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(
+        s.idempotency_begin("a", "h", 72, 60).await.unwrap(),
+        IdempotencyBegin::Started
+    );
     assert_eq!(s.prune_idempotency(72).await.unwrap(), 1);
 }
 
