@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test Warden has, on a fresh machine as on a developer's:
+#   unit and integration tests of every crate (cargo test),
+#   the end-to-end demo (`warden demo` must exit 0),
+#   interop with real third-party clients (Python: PyJWT, Authlib; Node: openid-client, jose).
+# Installs what it needs into throwaway directories; leaves nothing running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== cargo test (workspace)"
+cargo test --workspace 2>&1 | tee "$log"
+read -r cargo_passed cargo_failed < <(
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { print p + 0, f + 0 }' "$log")
+
+echo "== warden demo"
+cargo build -q -p warden
+demo_passed=0
+if target/debug/warden demo; then demo_passed=1; fi
+
+echo "== interop (Python, Node)"
+interop_line=$(WARDEN_BIN=target/debug/warden bash tests/interop/run.sh 2>&1 | tee /dev/stderr | grep -E '^interop: [0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
+interop_passed=$(sed -E 's/^interop: ([0-9]+) passed.*/\1/' <<<"${interop_line:-interop: 0 passed, 1 failed}")
+interop_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"${interop_line:-interop: 0 passed, 1 failed}")
+
+passed=$((cargo_passed + demo_passed + interop_passed))
+failed=$((cargo_failed + (1 - demo_passed) + interop_failed))
+echo
+echo "cargo: $cargo_passed passed, $cargo_failed failed; demo: $demo_passed passed, $((1 - demo_passed)) failed; ${interop_line:-interop: did not finish}"
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
