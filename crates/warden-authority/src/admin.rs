@@ -44,6 +44,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
         .route("/principals/{id}/secret", post(create_secret))
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
+        .route("/gateway-keys/{kid}", put(register_gateway_key))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),
             idempotency::middleware,
@@ -473,4 +474,63 @@ async fn rotate_keys(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<KeyV
     })?;
     tracing::info!(active = %a.keys.current().active_kid, "signing keys rotated");
     Ok(Json(key_views(&a)))
+}
+
+/// Longest a gateway key stays published without being registered again.
+const MAX_GATEWAY_KEY_TTL: i64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterGatewayKey {
+    gateway: String,
+    public_key: Jwk,
+    ttl_secs: i64,
+}
+
+/// A gateway publishes the key of its internal tokens through the authority's JWKS.
+async fn register_gateway_key(
+    State(a): State<Arc<Authority>>,
+    Path(kid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    let req: RegisterGatewayKey = json_body(&a, &headers, body).await?;
+    let valid_kid = kid.starts_with("gw-")
+        && (8..=64).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_kid {
+        return Err(Problem::unprocessable(
+            "gateway key id must be `gw-` and 5 to 61 characters of [A-Za-z0-9_-]",
+        ));
+    }
+    if a.keys.current().records.iter().any(|r| r.kid == kid) {
+        return Err(Problem::conflict("that key id belongs to a signing key"));
+    }
+    validate_name(&req.gateway)?;
+    if !(1..=MAX_GATEWAY_KEY_TTL).contains(&req.ttl_secs) {
+        return Err(Problem::unprocessable(format!(
+            "ttl_secs must be between 1 and {MAX_GATEWAY_KEY_TTL}"
+        )));
+    }
+    let public = req
+        .public_key
+        .to_public_key()
+        .map_err(|e| Problem::unprocessable(format!("public key refused: {e}")))?;
+    let now = a.now();
+    let record = warden_store::GatewayKeyRecord {
+        kid: kid.clone(),
+        public_key: URL_SAFE_NO_PAD.encode(public.to_bytes()),
+        gateway: req.gateway,
+        registered_at: now,
+        expires_at: now + req.ttl_secs,
+    };
+    a.store.register_gateway_key(&record).await?;
+    a.keys.reload(a.store.as_ref(), now).await.map_err(|e| {
+        tracing::error!(error = %e, "keyring reload failed");
+        Problem::internal()
+    })?;
+    tracing::info!(kid = %kid, gateway = %record.gateway, "gateway key registered");
+    Ok(Json(json!({ "kid": kid, "expires_at": record.expires_at })))
 }

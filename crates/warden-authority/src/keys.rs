@@ -15,7 +15,7 @@ use warden_core::crypto::{SealingKey, SigningKey};
 use warden_core::id::random_token_id;
 use warden_core::jwks::{Jwk, JwkSet};
 use warden_core::{KeySet, PublicKey};
-use warden_store::{KeyState, SigningKeyRecord, Store, StoreError};
+use warden_store::{GatewayKeyRecord, KeyState, SigningKeyRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -63,7 +63,8 @@ impl Keyring {
             }
             records = store.signing_keys().await?;
         }
-        let state = build_state(&master, records)?;
+        let gateways = store.gateway_keys(now).await?;
+        let state = build_state(&master, records, &gateways)?;
         Ok(Self {
             master,
             state: RwLock::new(Arc::new(state)),
@@ -89,19 +90,29 @@ impl Keyring {
         store
             .rotate_signing_keys(&next, now, now.saturating_add(retire_publish_secs))
             .await?;
-        self.reload(store).await
+        self.reload(store, now).await
     }
 
-    /// Drops retired keys past their publication period.
+    /// Drops retired keys past their publication period and expired gateway keys.
     pub async fn prune(&self, store: &dyn Store, now: i64) -> Result<(), KeyringError> {
-        if store.prune_signing_keys(now).await? > 0 {
-            self.reload(store).await?;
+        let pruned = store.prune_signing_keys(now).await? + store.prune_gateway_keys(now).await?;
+        if pruned > 0 {
+            self.reload(store, now).await?;
         }
         Ok(())
     }
 
-    pub async fn reload(&self, store: &dyn Store) -> Result<Arc<KeyringState>, KeyringError> {
-        let state = Arc::new(build_state(&self.master, store.signing_keys().await?)?);
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Arc<KeyringState>, KeyringError> {
+        let gateways = store.gateway_keys(now).await?;
+        let state = Arc::new(build_state(
+            &self.master,
+            store.signing_keys().await?,
+            &gateways,
+        )?);
         match self.state.write() {
             Ok(mut g) => *g = Arc::clone(&state),
             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&state),
@@ -128,6 +139,7 @@ fn new_record(master: &SealingKey, now: i64) -> SigningKeyRecord {
 fn build_state(
     master: &SealingKey,
     records: Vec<SigningKeyRecord>,
+    gateways: &[GatewayKeyRecord],
 ) -> Result<KeyringState, KeyringError> {
     let mut published = KeySet::new();
     let mut jwks = JwkSet::default();
@@ -154,6 +166,21 @@ fn build_state(
                 return Err(corrupt());
             }
             active = Some((r.kid.clone(), key));
+        }
+    }
+    for g in gateways {
+        // A gateway key never shadows a signing key. One that does not decode is skipped,
+        // not fatal: registration validated it.
+        if published.get(&g.kid).is_some() {
+            continue;
+        }
+        if let Some(public) = URL_SAFE_NO_PAD
+            .decode(&g.public_key)
+            .ok()
+            .and_then(|b| PublicKey::from_bytes(&b).ok())
+        {
+            published.insert(g.kid.clone(), public);
+            jwks.keys.push(Jwk::from_public_key(&public, Some(g.kid.clone())));
         }
     }
     let (active_kid, active) = active.ok_or(KeyringError::Store(StoreError::NotFound(

@@ -106,6 +106,13 @@ pub trait Store: Send + Sync + 'static {
     }
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64>;
 
+    /// Publishes a gateway's internal-token key until `expires_at`; re-registering the same
+    /// key extends it. A `kid` already bound to another key is a conflict.
+    async fn register_gateway_key(&self, key: &GatewayKeyRecord) -> Result<()>;
+    /// Gateway keys still registered at `now`.
+    async fn gateway_keys(&self, now: i64) -> Result<Vec<GatewayKeyRecord>>;
+    async fn prune_gateway_keys(&self, now: i64) -> Result<u64>;
+
     async fn idempotency_begin(
         &self,
         key: &str,

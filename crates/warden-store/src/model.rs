@@ -84,3 +84,15 @@ pub struct AssertionJti {
     pub jti: String,
     pub expires_at: i64,
 }
+
+/// A gateway's public key for the internal tokens it mints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayKeyRecord {
+    pub kid: String,
+    /// base64url of the 32-byte Ed25519 public key.
+    pub public_key: String,
+    /// The gateway's name, for operators.
+    pub gateway: String,
+    pub registered_at: i64,
+    pub expires_at: i64,
+}

@@ -20,12 +20,15 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store,
+    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store,
     StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_gateway_keys.sql")),
+];
 
 /// Rows per multi-row insert: three bound values each, well under SQLite's variable limit.
 const JTI_BATCH_ROWS: usize = 500;
@@ -462,6 +465,59 @@ impl Store for SqliteStore {
         let r = sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at < $1")
             .bind(now)
             .execute(&self.jti_pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn register_gateway_key(&self, key: &GatewayKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gateway_keys (kid, public_key, gateway, registered_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (kid) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE gateway_keys.public_key = excluded.public_key",
+        )
+        .bind(&key.kid)
+        .bind(&key.public_key)
+        .bind(&key.gateway)
+        .bind(key.registered_at)
+        .bind(key.expires_at)
+        .execute(&self.pool)
+        .await?;
+        // A kid already bound to another key is not rebound: that would let one
+        // registration take over another gateway's published identity.
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT public_key FROM gateway_keys WHERE kid = $1")
+                .bind(&key.kid)
+                .fetch_optional(&self.pool)
+                .await?;
+        match stored {
+            Some(pk) if pk == key.public_key => Ok(()),
+            _ => Err(StoreError::Conflict("gateway key id bound to another key")),
+        }
+    }
+
+    async fn gateway_keys(&self, now: i64) -> Result<Vec<GatewayKeyRecord>> {
+        sqlx::query("SELECT * FROM gateway_keys WHERE expires_at >= $1 ORDER BY registered_at, kid")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(GatewayKeyRecord {
+                    kid: r.try_get("kid")?,
+                    public_key: r.try_get("public_key")?,
+                    gateway: r.try_get("gateway")?,
+                    registered_at: r.try_get("registered_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_gateway_keys(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM gateway_keys WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
     }

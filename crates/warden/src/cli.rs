@@ -54,9 +54,36 @@ enum Command {
         /// Access-token lifetime in seconds (default 900; never above a tenant's ceiling).
         #[arg(long)]
         token_ttl: Option<i64>,
+        /// Run the gateway too, with the routes of this file (`[gateway]` table).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address of the gateway (default: the config's `listen`, else 127.0.0.1:8443).
+        #[arg(long, requires = "config")]
+        gateway_listen: Option<SocketAddr>,
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
+    },
+    /// Run a gateway alone, against a running authority.
+    Gateway {
+        /// Base URL of the authority.
+        #[arg(long)]
+        authority: String,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// File holding the admin token used to publish the gateway's key (or env
+        /// WARDEN_ADMIN_TOKEN).
+        #[arg(long, env = "WARDEN_ADMIN_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
     },
     /// Walk through issuing and verifying a token on temporary ports; exit 0 if every step held.
     Demo,
@@ -180,6 +207,15 @@ enum PrincipalAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Run the policy test cases in DIR/tests/*.json against the policies in DIR.
+    Test {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysAction {
     /// Promote the published next key, retire the active one, publish a new next key.
     Rotate,
@@ -193,6 +229,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             issuer,
             token_ttl,
+            config,
+            gateway_listen,
             log_json,
         } => {
             init_logging(log_json);
@@ -202,9 +240,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen,
                     issuer,
                     token_ttl_secs: token_ttl,
+                    config,
+                    gateway_listen,
                 },
             )
             .await?;
+            if let Some(g) = &running.gateway_url {
+                eprintln!("warden gateway on {g}");
+            }
             tracing::info!(authority = %running.authority_url, data_dir = %common.data_dir.display(), "warden serving");
             eprintln!(
                 "warden authority on {}  (data: {}, admin token: {}/admin.token)",
@@ -222,6 +265,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run().await,
+        Command::Gateway {
+            authority,
+            config,
+            listen,
+            admin_token_file,
+            log_json,
+        } => {
+            init_logging(log_json);
+            let token = match (admin_token_file, std::env::var("WARDEN_ADMIN_TOKEN").ok()) {
+                (Some(f), _) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read `{}`", f.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, Some(t)) => t,
+                (None, None) => anyhow::bail!(
+                    "the gateway needs the admin token to publish its key: --admin-token-file or WARDEN_ADMIN_TOKEN"
+                ),
+            };
+            let (url, handle) = serve::start_gateway(&config, &authority, &token, listen).await?;
+            eprintln!("warden gateway on {url} (authority {authority})");
+            tokio::select! {
+                r = handle => { r??; }
+                () = shutdown_signal() => tracing::info!("shutting down"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy { action: PolicyAction::Test { dir } } => {
+            let report = warden_policy::run_tests(&dir)?;
+            println!("{report}");
+            Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Tenant { action, common } => {
             let admin = connect(&common.data_dir)?;
             let out = match action {

@@ -48,6 +48,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: None,
             token_ttl_secs: None,
+            config: None,
+            gateway_listen: None,
         },
     )
     .await?;

@@ -1,7 +1,7 @@
 //! Running the all-in-one server: data directory, store, authority, HTTP listener.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +11,22 @@ use tokio::sync::oneshot;
 use warden_authority::data_dir::{DataDir, ServerInfo, MASTER_KEY_ENV};
 use warden_authority::{router, server, Authority, AuthorityConfig};
 use warden_core::time::SystemClock;
+use warden_gateway::{Gateway, GatewayConfig, StartOptions};
 use warden_store::sqlite::SqliteStore;
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
     pub issuer: Option<String>,
     pub token_ttl_secs: Option<i64>,
+    /// `warden.toml` with a `[gateway]` table: runs the gateway in the same process.
+    pub config: Option<PathBuf>,
+    pub gateway_listen: Option<SocketAddr>,
 }
 
 /// A started server; dropping `shutdown` or sending on it stops the listener.
 pub struct Running {
     pub authority_url: String,
+    pub gateway_url: Option<String>,
     pub admin_token: String,
     pub shutdown: oneshot::Sender<()>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -59,20 +64,62 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         pid: std::process::id(),
     })?;
     let (tx, rx) = oneshot::channel::<()>();
+    let (gw_tx, gw_rx) = oneshot::channel::<()>();
     let app = router(authority);
+    let authority_url = format!("http://{local}");
+    let authority_task = tokio::spawn(server::serve(listener, app, limits, async {
+        let _ = rx.await;
+    }));
+    let gateway = match &opts.config {
+        Some(path) => Some(start_gateway(path, &authority_url, &admin_token, opts.gateway_listen).await?),
+        None => None,
+    };
+    let gateway_url = gateway.as_ref().map(|(url, _)| url.clone());
     let task = tokio::spawn(async move {
-        let result = server::serve(listener, app, limits, async {
-            let _ = rx.await;
-        })
-        .await;
+        let _ = gw_rx.await;
+        let _ = tx.send(());
+        if let Some((_, handle)) = gateway {
+            handle.abort();
+        }
+        let result = authority_task.await;
         maintenance.abort();
         dir.remove_server_info();
-        result.context("server failed")
+        result.context("server task failed")?.context("server failed")
     });
     Ok(Running {
-        authority_url: format!("http://{local}"),
+        gateway_url,
+        authority_url,
         admin_token: admin_token.to_string(),
-        shutdown: tx,
+        shutdown: gw_tx,
         task,
     })
+}
+
+/// Starts a gateway against `authority_url` with the routes of `config`.
+pub async fn start_gateway(
+    config: &Path,
+    authority_url: &str,
+    admin_token: &str,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let mut config = GatewayConfig::load(config, Some(authority_url))?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the gateway", config.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let gateway = Gateway::start(
+        config,
+        StartOptions {
+            admin_token: admin_token.to_owned(),
+            clock: Arc::new(SystemClock),
+            audit_writer: None,
+            name: format!("gateway-{}", std::process::id()),
+        },
+    )
+    .await?;
+    let handle = tokio::spawn(gateway.serve(listener, std::future::pending()));
+    Ok((url, handle))
 }

@@ -7,7 +7,7 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    AssertionJti, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError,
+    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError,
     Tenant,
 };
 
@@ -230,6 +230,27 @@ async fn idempotency(s: &dyn Store) {
     assert_eq!(s.prune_idempotency(72).await.unwrap(), 1);
 }
 
+async fn gateway_keys(s: &dyn Store) {
+    let k = |kid: &str, pk: &str, exp: i64| GatewayKeyRecord {
+        kid: kid.into(),
+        public_key: pk.into(),
+        gateway: "gw-a".into(),
+        registered_at: 100,
+        expires_at: exp,
+    };
+    s.register_gateway_key(&k("g1", "pk1", 200)).await.unwrap();
+    s.register_gateway_key(&k("g1", "pk1", 300)).await.unwrap();
+    assert!(matches!(
+        s.register_gateway_key(&k("g1", "other", 900)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = s.gateway_keys(250).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].public_key.as_str(), keys[0].expires_at), ("pk1", 300));
+    assert!(s.gateway_keys(301).await.unwrap().is_empty());
+    assert_eq!(s.prune_gateway_keys(301).await.unwrap(), 1);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -245,6 +266,10 @@ macro_rules! conformance {
             #[tokio::test]
             async fn assertion_jti_is_single_use() {
                 super::assertion_jti_is_single_use(&$open).await
+            }
+            #[tokio::test]
+            async fn gateway_keys() {
+                super::gateway_keys(&$open).await
             }
             #[tokio::test]
             async fn idempotency() {

@@ -1,0 +1,162 @@
+//! Every decision goes to the audit sink without making the request wait for I/O: a bounded
+//! queue in front of a writer task.
+//!
+//! When the queue is full the route's fail mode decides, and the loss is never silent:
+//! `closed` (the default) refuses the request with 503 and `Retry-After`, so no decision goes
+//! unrecorded; `open` lets it through, counts it, and the writer records a `gap` entry with
+//! the count as soon as it can.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub time: i64,
+    pub request_id: String,
+    /// `allow`, `deny`, or `gap` (decisions lost to a full queue).
+    pub decision: &'static str,
+    /// The pipeline phase that decided.
+    pub phase: &'static str,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub client_ip: IpAddr,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_ids: Vec<String>,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+}
+
+/// Where audit entries end up.
+pub trait AuditWriter: Send + 'static {
+    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()>;
+}
+
+/// JSON lines appended to a file, flushed per batch.
+pub struct JsonlFile(std::io::BufWriter<std::fs::File>);
+
+impl JsonlFile {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self(std::io::BufWriter::new(f)))
+    }
+}
+
+impl AuditWriter for JsonlFile {
+    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()> {
+        for e in events {
+            serde_json::to_writer(&mut self.0, e)?;
+            self.0.write_all(b"\n")?;
+        }
+        self.0.flush()
+    }
+}
+
+/// Entries as structured log lines (target `warden::audit`), when no file is configured.
+pub struct TracingWriter;
+
+impl AuditWriter for TracingWriter {
+    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()> {
+        for e in events {
+            let line = serde_json::to_string(e).unwrap_or_default();
+            tracing::info!(target: "warden::audit", "{line}");
+        }
+        Ok(())
+    }
+}
+
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+    dropped: Arc<AtomicU64>,
+    dropped_total: AtomicU64,
+}
+
+/// The queue had no room.
+#[derive(Debug)]
+pub struct QueueFull;
+
+impl AuditSink {
+    /// Starts the writer on a blocking thread (writers do file I/O).
+    pub fn spawn(capacity: usize, mut writer: Box<dyn AuditWriter>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<AuditEvent>(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let pending_gap = Arc::clone(&dropped);
+        std::thread::Builder::new()
+            .name("warden-audit".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(256);
+                while rx.blocking_recv().map(|e| batch.push(e)).is_some() {
+                    while batch.len() < 256 {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                    let lost = pending_gap.swap(0, Ordering::AcqRel);
+                    if lost > 0 {
+                        batch.push(gap_event(lost));
+                    }
+                    if let Err(e) = writer.write_batch(&batch) {
+                        tracing::error!(error = %e, entries = batch.len(), "audit write failed");
+                    }
+                    batch.clear();
+                }
+            })
+            .ok();
+        Self {
+            tx,
+            dropped,
+            dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an entry without waiting.
+    pub fn try_record(&self, event: AuditEvent) -> Result<(), QueueFull> {
+        self.tx.try_send(event).map_err(|_| QueueFull)
+    }
+
+    /// Counts an entry that a fail-open route let through without recording.
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::AcqRel);
+        self.dropped_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+}
+
+fn gap_event(dropped: u64) -> AuditEvent {
+    AuditEvent {
+        time: warden_core::time::Clock::now(&warden_core::time::SystemClock),
+        request_id: String::new(),
+        decision: "gap",
+        phase: "audit",
+        reason: format!("{dropped} decisions were not recorded: the audit queue was full"),
+        sub: None,
+        act: None,
+        jti: None,
+        route: None,
+        method: String::new(),
+        path: String::new(),
+        client_ip: IpAddr::from([0, 0, 0, 0]),
+        policy_ids: Vec::new(),
+        status: 0,
+        dropped: Some(dropped),
+    }
+}

@@ -1,0 +1,134 @@
+//! Refusals and how they answer: 401 with an RFC 6750 challenge for missing or bad tokens,
+//! 403 problem+json for scope, network and policy, 429 with `Retry-After`, 502/504 for an
+//! upstream's failure. The reason a client reads never contains a token.
+
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use crate::http_client::{full, Body};
+
+#[derive(Debug, Clone)]
+pub enum Deny {
+    /// No `Authorization: Bearer` credential.
+    MissingToken,
+    /// The credential is not a valid token for this gateway.
+    InvalidToken(String),
+    NoRoute,
+    MethodNotAllowed(String),
+    InsufficientScope(String),
+    Network(String),
+    Policy { policy_ids: Vec<String>, reason: String },
+    RateLimited { retry_after_secs: u64 },
+    AuditBacklog,
+    UpstreamUnreachable(String),
+    UpstreamTimeout,
+}
+
+impl Deny {
+    /// The pipeline phase that refused, as it appears in the audit log.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => "verify",
+            Self::NoRoute | Self::MethodNotAllowed(_) => "route",
+            Self::InsufficientScope(_) => "scope",
+            Self::Network(_) => "network",
+            Self::Policy { .. } => "policy",
+            Self::RateLimited { .. } => "rate",
+            Self::AuditBacklog => "audit",
+            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout => "forward",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InsufficientScope(_) | Self::Network(_) | Self::Policy { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AuditBacklog => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Self::MissingToken => "no bearer token".into(),
+            Self::InvalidToken(r) => r.clone(),
+            Self::NoRoute => "no route for this path".into(),
+            Self::MethodNotAllowed(m) => format!("method {m} is not allowed on this route"),
+            Self::InsufficientScope(s) => format!("the token lacks scope `{s}`"),
+            Self::Network(r) => r.clone(),
+            Self::Policy { reason, .. } => reason.clone(),
+            Self::RateLimited { retry_after_secs } => {
+                format!("rate limit exceeded; retry after {retry_after_secs} s")
+            }
+            Self::AuditBacklog => "the audit log cannot take more entries; retry shortly".into(),
+            Self::UpstreamUnreachable(_) => "the upstream could not be reached".into(),
+            Self::UpstreamTimeout => "the upstream did not answer in time".into(),
+        }
+    }
+
+    pub fn policy_ids(&self) -> &[String] {
+        match self {
+            Self::Policy { policy_ids, .. } => policy_ids,
+            _ => &[],
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let reason = self.reason();
+        let mut body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("refused"),
+            "status": status.as_u16(),
+            "detail": reason,
+        });
+        if let Self::Policy { policy_ids, .. } = &self {
+            body["policy_ids"] = json!(policy_ids);
+        }
+        let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        let challenge = match &self {
+            Self::MissingToken => Some("Bearer realm=\"warden\"".to_owned()),
+            Self::InvalidToken(r) => Some(format!(
+                "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
+                quote_safe(r)
+            )),
+            Self::InsufficientScope(s) => Some(format!(
+                "Bearer realm=\"warden\", error=\"insufficient_scope\", scope=\"{}\"",
+                quote_safe(s)
+            )),
+            _ => None,
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+        match &self {
+            Self::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    h.insert(RETRY_AFTER, v);
+                }
+            }
+            Self::AuditBacklog => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// RFC 6750 error descriptions are quoted strings of printable ASCII without `"` or `\`.
+fn quote_safe(s: &str) -> String {
+    s.chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect()
+}

@@ -1,0 +1,246 @@
+//! Warden's gateway: no request reaches an upstream unless its identity is proven and a
+//! policy allows it.
+//!
+//! Each request runs a pipeline of named phases, all local (no store, no authority call on
+//! the hot path): `verify` (bearer token, EdDSA against the cached JWKS, claims) → `route`
+//! (longest prefix) → `scope` → `network` (`allowed_ips` against the client address) →
+//! `policy` (Cedar) → `rate` (GCRA per identity) → `swap` (a short internal token for that
+//! upstream) → `forward`. Every decision is handed to the audit sink without waiting on
+//! disk. The same pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and
+//! Envoy.
+
+pub mod audit;
+pub mod config;
+mod deny;
+mod http_client;
+pub mod jwks;
+pub mod net;
+mod pipeline;
+mod proxy;
+pub mod token_cache;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rand_core::OsRng;
+use serde_json::json;
+use tokio::net::TcpListener;
+use warden_core::id::random_token_id;
+use warden_core::jwks::Jwk;
+use warden_core::time::Clock;
+use warden_core::SigningKey;
+use warden_policy::PolicyStore;
+
+pub use config::{ConfigError, GatewayConfig};
+pub use deny::Deny;
+
+use crate::audit::AuditSink;
+use crate::http_client::{json_request, HttpClient};
+use crate::jwks::JwksCache;
+use crate::token_cache::TokenCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("policy: {0}")]
+    Policy(String),
+    #[error("authority at {0} is unreachable or refused: {1}")]
+    Authority(String, String),
+    #[error("audit log: {0}")]
+    Audit(String),
+}
+
+/// How long a registered gateway key stays published without re-registration, and how
+/// often the gateway re-registers it.
+const KEY_TTL_SECS: i64 = 3600;
+const KEY_RENEW_EVERY: Duration = Duration::from_secs(600);
+
+/// The gateway's own signing identity for internal tokens; the private key lives only here.
+pub struct GatewayKey {
+    pub kid: String,
+    key: SigningKey,
+}
+
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub jwks: Arc<JwksCache>,
+    pub policies: Option<Arc<PolicyStore>>,
+    pub tokens: TokenCache,
+    pub audit: AuditSink,
+    limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    key: GatewayKey,
+    client: HttpClient,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a gateway needs from outside its config.
+pub struct StartOptions {
+    /// Credential for registering the gateway's key with the authority.
+    pub admin_token: String,
+    pub clock: Arc<dyn Clock>,
+    /// Where audit entries go; `None` means the configured file, else structured logs.
+    pub audit_writer: Option<Box<dyn audit::AuditWriter>>,
+    /// A name for this gateway in the authority's records.
+    pub name: String,
+}
+
+impl Gateway {
+    /// Loads policies, fetches the JWKS, registers the internal-token key with the
+    /// authority, and starts the background refreshers.
+    pub async fn start(config: GatewayConfig, opts: StartOptions) -> Result<Arc<Self>, StartError> {
+        let client = http_client::new_client();
+        let policies = match &config.policy_dir {
+            Some(dir) => {
+                let store = PolicyStore::open(dir.clone()).map_err(|e| StartError::Policy(e.to_string()))?;
+                store.spawn_watcher(Duration::from_secs(1));
+                Some(store)
+            }
+            None => None,
+        };
+        let key = GatewayKey {
+            kid: format!("gw-{}", random_token_id(&mut OsRng)),
+            key: SigningKey::generate(&mut OsRng),
+        };
+        register_key(&client, &config.authority, &opts.admin_token, &opts.name, &key).await?;
+        let jwks = Arc::new(JwksCache::new(
+            format!("{}/.well-known/jwks.json", config.authority),
+            client.clone(),
+            config.jwks_min_refresh,
+        ));
+        jwks.refresh()
+            .await
+            .map_err(|e| StartError::Authority(config.authority.clone(), e))?;
+        jwks.spawn_refresher(config.jwks_refresh);
+        let writer: Box<dyn audit::AuditWriter> = match opts.audit_writer {
+            Some(w) => w,
+            None => match &config.audit_log {
+                Some(path) => Box::<audit::JsonlFile>::new(
+                    audit::JsonlFile::open(path).map_err(|e| StartError::Audit(format!("`{}`: {e}", path.display())))?,
+                ),
+                None => Box::new(audit::TracingWriter),
+            },
+        };
+        let audit = AuditSink::spawn(config.audit_queue, writer);
+        let limiters = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let (rate, burst) = r.rate?;
+                let quota = Quota::per_second(std::num::NonZeroU32::new(rate)?)
+                    .allow_burst(std::num::NonZeroU32::new(burst)?);
+                Some((r.prefix.clone(), RateLimiter::keyed(quota)))
+            })
+            .collect();
+        let gateway = Arc::new(Self {
+            tokens: TokenCache::new(config.token_cache_entries),
+            config,
+            jwks,
+            policies,
+            audit,
+            limiters,
+            key,
+            client,
+            clock: opts.clock,
+        });
+        gateway.spawn_key_renewal(opts.admin_token, opts.name);
+        Ok(gateway)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key.kid
+    }
+
+    fn spawn_key_renewal(self: &Arc<Self>, admin_token: String, name: String) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RENEW_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { return };
+                if let Err(e) = register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await {
+                    tracing::warn!(error = %e, "gateway key renewal failed; will retry");
+                }
+                // Idle identities' limiter state is dropped, bounding its memory.
+                for l in g.limiters.values() {
+                    l.retain_recent();
+                }
+            }
+        });
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        let header_timeout = self.config.header_read_timeout;
+        let max_header_bytes = self.config.max_header_bytes;
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            let _ = stream.set_nodelay(true);
+            let gw = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let gw = Arc::clone(&gw);
+                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .max_buf_size(max_header_bytes)
+                    .max_headers(100);
+                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(error = %e, %peer, "connection closed with error");
+                }
+            });
+        }
+    }
+}
+
+async fn register_key(
+    client: &HttpClient,
+    authority: &str,
+    admin_token: &str,
+    name: &str,
+    key: &GatewayKey,
+) -> Result<(), StartError> {
+    let url = format!("{authority}/admin/v1/gateway-keys/{}", key.kid);
+    let body = json!({
+        "gateway": name,
+        "public_key": Jwk::from_public_key(&key.key.public_key(), Some(key.kid.clone())),
+        "ttl_secs": KEY_TTL_SECS,
+    });
+    let (status, answer) = json_request(client, hyper::Method::PUT, &url, Some(admin_token), Some(&body))
+        .await
+        .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
+    if status != 200 {
+        return Err(StartError::Authority(
+            authority.to_owned(),
+            format!("key registration answered {status}: {}", answer["detail"]),
+        ));
+    }
+    Ok(())
+}

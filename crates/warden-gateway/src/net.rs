@@ -1,0 +1,73 @@
+//! Where a request comes from: the TCP peer, or — only when the peer is a configured trusted
+//! proxy — the nearest untrusted address in `X-Forwarded-For`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Walks `X-Forwarded-For` from the right, past trusted proxies; an unparsable entry ends
+/// the walk, since everything left of it is the client's to forge.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(xff) = forwarded_for else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Parses `allowed_ips` entries (CIDR or single address); `None` if any is invalid, so a
+/// malformed restriction never turns into no restriction.
+pub fn parse_networks(entries: &[String]) -> Option<Vec<IpNet>> {
+    entries
+        .iter()
+        .map(|e| {
+            e.parse::<IpNet>()
+                .ok()
+                .or_else(|| e.parse::<IpAddr>().ok().map(IpNet::from))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())];
+        // An untrusted peer's header is ignored.
+        assert_eq!(client_ip(ip("192.0.2.9"), Some("1.2.3.4"), &trusted), ip("192.0.2.9"));
+        // A trusted peer: the rightmost untrusted hop is the client.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 203.0.113.7, 10.0.0.2"), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.3"), &trusted), ip("10.0.0.3"));
+        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn networks_parse_strictly() {
+        assert!(parse_networks(&["10.0.0.0/8".into(), "::1".into()]).is_some());
+        assert!(parse_networks(&["10.0.0.0/33".into()]).is_none());
+    }
+}

@@ -1,0 +1,421 @@
+//! The decision pipeline, shared by the reverse proxy and the forward-auth endpoint.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{HeaderMap, Request, Response};
+use rand_core::OsRng;
+use serde_json::json;
+use warden_core::claims::{AccessClaims, Actor, Audience};
+use warden_core::id::random_token_id;
+use warden_core::jws::{self, UnverifiedToken};
+use warden_core::{ScopeSet, TokenError, Validation};
+use warden_policy::{Effect, PolicyRequest};
+
+use crate::audit::AuditEvent;
+use crate::config::{FailMode, Route};
+use crate::deny::Deny;
+use crate::http_client::{full, Body};
+use crate::net::{client_ip, parse_networks};
+use crate::token_cache::Verified;
+use crate::Gateway;
+
+/// What the pipeline knows about a request before deciding.
+pub struct Facts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub client_ip: IpAddr,
+    pub request_id: String,
+}
+
+/// An allowed request: the route, the verified token, and the internal token to forward.
+pub struct Allowed<'g> {
+    pub route: &'g Route,
+    pub verified: Arc<Verified>,
+    pub internal_token: Arc<str>,
+    pub policy_ids: Vec<String>,
+}
+
+impl Gateway {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let authz = &self.config.authz_path;
+        if path == *authz || path.strip_prefix(authz.as_str()).is_some_and(|rest| rest.starts_with('/')) {
+            return self.forward_auth(&req, peer).await;
+        }
+        if path == "/healthz" {
+            return self.health();
+        }
+        let client = client_ip(
+            peer.ip(),
+            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            &self.config.trusted_proxies,
+        );
+        let facts = Facts {
+            method: req.method().as_str(),
+            path: &path,
+            headers: req.headers(),
+            client_ip: client,
+            request_id: random_token_id(&mut OsRng),
+        };
+        let request_id = facts.request_id.clone();
+        match self.decide(&facts).await {
+            Ok(allowed) => {
+                let route = allowed.route;
+                let token = Arc::clone(&allowed.internal_token);
+                let res = tokio::time::timeout(
+                    self.config.request_timeout,
+                    self.forward(req, route, &token, client, &request_id),
+                )
+                .await
+                .unwrap_or(Err(Deny::UpstreamTimeout));
+                match res {
+                    Ok(res) => res,
+                    Err(deny) => {
+                        // The decision was allowed and audited; the forward failure is logged.
+                        tracing::warn!(request_id = %request_id, route = %route.prefix, reason = %deny.reason(), "upstream failure");
+                        deny.into_response()
+                    }
+                }
+            }
+            Err(deny) => deny.into_response(),
+        }
+    }
+
+    /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP):
+    /// the original method and URI come from `X-Forwarded-Method`/`X-Forwarded-Uri`
+    /// (Traefik), `X-Original-Method`/`X-Original-URI` (nginx), or the request itself with the
+    /// `/authz` prefix removed (Envoy's `path_prefix`). 200 carries the internal token.
+    async fn forward_auth(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let h = req.headers();
+        let header = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
+                .map(str::to_owned)
+        };
+        let method = header(&["x-forwarded-method", "x-original-method"])
+            .unwrap_or_else(|| req.method().as_str().to_owned())
+            .to_ascii_uppercase();
+        let uri = header(&["x-forwarded-uri", "x-original-uri"]).unwrap_or_else(|| {
+            let p = req.uri().path();
+            p.strip_prefix(&self.config.authz_path).unwrap_or(p).to_owned()
+        });
+        let path = uri.split('?').next().unwrap_or("/");
+        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let client = client_ip(
+            peer.ip(),
+            h.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            &self.config.trusted_proxies,
+        );
+        let facts = Facts {
+            method: &method,
+            path: &path,
+            headers: h,
+            client_ip: client,
+            request_id: random_token_id(&mut OsRng),
+        };
+        match self.decide(&facts).await {
+            Ok(allowed) => {
+                let mut res = Response::new(full(""));
+                let hv = HeaderValue::from_str(&format!("Bearer {}", allowed.internal_token));
+                if let Ok(v) = hv {
+                    res.headers_mut().insert(AUTHORIZATION, v.clone());
+                    res.headers_mut().insert("x-warden-authorization", v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&allowed.verified.claims.sub) {
+                    res.headers_mut().insert("x-warden-subject", v);
+                }
+                res
+            }
+            Err(deny) => deny.into_response(),
+        }
+    }
+
+    fn health(&self) -> Response<Body> {
+        let body = json!({
+            "status": "ok",
+            "jwks_keys": self.jwks.keys().len(),
+            "jwks_age_secs": self.jwks.age().map(|d| d.as_secs()),
+            "policies": self.policies.as_ref().map(|p| p.current().len()),
+            "verified_tokens_cached": self.tokens.len(),
+            "audit_dropped_total": self.audit.dropped_total(),
+            "gateway_key": self.key_id(),
+        });
+        let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
+        res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res
+    }
+
+    /// Runs every phase; the outcome is audited before it is returned.
+    pub async fn decide<'g>(&'g self, facts: &Facts<'_>) -> Result<Allowed<'g>, Deny> {
+        let now = self.now();
+        let mut outcome = self.phases(facts, now).await;
+        let (verified, route) = match &outcome {
+            Ok(a) => (Some(Arc::clone(&a.verified)), Some(a.route)),
+            Err((v, r, _)) => (v.clone(), *r),
+        };
+        let event = AuditEvent {
+            time: now,
+            request_id: facts.request_id.clone(),
+            decision: if outcome.is_ok() { "allow" } else { "deny" },
+            phase: match &outcome {
+                Ok(_) => "forward",
+                Err((_, _, d)) => d.phase(),
+            },
+            reason: match &outcome {
+                Ok(_) => "allowed".into(),
+                Err((_, _, d)) => d.reason(),
+            },
+            sub: verified.as_ref().map(|v| v.claims.sub.clone()),
+            act: verified.as_ref().and_then(|v| v.actor.clone()),
+            jti: verified.as_ref().map(|v| v.claims.jti.clone()),
+            route: route.map(|r| r.prefix.clone()),
+            method: facts.method.to_owned(),
+            path: facts.path.to_owned(),
+            client_ip: facts.client_ip,
+            policy_ids: match &outcome {
+                Ok(a) => a.policy_ids.clone(),
+                Err((_, _, d)) => d.policy_ids().to_vec(),
+            },
+            status: match &outcome {
+                Ok(_) => 200,
+                Err((_, _, d)) => d.status().as_u16(),
+            },
+            dropped: None,
+        };
+        if self.audit.try_record(event).is_err() {
+            match route.map_or(FailMode::Closed, |r| r.fail_mode) {
+                FailMode::Closed => outcome = Err((verified, route, Deny::AuditBacklog)),
+                FailMode::Open => self.audit.count_dropped(),
+            }
+        }
+        outcome.map_err(|(_, _, d)| d)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn phases<'g>(
+        &'g self,
+        facts: &Facts<'_>,
+        now: i64,
+    ) -> Result<Allowed<'g>, (Option<Arc<Verified>>, Option<&'g Route>, Deny)> {
+        // verify
+        let token = bearer(facts.headers).map_err(|d| (None, None, d))?;
+        let verified = self.verify(token, now).await.map_err(|d| (None, None, d))?;
+        let fail = |route: Option<&'g Route>, d: Deny| (Some(Arc::clone(&verified)), route, d);
+
+        // route
+        let route = self.config.route_for(facts.path).ok_or_else(|| fail(None, Deny::NoRoute))?;
+        let Some(required) = route.scopes.get(facts.method) else {
+            return Err(fail(Some(route), Deny::MethodNotAllowed(facts.method.to_owned())));
+        };
+
+        // scope
+        if !verified.scopes.covers(required) {
+            return Err(fail(Some(route), Deny::InsufficientScope(required.to_string())));
+        }
+
+        // network
+        if let Some(nets) = &verified.allowed_ips {
+            if !nets.iter().any(|n| n.contains(&facts.client_ip)) {
+                return Err(fail(
+                    Some(route),
+                    Deny::Network(format!("client address {} is outside the token's allowed_ips", facts.client_ip)),
+                ));
+            }
+        }
+
+        // policy
+        let mut policy_ids = Vec::new();
+        if let Some(policies) = &self.policies {
+            let scopes: Vec<&str> = verified.scopes.iter().map(|s| s.as_str()).collect();
+            let c = &verified.claims;
+            let decision = policies.current().decide(&PolicyRequest {
+                tenant: &c.tenant,
+                principal: &c.sub,
+                principal_kind: kind_of(&c.sub),
+                owner: None,
+                actor: verified.actor.as_deref(),
+                method: facts.method,
+                route: &route.prefix,
+                route_tenant: route.tenant.as_deref(),
+                path: facts.path,
+                client_ip: facts.client_ip,
+                time: now,
+                scopes: &scopes,
+                delegation_depth: verified.delegation_depth,
+            });
+            policy_ids = decision.policy_ids;
+            if !matches!(decision.effect, Effect::Allow) {
+                let reason = if policy_ids.is_empty() {
+                    "no policy permits this request".to_owned()
+                } else {
+                    format!("denied by policy {}", policy_ids.join(", "))
+                };
+                return Err(fail(Some(route), Deny::Policy { policy_ids, reason }));
+            }
+        }
+
+        // rate
+        if let Some(limiter) = self.limiters.get(&route.prefix) {
+            if let Err(not_until) = limiter.check_key(&verified.claims.sub) {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Err(fail(Some(route), Deny::RateLimited { retry_after_secs: secs.max(1) }));
+            }
+        }
+
+        // swap
+        let internal_token = self.internal_token(&verified, route, required, facts.method, now);
+        Ok(Allowed {
+            route,
+            verified,
+            internal_token,
+            policy_ids,
+        })
+    }
+
+    /// Verifies a token, or takes it from the cache of verified tokens. A hit is re-checked
+    /// against the clock and the current key set, so it never outlives what a fresh
+    /// verification would accept.
+    async fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, Deny> {
+        if token.len() > self.config.max_token_bytes {
+            return Err(Deny::InvalidToken("token is too large".into()));
+        }
+        let leeway = Validation::DEFAULT_LEEWAY;
+        if let Some(hit) = self.tokens.get(token) {
+            let c = &hit.claims;
+            if now > c.exp + leeway {
+                self.tokens.remove(token);
+                return Err(Deny::InvalidToken(TokenError::Expired.to_string()));
+            }
+            if c.nbf > now + leeway {
+                return Err(Deny::InvalidToken(TokenError::NotYetValid.to_string()));
+            }
+            if self.jwks.keys().get(&hit.kid).is_some() {
+                return Ok(hit);
+            }
+            // The signing key is no longer published: verify afresh (and fail).
+            self.tokens.remove(token);
+        }
+        let validation = Validation::access_token(&self.config.issuer, vec![self.config.audience.clone()]);
+        let parsed = UnverifiedToken::parse(token).map_err(|e| Deny::InvalidToken(e.to_string()))?;
+        let kid = parsed.header().kid.clone();
+        let mut keys = self.jwks.keys();
+        if let Some(k) = &kid {
+            if keys.get(k).is_none() && self.jwks.refresh_for_unknown_kid().await {
+                keys = self.jwks.keys();
+            }
+        }
+        let verified = parsed
+            .verify_with::<AccessClaims>(&keys, &validation, now)
+            .map_err(|e| Deny::InvalidToken(e.to_string()))?;
+        let claims = verified.into_claims();
+        let scopes = ScopeSet::parse(&claims.scope)
+            .map_err(|e| Deny::InvalidToken(format!("token scope: {e}")))?;
+        let allowed_ips = match &claims.allowed_ips {
+            None => None,
+            Some(list) => Some(
+                parse_networks(list)
+                    .ok_or_else(|| Deny::InvalidToken("token allowed_ips is malformed".into()))?,
+            ),
+        };
+        let (actor, delegation_depth) = chain(claims.act.as_ref());
+        let v = Arc::new(Verified {
+            kid: kid.unwrap_or_default(),
+            claims,
+            scopes,
+            allowed_ips,
+            actor,
+            delegation_depth,
+            internal: Mutex::new(Default::default()),
+        });
+        self.tokens.insert(token, Arc::clone(&v), now);
+        Ok(v)
+    }
+
+    /// The token the upstream sees: this route's audience, only the scope this method needs,
+    /// `sub` and `act` preserved, at most `internal_token_ttl_secs` and never past the
+    /// external token's expiry. Reused while it has more than half its life left.
+    fn internal_token(&self, v: &Verified, route: &Route, scope: &warden_core::Scope, method: &str, now: i64) -> Arc<str> {
+        let key = (route.prefix.clone(), method.to_owned());
+        let ttl = self.config.internal_token_ttl_secs;
+        let mut minted = match v.internal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((t, exp)) = minted.get(&key) {
+            if exp - now > ttl / 2 {
+                return Arc::clone(t);
+            }
+        }
+        let exp = (now + ttl).min(v.claims.exp);
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            sub: v.claims.sub.clone(),
+            aud: Audience::One(route.audience.clone()),
+            exp,
+            iat: now,
+            nbf: now,
+            jti: random_token_id(&mut OsRng),
+            client_id: v.claims.client_id.clone(),
+            tenant: v.claims.tenant.clone(),
+            scope: scope.to_string(),
+            act: v.claims.act.clone(),
+            cnf: None,
+            allowed_ips: None,
+            max_uses: None,
+        };
+        let token: Arc<str> = jws::encode("at+jwt", Some(&self.key.kid), &claims, &self.key.key)
+            .unwrap_or_default()
+            .into();
+        minted.insert(key, (Arc::clone(&token), exp));
+        token
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, Deny> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(Deny::MissingToken);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Deny::InvalidToken("authorization header is not ASCII".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| Deny::InvalidToken("authorization header is malformed".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Deny::MissingToken);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Deny::InvalidToken("empty bearer token".into()));
+    }
+    Ok(token)
+}
+
+/// The innermost actor (who is acting right now) and the chain's length.
+fn chain(act: Option<&Actor>) -> (Option<String>, u32) {
+    let mut depth = 0;
+    let mut first = None;
+    let mut cur = act;
+    while let Some(a) = cur {
+        if first.is_none() {
+            first = Some(a.sub.clone());
+        }
+        depth += 1;
+        cur = a.act.as_deref();
+    }
+    (first, depth)
+}
+
+fn kind_of(sub: &str) -> &'static str {
+    match sub.get(..4) {
+        Some("usr_") => "user",
+        Some("svc_") => "service",
+        _ => "agent",
+    }
+}

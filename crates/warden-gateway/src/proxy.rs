@@ -1,0 +1,129 @@
+//! Forwarding an allowed request: the upstream never sees the external token, hop-by-hop
+//! headers, or identity headers a client could have forged; it gets the internal token and
+//! the standard forwarding headers.
+
+use std::net::IpAddr;
+
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST};
+use hyper::{HeaderMap, Request, Response, Uri};
+
+use crate::config::Route;
+use crate::deny::Deny;
+use crate::http_client::Body;
+use crate::Gateway;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Identity headers some upstreams trust; only the gateway may set identity, so any a client
+/// sends are removed.
+const SPOOFABLE_PREFIXES: [&str; 5] = [
+    "x-warden-",
+    "x-auth-request-",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-consumer-",
+];
+const SPOOFABLE: [&str; 6] = [
+    "x-remote-user",
+    "remote-user",
+    "x-user",
+    "x-user-id",
+    "x-client-id",
+    "x-forwarded-preferred-username",
+];
+
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn strip_identity(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            SPOOFABLE.contains(&k) || SPOOFABLE_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+    headers.remove(AUTHORIZATION);
+}
+
+impl Gateway {
+    pub(crate) async fn forward(
+        &self,
+        req: Request<Incoming>,
+        route: &Route,
+        internal_token: &str,
+        client: IpAddr,
+        request_id: &str,
+    ) -> Result<Response<Body>, Deny> {
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri: Uri = format!(
+            "{}://{}{}{}",
+            route.upstream.scheme, route.upstream.authority, route.upstream.base_path, path_and_query
+        )
+        .parse()
+        .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?;
+        let original_host = parts.headers.get(HOST).cloned();
+        let h = &mut parts.headers;
+        strip_hop_by_hop(h);
+        strip_identity(h);
+        let bearer = HeaderValue::from_str(&format!("Bearer {internal_token}"))
+            .map_err(|_| Deny::UpstreamUnreachable("internal token is not a header value".into()))?;
+        h.insert(AUTHORIZATION, bearer);
+        let forwarded_for = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !self.config.trusted_proxies.is_empty() => format!("{prev}, {client}"),
+            _ => client.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+            h.insert("x-forwarded-for", v);
+        }
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(host) = original_host {
+            h.insert("x-forwarded-host", host);
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&route.upstream.authority) {
+            h.insert(HOST, v);
+        }
+        parts.uri = uri;
+        let upstream_req = Request::from_parts(parts, body.boxed());
+        let res = tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream_req))
+            .await
+            .map_err(|_| Deny::UpstreamTimeout)?
+            .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}

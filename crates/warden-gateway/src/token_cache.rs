@@ -1,0 +1,91 @@
+//! Tokens already verified, keyed by their exact bytes. A hit skips the signature check and
+//! claim decoding only; expiry, the key still being published, and every per-request check
+//! (route, scope, network, policy, rate) run again, so a hit never allows more than a fresh
+//! verification would.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+use warden_core::{AccessClaims, ScopeSet};
+
+const SHARDS: usize = 16;
+
+/// What verification established about a token, parsed once.
+#[derive(Debug)]
+pub struct Verified {
+    pub kid: String,
+    pub claims: AccessClaims,
+    pub scopes: ScopeSet,
+    /// `allowed_ips`, parsed; `None` when the token has no restriction.
+    pub allowed_ips: Option<Vec<IpNet>>,
+    /// The innermost acting party and the chain's length.
+    pub actor: Option<String>,
+    pub delegation_depth: u32,
+    /// Internal tokens minted for this token, by (route prefix, method): token and expiry.
+    pub internal: Mutex<HashMap<(String, String), (Arc<str>, i64)>>,
+}
+
+pub struct TokenCache {
+    shards: Vec<Mutex<HashMap<Box<str>, Arc<Verified>>>>,
+    per_shard: usize,
+}
+
+impl TokenCache {
+    pub fn new(entries: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: (entries / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, token: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Verified>>> {
+        let mut h = DefaultHasher::new();
+        token.hash(&mut h);
+        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        let m = &self.shards[i.min(SHARDS - 1)];
+        match m.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
+        self.shard(token).get(token).cloned()
+    }
+
+    pub fn insert(&self, token: &str, verified: Arc<Verified>, now: i64) {
+        let mut shard = self.shard(token);
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, v| v.claims.exp > now);
+            if shard.len() >= self.per_shard {
+                // Full of live tokens: make room by dropping an arbitrary one; the cost is
+                // one extra verification for its holder.
+                if let Some(k) = shard.keys().next().cloned() {
+                    shard.remove(&k);
+                }
+            }
+        }
+        shard.insert(token.into(), verified);
+    }
+
+    pub fn remove(&self, token: &str) {
+        self.shard(token).remove(token);
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(g) => g.len(),
+                Err(p) => p.into_inner().len(),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

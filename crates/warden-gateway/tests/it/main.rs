@@ -1,0 +1,6 @@
+//! The gateway over real sockets, in front of a real authority and a real upstream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+mod pipeline;

@@ -1,0 +1,323 @@
+//! Each phase's allow and deny paths, the token swap, header hygiene, caches, audit.
+
+use reqwest::Method;
+use serde_json::Value;
+use warden_core::claims::Audience;
+use warden_core::jwks::JwkSet;
+use warden_core::token::verify_access_token;
+use warden_core::{KeySet, Validation};
+
+use crate::support::{eventually, Env, Options};
+
+async fn jwks(env: &Env) -> KeySet {
+    let set: JwkSet = env
+        .http
+        .get(format!("{}/.well-known/jwks.json", env.authority_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    KeySet::from_jwks(&set).unwrap()
+}
+
+#[tokio::test]
+async fn allowed_request_reaches_the_upstream_with_only_an_internal_token() {
+    let (env, _) = Env::start(Options::default()).await;
+    let token = env.token("crm:contacts:read crm:contacts:write").await;
+    let res = env
+        .http
+        .get(format!("{}/crm/contacts?id=7", env.gateway_url))
+        .bearer_auth(&token)
+        .header("x-warden-subject", "usr_forged")
+        .header("x-forwarded-user", "admin")
+        .header("remote-user", "admin")
+        .header("connection", "x-secret-hop")
+        .header("x-secret-hop", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen["path"], "/crm/contacts");
+    let h = &seen["headers"];
+    for stripped in ["x-warden-subject", "x-forwarded-user", "remote-user", "x-secret-hop"] {
+        assert!(h.get(stripped).is_none(), "{stripped} reached the upstream: {h}");
+    }
+    let auth = h["authorization"].as_str().unwrap();
+    let internal = auth.strip_prefix("Bearer ").unwrap();
+    assert_ne!(internal, token, "the external token must never reach the upstream");
+    assert!(h.get("x-request-id").is_some());
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+
+    // A stock verifier with the authority's JWKS accepts it for this upstream only.
+    let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
+    let c = verify_access_token(internal, &jwks(&env).await, &v, env.now()).unwrap().into_claims();
+    assert_eq!(c.sub, env.agent_id);
+    assert_eq!(c.aud, Audience::One("crm".into()));
+    assert_eq!(c.scope, "crm:contacts:read", "narrowed to what GET on this route needs");
+    assert!(c.exp - c.iat <= 60);
+    // Presented back at the edge, the internal token is refused: wrong audience.
+    assert_eq!(env.get("/crm/contacts", Some(internal)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn token_deny_paths_answer_401_with_a_challenge() {
+    let (env, _) = Env::start(Options::default()).await;
+    let res = env.get("/crm/contacts", None).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"warden\"");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+
+    let cases = [
+        "garbage".to_owned(),
+        env.forge(|c| c.exp = c.iat - 100),
+        env.forge(|c| c.aud = Audience::One("crm".into())),
+        env.forge(|c| c.iss = "https://evil.example".into()),
+        "x".repeat(9000),
+    ];
+    for t in &cases {
+        let res = env.get("/crm/contacts", Some(t)).await;
+        assert_eq!(res.status(), 401);
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    let mut signed = env.forge(|_| {});
+    signed.pop();
+    signed.push('A');
+    assert_eq!(env.get("/crm/contacts", Some(&signed)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn route_scope_and_network_denials() {
+    let (env, _) = Env::start(Options::default()).await;
+    let read_only = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/nowhere", Some(&read_only)).await.status(), 404);
+    let res = env
+        .http
+        .post(format!("{}/crm/contacts", env.gateway_url))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("crm:contacts:write"));
+    let res = env
+        .http
+        .request(Method::DELETE, format!("{}/crm/contacts", env.gateway_url))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+
+    let elsewhere = env.forge(|c| c.allowed_ips = Some(vec!["10.0.0.0/8".into()]));
+    let res = env.get("/crm/contacts", Some(&elsewhere)).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("allowed_ips"));
+    let here = env.forge(|c| c.allowed_ips = Some(vec!["127.0.0.0/8".into()]));
+    assert_eq!(env.get("/crm/contacts", Some(&here)).await.status(), 200);
+    let malformed = env.forge(|c| c.allowed_ips = Some(vec!["not-a-net".into()]));
+    assert_eq!(env.get("/crm/contacts", Some(&malformed)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = env.get("/limited/x", Some(&t)).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry >= 1);
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+    // Another identity has its own budget.
+    let other = env.forge(|c| c.sub = "agt_BBBBBBBBBBBBBBBBBBBBBB".into());
+    assert_eq!(env.get("/limited/x", Some(&other)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_502_and_504() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    let res = env.get("/down/x", Some(&t)).await;
+    assert_eq!(res.status(), 502);
+    let body = res.text().await.unwrap();
+    assert!(!body.contains(&t), "no token in error bodies");
+    assert_eq!(env.get("/slow/x", Some(&t)).await.status(), 504);
+}
+
+#[tokio::test]
+async fn a_cache_hit_never_outlives_a_fresh_verification() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 200);
+    assert!(!env.gateway.tokens.is_empty(), "the token was cached");
+
+    // Expiry is checked on every hit.
+    env.clock.advance(900 + 31);
+    assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 401);
+
+    // A token whose signing key is no longer published fails even though it was cached.
+    env.clock.advance(-(900 + 31));
+    let t2 = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&t2)).await.status(), 200);
+    env.authority.rotate_keys().await.unwrap();
+    env.authority.rotate_keys().await.unwrap();
+    env.clock.advance(931 + 1);
+    env.authority.maintain().await;
+    env.clock.advance(-(931 + 1));
+    env.gateway.jwks.refresh().await.unwrap();
+    let res = env.get("/crm/a", Some(&t2)).await;
+    assert_eq!(res.status(), 401, "unpublished key, cached token");
+
+    // Per-request checks run on hits: a cached read token still cannot write.
+    let t3 = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&t3)).await.status(), 200);
+    let res = env.http.post(format!("{}/crm/a", env.gateway_url)).bearer_auth(&t3).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn key_rotation_while_serving() {
+    let (env, _) = Env::start(Options {
+        extra_toml: "jwks_min_refresh_secs = 0",
+        ..Options::default()
+    })
+    .await;
+    let before = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&before)).await.status(), 200);
+    // The next key was published before it signs: no refresh is needed.
+    env.authority.rotate_keys().await.unwrap();
+    let after = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&after)).await.status(), 200);
+    assert_eq!(env.get("/crm/b", Some(&before)).await.status(), 200);
+    // Two rotations: the signing key was published after the gateway's last fetch; the
+    // unknown kid triggers one refresh.
+    env.authority.rotate_keys().await.unwrap();
+    let newest = env.token("crm:contacts:read").await;
+    let fetches = env.gateway.jwks.fetches();
+    assert_eq!(env.get("/crm/c", Some(&newest)).await.status(), 200);
+    assert_eq!(env.gateway.jwks.fetches(), fetches + 1);
+}
+
+#[tokio::test]
+async fn unknown_kids_cannot_force_a_fetch_storm() {
+    let (env, _) = Env::start(Options::default()).await;
+    let keys = env.authority.keys.current();
+    let fetches = env.gateway.jwks.fetches();
+    for i in 0..20 {
+        let c = warden_core::AccessClaims {
+            iss: env.authority_url.clone(),
+            sub: env.agent_id.clone(),
+            aud: Audience::One("warden".into()),
+            exp: env.now() + 60,
+            iat: env.now(),
+            nbf: env.now(),
+            jti: format!("j{i}"),
+            client_id: env.agent_id.clone(),
+            tenant: "tnt_AAAAAAAAAAAAAAAAAAAAAA".into(),
+            scope: "crm:contacts:read".into(),
+            act: None,
+            cnf: None,
+            allowed_ips: None,
+            max_uses: None,
+        };
+        let t = warden_core::jws::encode("at+jwt", Some(&format!("forged-{i}")), &c, &keys.active).unwrap();
+        assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 401);
+    }
+    // The start-up fetch was moments ago: within the minimum interval, no refetch at all.
+    assert_eq!(env.gateway.jwks.fetches(), fetches);
+}
+
+#[tokio::test]
+async fn forward_auth_for_nginx_traefik_and_envoy() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    let authz = format!("{}/authz", env.gateway_url);
+    // nginx auth_request
+    let res = env
+        .http
+        .get(&authz)
+        .bearer_auth(&t)
+        .header("x-original-uri", "/crm/contacts?x=1")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let internal = res.headers()["x-warden-authorization"].to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
+    assert!(verify_access_token(&internal, &jwks(&env).await, &v, env.now()).is_ok());
+    // Traefik ForwardAuth, a method the token lacks scope for.
+    let res = env
+        .http
+        .get(&authz)
+        .bearer_auth(&t)
+        .header("x-forwarded-uri", "/crm/contacts")
+        .header("x-forwarded-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Envoy ext_authz: the original path after the prefix.
+    let res = env.http.get(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = env.http.get(format!("{authz}/crm/contacts")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn every_decision_is_audited_with_its_phase() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 200);
+    assert_eq!(env.get("/crm/a", None).await.status(), 401);
+    let audit = std::sync::Arc::clone(&env.audit);
+    assert!(eventually(|| audit.lock().unwrap().len() >= 2).await);
+    let events = audit.lock().unwrap().clone();
+    let allow = events.iter().find(|e| e.decision == "allow").unwrap();
+    assert_eq!(allow.sub.as_deref(), Some(env.agent_id.as_str()));
+    assert_eq!(allow.route.as_deref(), Some("/crm/"));
+    assert!(allow.jti.is_some());
+    let deny = events.iter().find(|e| e.decision == "deny").unwrap();
+    assert_eq!((deny.phase, deny.status), ("verify", 401));
+}
+
+#[tokio::test]
+async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
+    let (env, gate) = Env::start(Options {
+        audit_queue: 1,
+        audit_open: false,
+        ..Options::default()
+    })
+    .await;
+    let t = env.token("crm:contacts:read").await;
+    // The writer is stalled: one entry is taken by the writer, one fills the queue; from
+    // then on the queue is full.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(env.get("/crm/a", Some(&t)).await.status().as_u16());
+    }
+    assert!(statuses.contains(&503), "fail-closed route refuses: {statuses:?}");
+    // The fail-open route lets the request through and counts it.
+    assert_eq!(env.get("/open/a", Some(&t)).await.status(), 200);
+    assert!(env.gateway.audit.dropped_total() >= 1);
+    // Once the writer runs again, the loss is written down.
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 200);
+    let audit = std::sync::Arc::clone(&env.audit);
+    assert!(eventually(|| audit.lock().unwrap().iter().any(|e| e.decision == "gap" && e.dropped >= Some(1))).await);
+}

@@ -1,0 +1,305 @@
+//! An authority, a gateway and an echo upstream on loopback ports, sharing a clock the test
+//! moves.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+
+use axum::extract::Request;
+use axum::routing::any;
+use rand_core::OsRng;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use warden_authority::{router, server, Authority, AuthorityConfig};
+use warden_core::claims::{AccessClaims, Audience};
+use warden_core::crypto::SealingKey;
+use warden_core::id::random_token_id;
+use warden_core::jwks::Jwk;
+use warden_core::time::ManualClock;
+use warden_core::{jws, SigningKey};
+use warden_gateway::audit::{AuditEvent, AuditWriter};
+use warden_gateway::{Gateway, GatewayConfig, StartOptions};
+use warden_store::sqlite::SqliteStore;
+
+pub const ADMIN: &str = "wadm_gateway-test";
+pub const T0: i64 = 1_900_000_000;
+
+pub struct Env {
+    pub authority_url: String,
+    pub authority: Arc<Authority>,
+    pub gateway_url: String,
+    pub gateway: Arc<Gateway>,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+    pub agent_id: String,
+    pub agent_key: SigningKey,
+}
+
+/// Records audit entries in memory; `gate` lets a test stall the writer to fill the queue.
+pub struct MemoryAudit {
+    pub events: Arc<Mutex<Vec<AuditEvent>>>,
+    pub gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl AuditWriter for MemoryAudit {
+    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()> {
+        let (lock, cv) = &*self.gate;
+        let mut open = lock.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        self.events.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// An upstream that answers with what it received: method, path, headers.
+async fn echo(req: Request) -> axum::Json<Value> {
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+        .collect();
+    axum::Json(json!({ "method": req.method().as_str(), "path": req.uri().path(), "headers": headers }))
+}
+
+async fn hang() -> &'static str {
+    std::future::pending::<()>().await;
+    ""
+}
+
+pub fn routes_toml(authority: &str, upstream: &str, policy_dir: Option<&Path>, extra: &str) -> String {
+    let policy = policy_dir.map_or(String::new(), |p| format!("policy_dir = \"{}\"\n", p.display()));
+    format!(
+        r#"
+[gateway]
+authority = "{authority}"
+upstream_timeout_ms = 500
+{policy}{extra}
+[[gateway.route]]
+prefix = "/crm/"
+upstream = "{upstream}"
+audience = "crm"
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+POST = "crm:contacts:write"
+
+[[gateway.route]]
+prefix = "/limited/"
+upstream = "{upstream}"
+audience = "limited"
+rate = 1
+burst = 2
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+
+[[gateway.route]]
+prefix = "/open/"
+upstream = "{upstream}"
+audience = "open"
+fail_mode = "open"
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+
+[[gateway.route]]
+prefix = "/slow/"
+upstream = "{upstream}"
+audience = "slow"
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+
+[[gateway.route]]
+prefix = "/down/"
+upstream = "http://127.0.0.1:9"
+audience = "down"
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+"#
+    )
+}
+
+pub struct Options<'a> {
+    pub policy_dir: Option<&'a Path>,
+    pub extra_toml: &'a str,
+    pub audit_queue: usize,
+    pub audit_open: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            policy_dir: None,
+            extra_toml: "",
+            audit_queue: 1024,
+            audit_open: true,
+        }
+    }
+}
+
+impl Env {
+    pub async fn start(opts: Options<'_>) -> (Self, Arc<(Mutex<bool>, Condvar)>) {
+        let clock = Arc::new(ManualClock::new(T0));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority_url = format!("http://{}", listener.local_addr().unwrap());
+        let config = AuthorityConfig::new(authority_url.clone());
+        let limits = config.limits.clone();
+        let authority = Authority::start(
+            config,
+            Arc::new(SqliteStore::in_memory().await.unwrap()),
+            SealingKey::generate(&mut OsRng),
+            ADMIN,
+            Arc::clone(&clock) as _,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(server::serve(listener, router(Arc::clone(&authority)), limits, std::future::pending()));
+
+        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_url = format!("http://{}", up.local_addr().unwrap());
+        let app = axum::Router::new().route("/slow/{*rest}", any(hang)).fallback(echo);
+        tokio::spawn(async move { axum::serve(up, app).await });
+
+        let extra = format!("audit_queue = {}\n{}\n", opts.audit_queue, opts.extra_toml);
+        let toml = routes_toml(&authority_url, &upstream_url, opts.policy_dir, &extra);
+        let config = GatewayConfig::parse(&toml, "test.toml", None).unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new((Mutex::new(opts.audit_open), Condvar::new()));
+        let gateway = Gateway::start(
+            config,
+            StartOptions {
+                admin_token: ADMIN.into(),
+                clock: Arc::clone(&clock) as _,
+                audit_writer: Some(Box::new(MemoryAudit {
+                    events: Arc::clone(&events),
+                    gate: Arc::clone(&gate),
+                })),
+                name: "test-gateway".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let gl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway_url = format!("http://{}", gl.local_addr().unwrap());
+        tokio::spawn(Arc::clone(&gateway).serve(gl, std::future::pending()));
+
+        let http = reqwest::Client::new();
+        let tenant: Value = http
+            .post(format!("{authority_url}/admin/v1/tenants"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "name": "acme" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let agent_key = SigningKey::generate(&mut OsRng);
+        let agent: Value = http
+            .post(format!("{authority_url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
+            .bearer_auth(ADMIN)
+            .json(&json!({
+                "kind": "agent", "name": "bot", "scopes": "crm:contacts:read crm:contacts:write",
+                "public_key": Jwk::from_public_key(&agent_key.public_key(), None),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            Self {
+                authority_url,
+                authority,
+                gateway_url,
+                gateway,
+                clock,
+                http,
+                audit: events,
+                agent_id: agent["id"].as_str().unwrap().to_owned(),
+                agent_key,
+            },
+            gate,
+        )
+    }
+
+    pub fn now(&self) -> i64 {
+        use warden_core::time::Clock as _;
+        self.clock.now()
+    }
+
+    /// A token from the real token endpoint.
+    pub async fn token(&self, scope: &str) -> String {
+        let endpoint = format!("{}/oauth2/token", self.authority_url);
+        let claims = warden_core::AssertionClaims {
+            iss: self.agent_id.clone(),
+            sub: self.agent_id.clone(),
+            aud: Audience::One(endpoint.clone()),
+            exp: self.now() + 60,
+            iat: Some(self.now()),
+            nbf: None,
+            jti: random_token_id(&mut OsRng),
+        };
+        let assertion = jws::encode("JWT", None, &claims, &self.agent_key).unwrap();
+        let res: Value = self
+            .http
+            .post(endpoint)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", &assertion),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["access_token"].as_str().unwrap_or_else(|| panic!("{res}")).to_owned()
+    }
+
+    /// A token with claims of the test's choosing, signed by the authority's active key.
+    pub fn forge(&self, edit: impl FnOnce(&mut AccessClaims)) -> String {
+        let keys = self.authority.keys.current();
+        let now = self.now();
+        let mut c = AccessClaims {
+            iss: self.authority_url.clone(),
+            sub: self.agent_id.clone(),
+            aud: Audience::One("warden".into()),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: random_token_id(&mut OsRng),
+            client_id: self.agent_id.clone(),
+            tenant: "tnt_AAAAAAAAAAAAAAAAAAAAAA".into(),
+            scope: "crm:contacts:read".into(),
+            act: None,
+            cnf: None,
+            allowed_ips: None,
+            max_uses: None,
+        };
+        edit(&mut c);
+        jws::encode("at+jwt", Some(&keys.active_kid), &c, &keys.active).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}{path}", self.gateway_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// Waits until `cond` holds, checking every 10 ms, for at most 5 s.
+pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}

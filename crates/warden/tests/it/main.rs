@@ -1,0 +1,155 @@
+//! The `warden` binary as a user runs it: a real `warden serve` process, admin commands
+//! finding it through the data directory, and their failures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_warden");
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, master_key: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("WARDEN_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(k) = master_key {
+        cmd.env("WARDEN_MASTER_KEY", k);
+    }
+    cmd
+}
+
+/// Starts `warden serve` and waits until it has published its address.
+fn start(data: &Path) -> Server {
+    let child = serve(data, None).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("server.json").exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child }
+}
+
+fn warden(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn admin_commands_drive_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = start(&data);
+
+    let tenant = json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
+    assert!(tenant["id"].as_str().unwrap().starts_with("tnt_"));
+
+    let key = dir.path().join("agent.jwk");
+    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()]).status.success());
+    let public = dir.path().join("agent.jwk.pub");
+    let agent = json_of(&warden(
+        &data,
+        &[
+            "principal", "create", "--tenant", "acme", "--kind", "agent", "--name", "mailer",
+            "--scopes", "crm:contacts:read email:send", "--public-key", public.to_str().unwrap(), "--json",
+        ],
+    ));
+    let id = agent["id"].as_str().unwrap();
+    assert!(id.starts_with("agt_"));
+
+    // The private key file is refused where a public key is expected: it must never be sent.
+    let out = warden(
+        &data,
+        &["principal", "create", "--tenant", "acme", "--kind", "agent", "--name", "leaky", "--public-key", key.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private key"));
+
+    let token = json_of(&warden(
+        &data,
+        &["token", "--client-id", id, "--key", key.to_str().unwrap(), "--scope", "email:send", "--json"],
+    ));
+    assert_eq!(token["scope"], "email:send");
+
+    let out = warden(&data, &["token", "--client-id", id, "--key", key.to_str().unwrap(), "--scope", "crm:contacts:delete"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_scope"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
+
+    let before = json_of(&warden(&data, &["keys", "list", "--json"]));
+    let after = json_of(&warden(&data, &["keys", "rotate", "--json"]));
+    let states = |v: &Value| {
+        let mut s: Vec<String> = v.as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap().to_owned()).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(states(&before), ["active", "next"]);
+    assert_eq!(states(&after), ["active", "next", "retired"]);
+
+    let out = warden(&data, &["tenant", "create", "acme"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
+}
+
+#[test]
+fn admin_commands_without_a_server_fail_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = warden(dir.path(), &["tenant", "create", "acme"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warden serve"), "{err}");
+}
+
+#[test]
+fn a_wrong_master_key_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key_a = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let key_b = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA";
+    // First start creates keys sealed under A.
+    let mut first = serve(&data, Some(key_a)).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("server.json").exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The key file was not needed, so none was written.
+    assert!(!data.join("master.key").exists());
+
+    let out = serve(&data, Some(key_b)).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARDEN_MASTER_KEY"), "{err}");
+
+    let out = serve(&data, Some("too-short")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("base64url"));
+}
