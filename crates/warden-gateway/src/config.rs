@@ -77,6 +77,8 @@ struct RawGateway {
     #[serde(default)]
     max_header_bytes: Option<usize>,
     #[serde(default)]
+    header_read_timeout_ms: Option<u64>,
+    #[serde(default)]
     authz_path: Option<String>,
     #[serde(default)]
     route: Vec<toml::Spanned<RawRoute>>,
@@ -254,7 +256,7 @@ impl GatewayConfig {
             audit_log: g.audit_log,
             upstream_timeout: Duration::from_millis(g.upstream_timeout_ms.unwrap_or(30_000)),
             request_timeout: Duration::from_millis(g.request_timeout_ms.unwrap_or(60_000)),
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_millis(g.header_read_timeout_ms.unwrap_or(10_000)),
             max_header_bytes: g.max_header_bytes.unwrap_or(16 * 1024).max(8192),
             max_token_bytes: warden_core::jws::MAX_TOKEN_BYTES,
             authz_path,

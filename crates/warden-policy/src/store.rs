@@ -3,11 +3,11 @@
 //! This module owns which [`PolicySet`] is in effect. A reload builds a whole new set off to
 //! the side and swaps it in with one pointer store, so a request sees the old set or the new
 //! one, never a mix; a reload that fails leaves the last good set in effect. It must not
-//! decide anything itself, and never holds its lock while parsing or deciding.
+//! decide anything itself, and never holds the lock that readers take while parsing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,9 @@ use crate::PolicyError;
 pub struct PolicyStore {
     dir: PathBuf,
     current: RwLock<Arc<PolicySet>>,
+    /// Held for a whole reload, so that two reloads (the watcher's and an operator's) cannot
+    /// finish out of order and leave the older read of the directory in effect.
+    reloading: Mutex<()>,
 }
 
 impl PolicyStore {
@@ -30,6 +33,7 @@ impl PolicyStore {
         Ok(Arc::new(Self {
             dir,
             current: RwLock::new(Arc::new(set)),
+            reloading: Mutex::new(()),
         }))
     }
 
@@ -47,6 +51,11 @@ impl PolicyStore {
     /// Loads the directory again and puts the result in effect if any file changed.
     /// Returns whether it did. On error the last good set stays in effect.
     pub fn reload(&self) -> Result<bool, PolicyError> {
+        // Guards no data, only the order of reloads: poison is harmless.
+        let _reloading = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let new = match PolicySet::load_dir(&self.dir) {
             Ok(new) => new,
             Err(error) => {

@@ -127,6 +127,9 @@ enum Command {
         scope: Option<String>,
         #[arg(long)]
         resource: Option<String>,
+        /// Obtain this many distinct tokens (one per line), e.g. for load tests.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -434,7 +437,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             scope,
             resource,
+            count,
             common,
+        } if count > 1 => {
+            let info = DataDir::existing(&common.data_dir).server_info()?;
+            let endpoint = format!("{}/oauth2/token", info.authority_url);
+            let key = std::sync::Arc::new(keyfile::read_private(&key)?);
+            let http = reqwest::Client::new();
+            let mut set = tokio::task::JoinSet::new();
+            let mut tokens = Vec::with_capacity(count);
+            let mut next = 0;
+            while tokens.len() < count {
+                while next < count && set.len() < 32 {
+                    next += 1;
+                    let (http, endpoint, key, client_id) = (http.clone(), endpoint.clone(), key.clone(), client_id.clone());
+                    let (scope, resource) = (scope.clone(), resource.clone());
+                    set.spawn(async move {
+                        let assertion = client_assertion(&client_id, &endpoint, &key, unix_now())?;
+                        match request_token(&http, &endpoint, &assertion, scope.as_deref(), resource.as_deref()).await? {
+                            TokenOutcome::Issued(t) => Ok(t.access_token),
+                            TokenOutcome::Refused { error, description, .. } => anyhow::bail!("{error}: {description}"),
+                        }
+                    });
+                }
+                match set.join_next().await {
+                    Some(r) => tokens.push(r??),
+                    None => break,
+                }
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for t in tokens {
+                use std::io::Write as _;
+                writeln!(out, "{t}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            client_id,
+            key,
+            scope,
+            resource,
+            common,
+            ..
         } => {
             let info = DataDir::existing(&common.data_dir).server_info()?;
             let http = reqwest::Client::new();

@@ -4,3 +4,5 @@
 
 mod support;
 mod pipeline;
+mod policy;
+mod limits;
