@@ -180,7 +180,8 @@ fn build_state(
             .and_then(|b| PublicKey::from_bytes(&b).ok())
         {
             published.insert(g.kid.clone(), public);
-            jwks.keys.push(Jwk::from_public_key(&public, Some(g.kid.clone())));
+            jwks.keys
+                .push(Jwk::from_public_key(&public, Some(g.kid.clone())));
         }
     }
     let (active_kid, active) = active.ok_or(KeyringError::Store(StoreError::NotFound(

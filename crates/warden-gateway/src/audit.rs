@@ -52,7 +52,10 @@ pub struct JsonlFile(std::io::BufWriter<std::fs::File>);
 
 impl JsonlFile {
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Self(std::io::BufWriter::new(f)))
     }
 }

@@ -88,10 +88,10 @@ struct RawGateway {
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     prefix: String,
-    upstream: String,
-    audience: String,
+    upstream: toml::Spanned<String>,
+    audience: toml::Spanned<String>,
     #[serde(default)]
-    scopes: BTreeMap<String, String>,
+    scopes: BTreeMap<String, toml::Spanned<String>>,
     #[serde(default)]
     tenant: Option<String>,
     /// Per-identity requests per second (GCRA); absent means unlimited.
@@ -159,7 +159,13 @@ impl GatewayConfig {
     /// Parses and validates `text`; `origin` names it in errors (usually the file path).
     /// `authority`, when given (the all-in-one server, or `--authority`), overrides the file's.
     pub fn parse(text: &str, origin: &str, authority: Option<&str>) -> Result<Self, ConfigError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let line_of = |offset: usize| {
+            text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        };
         let invalid = |offset: usize, reason: String| ConfigError::Invalid {
             origin: origin.to_owned(),
             line: line_of(offset),
@@ -174,7 +180,12 @@ impl GatewayConfig {
         let authority = authority
             .map(str::to_owned)
             .or(g.authority)
-            .ok_or_else(|| invalid(gw_span, "`authority` (the authority's base URL) is required".into()))?;
+            .ok_or_else(|| {
+                invalid(
+                    gw_span,
+                    "`authority` (the authority's base URL) is required".into(),
+                )
+            })?;
         check_url(&authority).map_err(|r| invalid(gw_span, format!("authority: {r}")))?;
         let audience = g.audience.unwrap_or_else(|| "warden".into());
         let mut trusted_proxies = Vec::new();
@@ -182,12 +193,20 @@ impl GatewayConfig {
             let net = p
                 .parse::<IpNet>()
                 .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| invalid(gw_span, format!("trusted_proxies: `{p}` is not an IP or CIDR")))?;
+                .map_err(|_| {
+                    invalid(
+                        gw_span,
+                        format!("trusted_proxies: `{p}` is not an IP or CIDR"),
+                    )
+                })?;
             trusted_proxies.push(net);
         }
         let internal_token_ttl_secs = g.internal_token_ttl_secs.unwrap_or(MAX_INTERNAL_TTL);
         if !(1..=MAX_INTERNAL_TTL).contains(&internal_token_ttl_secs) {
-            return Err(invalid(gw_span, format!("internal_token_ttl_secs must be 1 to {MAX_INTERNAL_TTL}")));
+            return Err(invalid(
+                gw_span,
+                format!("internal_token_ttl_secs must be 1 to {MAX_INTERNAL_TTL}"),
+            ));
         }
         let authz_path = g.authz_path.unwrap_or_else(|| "/authz".into());
         if !authz_path.starts_with('/') {
@@ -197,41 +216,53 @@ impl GatewayConfig {
         for spanned in g.route {
             let at = spanned.span().start;
             let r = spanned.into_inner();
-            let bad = |reason: String| invalid(at, format!("route `{}`: {reason}", r.prefix));
+            let bad_at = |offset: usize, reason: String| {
+                invalid(offset, format!("route `{}`: {reason}", r.prefix))
+            };
+            let bad = |reason: String| bad_at(at, reason);
             if !r.prefix.starts_with('/') {
                 return Err(bad("prefix must start with `/`".into()));
             }
             if routes.iter().any(|x| x.prefix == r.prefix) {
                 return Err(bad("prefix is defined twice".into()));
             }
-            if r.audience.is_empty() || r.audience == audience {
-                return Err(bad(format!(
+            if r.audience.get_ref().is_empty() || *r.audience.get_ref() == audience {
+                return Err(bad_at(r.audience.span().start, format!(
                     "audience must be set and differ from the gateway's own `{audience}`, or an internal token could be replayed at the edge"
                 )));
             }
-            let upstream = parse_upstream(&r.upstream).map_err(|e| bad(format!("upstream: {e}")))?;
+            let upstream = parse_upstream(r.upstream.get_ref())
+                .map_err(|e| bad_at(r.upstream.span().start, format!("upstream: {e}")))?;
             if r.scopes.is_empty() {
-                return Err(bad("no method is allowed: add [gateway.route.scopes]".into()));
+                return Err(bad(
+                    "no method is allowed: add [gateway.route.scopes]".into()
+                ));
             }
             let mut scopes = BTreeMap::new();
             for (method, scope) in &r.scopes {
                 let m = method.to_ascii_uppercase();
                 if !METHODS.contains(&m.as_str()) {
-                    return Err(bad(format!("`{method}` is not an HTTP method")));
+                    return Err(bad_at(
+                        scope.span().start,
+                        format!("`{method}` is not an HTTP method"),
+                    ));
                 }
-                let s = Scope::parse(scope).map_err(|e| bad(format!("scope for {m}: {e}")))?;
+                let s = Scope::parse(scope.get_ref())
+                    .map_err(|e| bad_at(scope.span().start, format!("scope for {m}: {e}")))?;
                 scopes.insert(m, s);
             }
             let rate = match (r.rate, r.burst) {
                 (None, None) => None,
-                (Some(0), _) | (_, Some(0)) => return Err(bad("rate and burst must be positive".into())),
+                (Some(0), _) | (_, Some(0)) => {
+                    return Err(bad("rate and burst must be positive".into()))
+                }
                 (Some(rate), burst) => Some((rate, burst.unwrap_or(rate))),
                 (None, Some(_)) => return Err(bad("burst without rate".into())),
             };
             routes.push(Route {
                 prefix: r.prefix,
                 upstream,
-                audience: r.audience,
+                audience: r.audience.into_inner(),
                 scopes,
                 tenant: r.tenant,
                 rate,
@@ -242,7 +273,9 @@ impl GatewayConfig {
         // Longest prefix first, so the first match is the longest.
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         Ok(Self {
-            listen: g.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            listen: g
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
             issuer: g.issuer.unwrap_or_else(|| authority.clone()),
             authority,
             audience,
@@ -265,7 +298,8 @@ impl GatewayConfig {
     }
 
     pub fn load(path: &std::path::Path, authority: Option<&str>) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
         Self::parse(&text, &path.display().to_string(), authority)
     }
 
@@ -277,16 +311,22 @@ impl GatewayConfig {
 
 fn check_url(url: &str) -> Result<(), String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
-        return Err(format!("`{url}` must be an http(s) URL without a trailing slash"));
+        return Err(format!(
+            "`{url}` must be an http(s) URL without a trailing slash"
+        ));
     }
     Ok(())
 }
 
 fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let uri: hyper::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
-    let scheme = uri.scheme_str().ok_or_else(|| format!("`{url}` has no scheme"))?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| format!("`{url}` has no scheme"))?;
     if scheme != "http" {
-        return Err(format!("`{url}`: only http upstreams are supported (terminate TLS in a sidecar)"));
+        return Err(format!(
+            "`{url}`: only http upstreams are supported (terminate TLS in a sidecar)"
+        ));
     }
     let authority = uri
         .authority()
@@ -330,9 +370,16 @@ GET = "crm:admin:read"
 
     #[test]
     fn parses_and_matches_the_longest_prefix() {
-        let c = GatewayConfig::parse(GOOD, "warden.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(c.route_for("/crm/admin/x").map(|r| r.audience.as_str()), Some("crm-admin"));
-        assert_eq!(c.route_for("/crm/x").map(|r| r.audience.as_str()), Some("crm"));
+        let c =
+            GatewayConfig::parse(GOOD, "warden.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            c.route_for("/crm/admin/x").map(|r| r.audience.as_str()),
+            Some("crm-admin")
+        );
+        assert_eq!(
+            c.route_for("/crm/x").map(|r| r.audience.as_str()),
+            Some("crm")
+        );
         assert!(c.route_for("/other").is_none());
         let admin = c.route_for("/crm/admin/").unwrap_or_else(|| unreachable!());
         assert_eq!(admin.upstream.base_path, "/base");
@@ -349,12 +396,17 @@ GET = "crm:admin:read"
 
     #[test]
     fn invalid_config_names_line_and_reason() {
-        let typo = GOOD.replace("upstream = \"http://127.0.0.1:9001\"", "upstrem = \"http://127.0.0.1:9001\"");
+        let e = error_of(&GOOD.replace("audience = \"crm\"", "audience = \"warden\""));
+        assert!(e.starts_with("w.toml:9:"), "{e}");
+        let typo = GOOD.replace(
+            "upstream = \"http://127.0.0.1:9001\"",
+            "upstrem = \"http://127.0.0.1:9001\"",
+        );
         let e = error_of(&typo);
         assert!(e.starts_with("w.toml:") && e.contains("upstrem"), "{e}");
         let bad_scope = GOOD.replace("crm:contacts:write", "crm::write");
         let e = error_of(&bad_scope);
-        assert!(e.starts_with("w.toml:5:") && e.contains("POST"), "{e}");
+        assert!(e.starts_with("w.toml:12:") && e.contains("POST"), "{e}");
         let bad_method = GOOD.replace("POST =", "FETCH =");
         assert!(error_of(&bad_method).contains("`FETCH` is not an HTTP method"));
         let same_aud = GOOD.replace("audience = \"crm\"", "audience = \"warden\"");

@@ -18,8 +18,13 @@ pub enum Deny {
     MethodNotAllowed(String),
     InsufficientScope(String),
     Network(String),
-    Policy { policy_ids: Vec<String>, reason: String },
-    RateLimited { retry_after_secs: u64 },
+    Policy {
+        policy_ids: Vec<String>,
+        reason: String,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     AuditBacklog,
     UpstreamUnreachable(String),
     UpstreamTimeout,
@@ -95,7 +100,10 @@ impl Deny {
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
         *res.status_mut() = status;
         let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         let challenge = match &self {
             Self::MissingToken => Some("Bearer realm=\"warden\"".to_owned()),
             Self::InvalidToken(r) => Some(format!(

@@ -55,8 +55,10 @@ impl JwksCache {
     pub async fn refresh(&self) -> Result<usize, String> {
         let _single = self.refreshing.lock().await;
         *lock(&self.last_attempt) = Some(Instant::now());
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (status, body) = json_request(&self.client, hyper::Method::GET, &self.url, None, None).await?;
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (status, body) =
+            json_request(&self.client, hyper::Method::GET, &self.url, None, None).await?;
         if status != 200 {
             return Err(format!("{}: status {status}", self.url));
         }

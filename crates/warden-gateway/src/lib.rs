@@ -96,7 +96,8 @@ impl Gateway {
         let client = http_client::new_client();
         let policies = match &config.policy_dir {
             Some(dir) => {
-                let store = PolicyStore::open(dir.clone()).map_err(|e| StartError::Policy(e.to_string()))?;
+                let store = PolicyStore::open(dir.clone())
+                    .map_err(|e| StartError::Policy(e.to_string()))?;
                 store.spawn_watcher(Duration::from_secs(1));
                 Some(store)
             }
@@ -106,7 +107,14 @@ impl Gateway {
             kid: format!("gw-{}", random_token_id(&mut OsRng)),
             key: SigningKey::generate(&mut OsRng),
         };
-        register_key(&client, &config.authority, &opts.admin_token, &opts.name, &key).await?;
+        register_key(
+            &client,
+            &config.authority,
+            &opts.admin_token,
+            &opts.name,
+            &key,
+        )
+        .await?;
         let jwks = Arc::new(JwksCache::new(
             format!("{}/.well-known/jwks.json", config.authority),
             client.clone(),
@@ -120,7 +128,8 @@ impl Gateway {
             Some(w) => w,
             None => match &config.audit_log {
                 Some(path) => Box::<audit::JsonlFile>::new(
-                    audit::JsonlFile::open(path).map_err(|e| StartError::Audit(format!("`{}`: {e}", path.display())))?,
+                    audit::JsonlFile::open(path)
+                        .map_err(|e| StartError::Audit(format!("`{}`: {e}", path.display())))?,
                 ),
                 None => Box::new(audit::TracingWriter),
             },
@@ -167,7 +176,9 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { return };
-                if let Err(e) = register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await {
+                if let Err(e) =
+                    register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await
+                {
                     tracing::warn!(error = %e, "gateway key renewal failed; will retry");
                 }
                 // Idle identities' limiter state is dropped, bounding its memory.
@@ -212,7 +223,10 @@ impl Gateway {
                     .header_read_timeout(header_timeout)
                     .max_buf_size(max_header_bytes)
                     .max_headers(100);
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!(error = %e, %peer, "connection closed with error");
                 }
             });
@@ -233,9 +247,15 @@ async fn register_key(
         "public_key": Jwk::from_public_key(&key.key.public_key(), Some(key.kid.clone())),
         "ttl_secs": KEY_TTL_SECS,
     });
-    let (status, answer) = json_request(client, hyper::Method::PUT, &url, Some(admin_token), Some(&body))
-        .await
-        .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
+    let (status, answer) = json_request(
+        client,
+        hyper::Method::PUT,
+        &url,
+        Some(admin_token),
+        Some(&body),
+    )
+    .await
+    .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
     if status != 200 {
         return Err(StartError::Authority(
             authority.to_owned(),

@@ -55,13 +55,23 @@ mod tests {
     fn forwarded_for_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())];
         // An untrusted peer's header is ignored.
-        assert_eq!(client_ip(ip("192.0.2.9"), Some("1.2.3.4"), &trusted), ip("192.0.2.9"));
+        assert_eq!(
+            client_ip(ip("192.0.2.9"), Some("1.2.3.4"), &trusted),
+            ip("192.0.2.9")
+        );
         // A trusted peer: the rightmost untrusted hop is the client.
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 203.0.113.7, 10.0.0.2"), &trusted),
+            client_ip(
+                ip("10.0.0.1"),
+                Some("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+                &trusted
+            ),
             ip("203.0.113.7")
         );
-        assert_eq!(client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.3"), &trusted), ip("10.0.0.3"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.3"), &trusted),
+            ip("10.0.0.3")
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
     }
 

@@ -40,10 +40,18 @@ pub struct Allowed<'g> {
 }
 
 impl Gateway {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let authz = &self.config.authz_path;
-        if path == *authz || path.strip_prefix(authz.as_str()).is_some_and(|rest| rest.starts_with('/')) {
+        if path == *authz
+            || path
+                .strip_prefix(authz.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
             return self.forward_auth(&req, peer).await;
         }
         if path == "/healthz" {
@@ -51,7 +59,9 @@ impl Gateway {
         }
         let client = client_ip(
             peer.ip(),
-            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
             &self.config.trusted_proxies,
         );
         let facts = Facts {
@@ -102,10 +112,16 @@ impl Gateway {
             .to_ascii_uppercase();
         let uri = header(&["x-forwarded-uri", "x-original-uri"]).unwrap_or_else(|| {
             let p = req.uri().path();
-            p.strip_prefix(&self.config.authz_path).unwrap_or(p).to_owned()
+            p.strip_prefix(&self.config.authz_path)
+                .unwrap_or(p)
+                .to_owned()
         });
         let path = uri.split('?').next().unwrap_or("/");
-        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
         let client = client_ip(
             peer.ip(),
             h.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
@@ -146,7 +162,8 @@ impl Gateway {
             "gateway_key": self.key_id(),
         });
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
-        res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res
     }
 
@@ -208,14 +225,23 @@ impl Gateway {
         let fail = |route: Option<&'g Route>, d: Deny| (Some(Arc::clone(&verified)), route, d);
 
         // route
-        let route = self.config.route_for(facts.path).ok_or_else(|| fail(None, Deny::NoRoute))?;
+        let route = self
+            .config
+            .route_for(facts.path)
+            .ok_or_else(|| fail(None, Deny::NoRoute))?;
         let Some(required) = route.scopes.get(facts.method) else {
-            return Err(fail(Some(route), Deny::MethodNotAllowed(facts.method.to_owned())));
+            return Err(fail(
+                Some(route),
+                Deny::MethodNotAllowed(facts.method.to_owned()),
+            ));
         };
 
         // scope
         if !verified.scopes.covers(required) {
-            return Err(fail(Some(route), Deny::InsufficientScope(required.to_string())));
+            return Err(fail(
+                Some(route),
+                Deny::InsufficientScope(required.to_string()),
+            ));
         }
 
         // network
@@ -223,7 +249,10 @@ impl Gateway {
             if !nets.iter().any(|n| n.contains(&facts.client_ip)) {
                 return Err(fail(
                     Some(route),
-                    Deny::Network(format!("client address {} is outside the token's allowed_ips", facts.client_ip)),
+                    Deny::Network(format!(
+                        "client address {} is outside the token's allowed_ips",
+                        facts.client_ip
+                    )),
                 ));
             }
         }
@@ -262,9 +291,16 @@ impl Gateway {
         // rate
         if let Some(limiter) = self.limiters.get(&route.prefix) {
             if let Err(not_until) = limiter.check_key(&verified.claims.sub) {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                return Err(fail(Some(route), Deny::RateLimited { retry_after_secs: secs.max(1) }));
+                return Err(fail(
+                    Some(route),
+                    Deny::RateLimited {
+                        retry_after_secs: secs.max(1),
+                    },
+                ));
             }
         }
 
@@ -301,8 +337,10 @@ impl Gateway {
             // The signing key is no longer published: verify afresh (and fail).
             self.tokens.remove(token);
         }
-        let validation = Validation::access_token(&self.config.issuer, vec![self.config.audience.clone()]);
-        let parsed = UnverifiedToken::parse(token).map_err(|e| Deny::InvalidToken(e.to_string()))?;
+        let validation =
+            Validation::access_token(&self.config.issuer, vec![self.config.audience.clone()]);
+        let parsed =
+            UnverifiedToken::parse(token).map_err(|e| Deny::InvalidToken(e.to_string()))?;
         let kid = parsed.header().kid.clone();
         let mut keys = self.jwks.keys();
         if let Some(k) = &kid {
@@ -340,7 +378,14 @@ impl Gateway {
     /// The token the upstream sees: this route's audience, only the scope this method needs,
     /// `sub` and `act` preserved, at most `internal_token_ttl_secs` and never past the
     /// external token's expiry. Reused while it has more than half its life left.
-    fn internal_token(&self, v: &Verified, route: &Route, scope: &warden_core::Scope, method: &str, now: i64) -> Arc<str> {
+    fn internal_token(
+        &self,
+        v: &Verified,
+        route: &Route,
+        scope: &warden_core::Scope,
+        method: &str,
+        now: i64,
+    ) -> Arc<str> {
         let key = (route.prefix.clone(), method.to_owned());
         let ttl = self.config.internal_token_ttl_secs;
         let mut minted = match v.internal.lock() {

@@ -88,7 +88,10 @@ impl Gateway {
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri: Uri = format!(
             "{}://{}{}{}",
-            route.upstream.scheme, route.upstream.authority, route.upstream.base_path, path_and_query
+            route.upstream.scheme,
+            route.upstream.authority,
+            route.upstream.base_path,
+            path_and_query
         )
         .parse()
         .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?;
@@ -96,8 +99,9 @@ impl Gateway {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
         strip_identity(h);
-        let bearer = HeaderValue::from_str(&format!("Bearer {internal_token}"))
-            .map_err(|_| Deny::UpstreamUnreachable("internal token is not a header value".into()))?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {internal_token}")).map_err(|_| {
+            Deny::UpstreamUnreachable("internal token is not a header value".into())
+        })?;
         h.insert(AUTHORIZATION, bearer);
         let forwarded_for = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prev) if !self.config.trusted_proxies.is_empty() => format!("{prev}, {client}"),
@@ -118,10 +122,13 @@ impl Gateway {
         }
         parts.uri = uri;
         let upstream_req = Request::from_parts(parts, body.boxed());
-        let res = tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream_req))
-            .await
-            .map_err(|_| Deny::UpstreamTimeout)?
-            .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
+        let res = tokio::time::timeout(
+            self.config.upstream_timeout,
+            self.client.request(upstream_req),
+        )
+        .await
+        .map_err(|_| Deny::UpstreamTimeout)?
+        .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))

@@ -20,8 +20,8 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, Result, SigningKeyRecord, Store,
-    StoreError, Tenant,
+    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, Result,
+    SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.

@@ -294,10 +294,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy { action: PolicyAction::Test { dir } } => {
+        Command::Policy {
+            action: PolicyAction::Test { dir },
+        } => {
             let report = warden_policy::run_tests(&dir)?;
             println!("{report}");
-            Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Tenant { action, common } => {
             let admin = connect(&common.data_dir)?;
@@ -450,13 +456,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             while tokens.len() < count {
                 while next < count && set.len() < 32 {
                     next += 1;
-                    let (http, endpoint, key, client_id) = (http.clone(), endpoint.clone(), key.clone(), client_id.clone());
+                    let (http, endpoint, key, client_id) = (
+                        http.clone(),
+                        endpoint.clone(),
+                        key.clone(),
+                        client_id.clone(),
+                    );
                     let (scope, resource) = (scope.clone(), resource.clone());
                     set.spawn(async move {
                         let assertion = client_assertion(&client_id, &endpoint, &key, unix_now())?;
-                        match request_token(&http, &endpoint, &assertion, scope.as_deref(), resource.as_deref()).await? {
+                        match request_token(
+                            &http,
+                            &endpoint,
+                            &assertion,
+                            scope.as_deref(),
+                            resource.as_deref(),
+                        )
+                        .await?
+                        {
                             TokenOutcome::Issued(t) => Ok(t.access_token),
-                            TokenOutcome::Refused { error, description, .. } => anyhow::bail!("{error}: {description}"),
+                            TokenOutcome::Refused {
+                                error, description, ..
+                            } => anyhow::bail!("{error}: {description}"),
                         }
                     });
                 }

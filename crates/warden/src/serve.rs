@@ -71,7 +71,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         let _ = rx.await;
     }));
     let gateway = match &opts.config {
-        Some(path) => Some(start_gateway(path, &authority_url, &admin_token, opts.gateway_listen).await?),
+        Some(path) => {
+            Some(start_gateway(path, &authority_url, &admin_token, opts.gateway_listen).await?)
+        }
         None => None,
     };
     let gateway_url = gateway.as_ref().map(|(url, _)| url.clone());
@@ -84,7 +86,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         let result = authority_task.await;
         maintenance.abort();
         dir.remove_server_info();
-        result.context("server task failed")?.context("server failed")
+        result
+            .context("server task failed")?
+            .context("server failed")
     });
     Ok(Running {
         gateway_url,

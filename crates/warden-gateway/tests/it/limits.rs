@@ -28,7 +28,9 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     .await;
     let addr = env.gateway_url.trim_start_matches("http://").to_owned();
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /crm/a HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    s.write_all(b"GET /crm/a HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
     // The server must close the connection by itself; the 5 s bound only stops a hung test.

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod limits;
 mod pipeline;
 mod policy;
-mod limits;
+mod support;

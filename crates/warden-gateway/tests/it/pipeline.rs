@@ -42,21 +42,37 @@ async fn allowed_request_reaches_the_upstream_with_only_an_internal_token() {
     let seen: Value = res.json().await.unwrap();
     assert_eq!(seen["path"], "/crm/contacts");
     let h = &seen["headers"];
-    for stripped in ["x-warden-subject", "x-forwarded-user", "remote-user", "x-secret-hop"] {
-        assert!(h.get(stripped).is_none(), "{stripped} reached the upstream: {h}");
+    for stripped in [
+        "x-warden-subject",
+        "x-forwarded-user",
+        "remote-user",
+        "x-secret-hop",
+    ] {
+        assert!(
+            h.get(stripped).is_none(),
+            "{stripped} reached the upstream: {h}"
+        );
     }
     let auth = h["authorization"].as_str().unwrap();
     let internal = auth.strip_prefix("Bearer ").unwrap();
-    assert_ne!(internal, token, "the external token must never reach the upstream");
+    assert_ne!(
+        internal, token,
+        "the external token must never reach the upstream"
+    );
     assert!(h.get("x-request-id").is_some());
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
 
     // A stock verifier with the authority's JWKS accepts it for this upstream only.
     let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
-    let c = verify_access_token(internal, &jwks(&env).await, &v, env.now()).unwrap().into_claims();
+    let c = verify_access_token(internal, &jwks(&env).await, &v, env.now())
+        .unwrap()
+        .into_claims();
     assert_eq!(c.sub, env.agent_id);
     assert_eq!(c.aud, Audience::One("crm".into()));
-    assert_eq!(c.scope, "crm:contacts:read", "narrowed to what GET on this route needs");
+    assert_eq!(
+        c.scope, "crm:contacts:read",
+        "narrowed to what GET on this route needs"
+    );
     assert!(c.exp - c.iat <= 60);
     // Presented back at the edge, the internal token is refused: wrong audience.
     assert_eq!(env.get("/crm/contacts", Some(internal)).await.status(), 401);
@@ -80,7 +96,10 @@ async fn token_deny_paths_answer_401_with_a_challenge() {
     for t in &cases {
         let res = env.get("/crm/contacts", Some(t)).await;
         assert_eq!(res.status(), 401);
-        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     }
     let mut signed = env.forge(|_| {});
@@ -102,9 +121,15 @@ async fn route_scope_and_network_denials() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
     let problem: Value = res.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("crm:contacts:write"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("crm:contacts:write"));
     let res = env
         .http
         .request(Method::DELETE, format!("{}/crm/contacts", env.gateway_url))
@@ -121,7 +146,10 @@ async fn route_scope_and_network_denials() {
     let here = env.forge(|c| c.allowed_ips = Some(vec!["127.0.0.0/8".into()]));
     assert_eq!(env.get("/crm/contacts", Some(&here)).await.status(), 200);
     let malformed = env.forge(|c| c.allowed_ips = Some(vec!["not-a-net".into()]));
-    assert_eq!(env.get("/crm/contacts", Some(&malformed)).await.status(), 401);
+    assert_eq!(
+        env.get("/crm/contacts", Some(&malformed)).await.status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -133,7 +161,11 @@ async fn rate_limit_answers_429_with_retry_after() {
         let res = env.get("/limited/x", Some(&t)).await;
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
-            let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let retry: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(retry >= 1);
         }
     }
@@ -182,7 +214,13 @@ async fn a_cache_hit_never_outlives_a_fresh_verification() {
     // Per-request checks run on hits: a cached read token still cannot write.
     let t3 = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&t3)).await.status(), 200);
-    let res = env.http.post(format!("{}/crm/a", env.gateway_url)).bearer_auth(&t3).send().await.unwrap();
+    let res = env
+        .http
+        .post(format!("{}/crm/a", env.gateway_url))
+        .bearer_auth(&t3)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
 }
 
@@ -231,7 +269,8 @@ async fn unknown_kids_cannot_force_a_fetch_storm() {
             allowed_ips: None,
             max_uses: None,
         };
-        let t = warden_core::jws::encode("at+jwt", Some(&format!("forged-{i}")), &c, &keys.active).unwrap();
+        let t = warden_core::jws::encode("at+jwt", Some(&format!("forged-{i}")), &c, &keys.active)
+            .unwrap();
         assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 401);
     }
     // The start-up fetch was moments ago: within the minimum interval, no refetch at all.
@@ -254,7 +293,12 @@ async fn forward_auth_for_nginx_traefik_and_envoy() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let internal = res.headers()["x-warden-authorization"].to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let internal = res.headers()["x-warden-authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
     let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
     assert!(verify_access_token(&internal, &jwks(&env).await, &v, env.now()).is_ok());
     // Traefik ForwardAuth, a method the token lacks scope for.
@@ -269,9 +313,20 @@ async fn forward_auth_for_nginx_traefik_and_envoy() {
         .unwrap();
     assert_eq!(res.status(), 403);
     // Envoy ext_authz: the original path after the prefix.
-    let res = env.http.get(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap();
+    let res = env
+        .http
+        .get(format!("{authz}/crm/contacts"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = env.http.get(format!("{authz}/crm/contacts")).send().await.unwrap();
+    let res = env
+        .http
+        .get(format!("{authz}/crm/contacts"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
 }
 
@@ -307,7 +362,10 @@ async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
     for _ in 0..4 {
         statuses.push(env.get("/crm/a", Some(&t)).await.status().as_u16());
     }
-    assert!(statuses.contains(&503), "fail-closed route refuses: {statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "fail-closed route refuses: {statuses:?}"
+    );
     // The fail-open route lets the request through and counts it.
     assert_eq!(env.get("/open/a", Some(&t)).await.status(), 200);
     assert!(env.gateway.audit.dropped_total() >= 1);
@@ -319,5 +377,12 @@ async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
     }
     assert_eq!(env.get("/crm/a", Some(&t)).await.status(), 200);
     let audit = std::sync::Arc::clone(&env.audit);
-    assert!(eventually(|| audit.lock().unwrap().iter().any(|e| e.decision == "gap" && e.dropped >= Some(1))).await);
+    assert!(
+        eventually(|| audit
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.decision == "gap" && e.dropped >= Some(1)))
+        .await
+    );
 }

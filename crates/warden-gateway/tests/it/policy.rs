@@ -17,7 +17,12 @@ fn copy_example_policies(to: &Path) {
     }
 }
 
-async fn status_and_body(env: &Env, method: reqwest::Method, path: &str, token: &str) -> (u16, Value) {
+async fn status_and_body(
+    env: &Env,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> (u16, Value) {
     let res = env
         .http
         .request(method, format!("{}{path}", env.gateway_url))
@@ -50,11 +55,21 @@ async fn example_policies_decide_and_name_the_determining_policy() {
     })
     .await;
     let t = env.token("crm:contacts:read crm:contacts:write").await;
-    assert_eq!(status_and_body(&env, reqwest::Method::GET, "/crm/a", &t).await.0, 200);
+    assert_eq!(
+        status_and_body(&env, reqwest::Method::GET, "/crm/a", &t)
+            .await
+            .0,
+        200
+    );
     // An agent's write without `agent:write` is refused by policy, though its scopes allow it.
     let (status, body) = status_and_body(&env, reqwest::Method::POST, "/crm/a", &t).await;
     assert_eq!(status, 403, "{body}");
-    let ids: Vec<&str> = body["policy_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["policy_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(ids.iter().any(|i| i.contains("agents_read_only")), "{body}");
     let audit = std::sync::Arc::clone(&env.audit);
     assert!(
@@ -62,7 +77,8 @@ async fn example_policies_decide_and_name_the_determining_policy() {
             .lock()
             .unwrap()
             .iter()
-            .any(|e| e.phase == "policy" && e.policy_ids.iter().any(|i| i.contains("agents_read_only"))))
+            .any(|e| e.phase == "policy"
+                && e.policy_ids.iter().any(|i| i.contains("agents_read_only"))))
         .await
     );
 }
@@ -84,9 +100,15 @@ async fn policies_hot_reload_and_a_bad_file_keeps_the_last_good_set() {
         "@id(\"crm_frozen\")\nforbid (principal, action, resource) when { resource.route == \"/crm/\" };\n",
     )
     .unwrap();
-    assert!(until_status(&env, "/crm/a", &t, 403).await, "reload picked up the new policy");
+    assert!(
+        until_status(&env, "/crm/a", &t, 403).await,
+        "reload picked up the new policy"
+    );
     let (_, body) = status_and_body(&env, reqwest::Method::GET, "/crm/b", &t).await;
-    assert!(body["policy_ids"].to_string().contains("crm_frozen"), "{body}");
+    assert!(
+        body["policy_ids"].to_string().contains("crm_frozen"),
+        "{body}"
+    );
 
     // A file that fails validation (unknown attribute) is refused; the last good set stays.
     std::fs::write(
@@ -101,5 +123,8 @@ async fn policies_hot_reload_and_a_bad_file_keeps_the_last_good_set() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     std::fs::remove_file(dir.path().join("broken.cedar")).unwrap();
-    assert!(until_status(&env, "/crm/a", &t, 200).await, "a good set is taken again");
+    assert!(
+        until_status(&env, "/crm/a", &t, 200).await,
+        "a good set is taken again"
+    );
 }

@@ -60,7 +60,9 @@ async fn echo(req: Request) -> axum::Json<Value> {
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
         .collect();
-    axum::Json(json!({ "method": req.method().as_str(), "path": req.uri().path(), "headers": headers }))
+    axum::Json(
+        json!({ "method": req.method().as_str(), "path": req.uri().path(), "headers": headers }),
+    )
 }
 
 async fn hang() -> &'static str {
@@ -68,8 +70,15 @@ async fn hang() -> &'static str {
     ""
 }
 
-pub fn routes_toml(authority: &str, upstream: &str, policy_dir: Option<&Path>, extra: &str) -> String {
-    let policy = policy_dir.map_or(String::new(), |p| format!("policy_dir = \"{}\"\n", p.display()));
+pub fn routes_toml(
+    authority: &str,
+    upstream: &str,
+    policy_dir: Option<&Path>,
+    extra: &str,
+) -> String {
+    let policy = policy_dir.map_or(String::new(), |p| {
+        format!("policy_dir = \"{}\"\n", p.display())
+    });
     format!(
         r#"
 [gateway]
@@ -153,11 +162,18 @@ impl Env {
         )
         .await
         .unwrap();
-        tokio::spawn(server::serve(listener, router(Arc::clone(&authority)), limits, std::future::pending()));
+        tokio::spawn(server::serve(
+            listener,
+            router(Arc::clone(&authority)),
+            limits,
+            std::future::pending(),
+        ));
 
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream_url = format!("http://{}", up.local_addr().unwrap());
-        let app = axum::Router::new().route("/slow/{*rest}", any(hang)).fallback(echo);
+        let app = axum::Router::new()
+            .route("/slow/{*rest}", any(hang))
+            .fallback(echo);
         tokio::spawn(async move { axum::serve(up, app).await });
 
         let extra = format!("audit_queue = {}\n{}\n", opts.audit_queue, opts.extra_toml);
@@ -196,7 +212,10 @@ impl Env {
             .unwrap();
         let agent_key = SigningKey::generate(&mut OsRng);
         let agent: Value = http
-            .post(format!("{authority_url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
+            .post(format!(
+                "{authority_url}/admin/v1/tenants/{}/principals",
+                tenant["id"].as_str().unwrap()
+            ))
             .bearer_auth(ADMIN)
             .json(&json!({
                 "kind": "agent", "name": "bot", "scopes": "crm:contacts:read crm:contacts:write",
@@ -248,7 +267,10 @@ impl Env {
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("scope", scope),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
                 ("client_assertion", &assertion),
             ])
             .send()
@@ -257,7 +279,10 @@ impl Env {
             .json()
             .await
             .unwrap();
-        res["access_token"].as_str().unwrap_or_else(|| panic!("{res}")).to_owned()
+        res["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{res}"))
+            .to_owned()
     }
 
     /// A token with claims of the test's choosing, signed by the authority's active key.

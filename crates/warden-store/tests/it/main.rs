@@ -7,8 +7,8 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store, StoreError,
-    Tenant,
+    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store,
+    StoreError, Tenant,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -246,7 +246,10 @@ async fn gateway_keys(s: &dyn Store) {
     ));
     let keys = s.gateway_keys(250).await.unwrap();
     assert_eq!(keys.len(), 1);
-    assert_eq!((keys[0].public_key.as_str(), keys[0].expires_at), ("pk1", 300));
+    assert_eq!(
+        (keys[0].public_key.as_str(), keys[0].expires_at),
+        ("pk1", 300)
+    );
     assert!(s.gateway_keys(301).await.unwrap().is_empty());
     assert_eq!(s.prune_gateway_keys(301).await.unwrap(), 1);
 }

@@ -56,7 +56,11 @@ fn warden(data: &Path, args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -70,13 +74,26 @@ fn admin_commands_drive_a_running_server() {
     assert!(tenant["id"].as_str().unwrap().starts_with("tnt_"));
 
     let key = dir.path().join("agent.jwk");
-    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()]).status.success());
+    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()])
+        .status
+        .success());
     let public = dir.path().join("agent.jwk.pub");
     let agent = json_of(&warden(
         &data,
         &[
-            "principal", "create", "--tenant", "acme", "--kind", "agent", "--name", "mailer",
-            "--scopes", "crm:contacts:read email:send", "--public-key", public.to_str().unwrap(), "--json",
+            "principal",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "agent",
+            "--name",
+            "mailer",
+            "--scopes",
+            "crm:contacts:read email:send",
+            "--public-key",
+            public.to_str().unwrap(),
+            "--json",
         ],
     ));
     let id = agent["id"].as_str().unwrap();
@@ -85,18 +102,49 @@ fn admin_commands_drive_a_running_server() {
     // The private key file is refused where a public key is expected: it must never be sent.
     let out = warden(
         &data,
-        &["principal", "create", "--tenant", "acme", "--kind", "agent", "--name", "leaky", "--public-key", key.to_str().unwrap()],
+        &[
+            "principal",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "agent",
+            "--name",
+            "leaky",
+            "--public-key",
+            key.to_str().unwrap(),
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("private key"));
 
     let token = json_of(&warden(
         &data,
-        &["token", "--client-id", id, "--key", key.to_str().unwrap(), "--scope", "email:send", "--json"],
+        &[
+            "token",
+            "--client-id",
+            id,
+            "--key",
+            key.to_str().unwrap(),
+            "--scope",
+            "email:send",
+            "--json",
+        ],
     ));
     assert_eq!(token["scope"], "email:send");
 
-    let out = warden(&data, &["token", "--client-id", id, "--key", key.to_str().unwrap(), "--scope", "crm:contacts:delete"]);
+    let out = warden(
+        &data,
+        &[
+            "token",
+            "--client-id",
+            id,
+            "--key",
+            key.to_str().unwrap(),
+            "--scope",
+            "crm:contacts:delete",
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid_scope"), "{err}");
@@ -105,7 +153,12 @@ fn admin_commands_drive_a_running_server() {
     let before = json_of(&warden(&data, &["keys", "list", "--json"]));
     let after = json_of(&warden(&data, &["keys", "rotate", "--json"]));
     let states = |v: &Value| {
-        let mut s: Vec<String> = v.as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap().to_owned()).collect();
+        let mut s: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["state"].as_str().unwrap().to_owned())
+            .collect();
         s.sort();
         s
     };
@@ -152,4 +205,176 @@ fn a_wrong_master_key_stops_the_server_at_start() {
     let out = serve(&data, Some("too-short")).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("base64url"));
+}
+
+#[test]
+fn invalid_gateway_config_is_refused_at_start_with_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\n\n[[gateway.route]]\nprefix = \"/crm/\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"crm\"\n[gateway.route.scopes]\nGET = \"crm::read\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warden.toml:8:") && err.contains("crm::read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    // A one-shot upstream that reports the Authorization header it received.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let seen = std::thread::spawn(move || {
+        let (mut s, _) = upstream.accept().unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = s.read(&mut buf).unwrap();
+        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+        req
+    });
+    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\n[[gateway.route]]\nprefix = \"/crm/\"\nupstream = \"http://{upstream_addr}\"\naudience = \"crm\"\n[gateway.route.scopes]\nGET = \"crm:contacts:read\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("server.json").exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
+    let key = dir.path().join("a.jwk");
+    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()])
+        .status
+        .success());
+    let agent = json_of(&warden(
+        &data,
+        &[
+            "principal",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "agent",
+            "--name",
+            "a",
+            "--scopes",
+            "crm:contacts:read",
+            "--public-key",
+            dir.path().join("a.jwk.pub").to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let token = json_of(&warden(
+        &data,
+        &[
+            "token",
+            "--client-id",
+            agent["id"].as_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let token = token["access_token"].as_str().unwrap();
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+    write!(s, "GET /crm/contacts HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let upstream_saw = seen.join().unwrap();
+    assert!(upstream_saw
+        .to_ascii_lowercase()
+        .contains("authorization: bearer "));
+    assert!(
+        !upstream_saw.contains(token),
+        "the upstream saw the external token"
+    );
+}
+
+#[test]
+fn policy_test_passes_on_the_examples_and_fails_on_a_wrong_expectation() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let out = Command::new(BIN)
+        .args(["policy", "test"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" passed, 0 failed"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(
+        dir.path().join("p.cedar"),
+        "@id(\"all\")\npermit (principal, action, resource);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tests/t.json"),
+        r#"[{"name": "wrongly expects deny", "principal": {"id": "agt_AAAAAAAAAAAAAAAAAAAAAA", "kind": "agent", "tenant": "tnt_AAAAAAAAAAAAAAAAAAAAAA"},
+            "action": "GET", "resource": {"route": "/crm/", "path": "/crm/a"},
+            "context": {"client_ip": "127.0.0.1", "time": 1900000000, "scopes": []}, "expect": "deny"}]"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 failed"));
 }
