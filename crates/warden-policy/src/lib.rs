@@ -13,6 +13,7 @@ pub mod error;
 pub mod request;
 pub mod schema;
 pub mod set;
+mod slices;
 pub mod store;
 pub mod testing;
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Location, PolicyError};
 use crate::request::{self, PolicyRequest};
 use crate::schema::{self, Names};
+use crate::slices::Slices;
 
 /// Largest policy file accepted, in bytes. Policies are small text; anything bigger is a
 /// mistake (a log file dropped in the directory), not a policy.
@@ -83,7 +84,10 @@ pub(crate) struct Source {
 
 /// An immutable set of policies, every one validated against the Warden schema.
 pub struct PolicySet {
-    policies: cedar::PolicySet,
+    slices: Slices,
+    /// The whole set, unsliced: the reference the slices are tested against.
+    #[cfg(test)]
+    whole: cedar::PolicySet,
     authorizer: Authorizer,
     names: Names,
     /// Sorted.
@@ -150,7 +154,9 @@ impl PolicySet {
             );
         }
         Ok(Self {
-            policies,
+            slices: Slices::new(&policies),
+            #[cfg(test)]
+            whole: policies.clone(),
             authorizer: Authorizer::new(),
             names,
             ids,
@@ -164,17 +170,29 @@ impl PolicySet {
             Ok(built) => built,
             Err(reason) => return Decision::refused(reason),
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
-        let effect = match response.decision() {
-            cedar::Decision::Allow => Effect::Allow,
-            cedar::Decision::Deny => Effect::Deny,
+        // Each slice answers as Cedar does: a deny's reasons are its satisfied forbids, an
+        // allow's its satisfied permits (see `slices` for why combining them is exact).
+        let mut forbids = Vec::new();
+        let mut permits = Vec::new();
+        let mut errors = Vec::new();
+        for set in self.slices.relevant(req.route, req.principal, req.tenant) {
+            let response = self.authorizer.is_authorized(&request, set, &entities);
+            let diagnostics = response.diagnostics();
+            let reasons = diagnostics.reason().map(ToString::to_string);
+            match response.decision() {
+                cedar::Decision::Allow => permits.extend(reasons),
+                cedar::Decision::Deny => forbids.extend(reasons),
+            }
+            errors.extend(diagnostics.errors().map(ToString::to_string));
+        }
+        let (effect, mut policy_ids) = if !forbids.is_empty() {
+            (Effect::Deny, forbids)
+        } else if !permits.is_empty() {
+            (Effect::Allow, permits)
+        } else {
+            (Effect::Deny, Vec::new())
         };
-        let diagnostics = response.diagnostics();
-        let mut policy_ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
         policy_ids.sort();
-        let errors = diagnostics.errors().map(ToString::to_string).collect();
         Decision {
             effect,
             policy_ids,
@@ -565,5 +583,85 @@ mod tests {
             ..request(&[])
         });
         assert_eq!(decision.effect, Effect::Deny, "{decision:?}");
+    }
+}
+
+#[cfg(test)]
+mod slicing_tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    /// Policies of every bucket kind, over a few routes, principals and tenants.
+    fn mixed() -> String {
+        let mut src = String::new();
+        for i in 0..40 {
+            let route = format!("/r{}/", i % 7);
+            src.push_str(&match i % 5 {
+                0 => format!("@id(\"p{i}\") permit (principal == Warden::Principal::\"agt_{}\", action, resource) when {{ context.hour > {} }};\n", i % 3, i % 24),
+                1 => format!("@id(\"p{i}\") forbid (principal, action, resource) when {{ resource.route == \"{route}\" && context.hour < {} }};\n", i % 24),
+                2 => format!("@id(\"p{i}\") forbid (principal in Warden::Tenant::\"tnt_{}\", action == Warden::Action::\"POST\", resource);\n", i % 2),
+                3 => format!("@id(\"p{i}\") permit (principal, action, resource) when {{ \"{route}\" == resource.route }};\n"),
+                _ => format!("@id(\"p{i}\") permit (principal, action, resource) when {{ context.delegation_depth == {} || resource.route == \"{route}\" }};\n", i % 3),
+            });
+        }
+        src
+    }
+
+    #[test]
+    fn slicing_decides_exactly_as_the_whole_set() {
+        let set =
+            PolicySet::from_str(&mixed(), "mixed.cedar").unwrap_or_else(|e| unreachable!("{e}"));
+        let authorizer = Authorizer::new();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap_or_else(|_| unreachable!());
+        let mut checked = 0;
+        for route in ["/r0/", "/r3/", "/r6/", "/none/"] {
+            for principal in ["agt_0", "agt_1", "agt_2"] {
+                for tenant in ["tnt_0", "tnt_1"] {
+                    for method in ["GET", "POST"] {
+                        for hour in [0i64, 9, 23] {
+                            for depth in [0u32, 1, 2] {
+                                let req = PolicyRequest {
+                                    tenant,
+                                    principal,
+                                    principal_kind: "agent",
+                                    owner: None,
+                                    actor: None,
+                                    method,
+                                    route,
+                                    route_tenant: None,
+                                    path: route,
+                                    client_ip: ip,
+                                    time: 1_900_000_000 - (1_900_000_000 % 86_400) + hour * 3600,
+                                    scopes: &[],
+                                    delegation_depth: depth,
+                                };
+                                let sliced = set.decide(&req);
+                                let (request, entities) = request::to_cedar(&set.names, &req)
+                                    .unwrap_or_else(|e| unreachable!("{e}"));
+                                let whole =
+                                    authorizer.is_authorized(&request, &set.whole, &entities);
+                                let mut ids: Vec<String> = whole
+                                    .diagnostics()
+                                    .reason()
+                                    .map(ToString::to_string)
+                                    .collect();
+                                ids.sort();
+                                let effect = match whole.decision() {
+                                    cedar::Decision::Allow => Effect::Allow,
+                                    cedar::Decision::Deny => Effect::Deny,
+                                };
+                                assert_eq!(
+                                    (sliced.effect, &sliced.policy_ids),
+                                    (effect, &ids),
+                                    "{route} {principal} {tenant} {method} {hour} {depth}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 432);
     }
 }
