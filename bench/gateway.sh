@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Gateway benchmarks on loopback, all cases in one run, against a baseline measured in the
+# same run:
+#
+#   bash bench/gateway.sh                # from any directory; ~2 minutes
+#
+#   1. plain nginx reverse proxy (1 worker, keepalive upstream)        — the baseline
+#   2. warden gateway, one token reused (verified-token cache hits)
+#   3. warden gateway, a fresh token on every request (full verification each time)
+#   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
+#
+# Every case proxies GET to the same upstream: nginx (1 worker) answering `200 ok`.
+# The gateway is `warden serve --config` (release build) with audit on (`audit_log` in the
+# temp dir) and the example Cedar policies (`policies/`, after `warden policy test` passes).
+# CPU pinning: the proxy under test (nginx proxy, or warden, or warden + the nginx in front
+# of it in case 4) on CPU 1; wrk and the upstream nginx on CPU 0.
+#
+# Env: DURATION (s, default 10), WARMUP (s, default 2), CONNECTIONS (default 32),
+#      FRESH_MAX (most tokens to issue for case 3, default 200000),
+#      WARDEN_BIN (default target/release/warden, built if missing),
+#      PERF=1 also runs `perf record` on warden during cases 2 and 3 and prints the top
+#      symbols (needs perf).
+# Installs wrk and nginx from Debian's packages when missing. Stops everything it started.
+set -euo pipefail
+
+if [[ -n "${WARDEN_BIN:-}" && "$WARDEN_BIN" != /* ]]; then
+  WARDEN_BIN="$PWD/$WARDEN_BIN"
+fi
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+FRESH_MAX=${FRESH_MAX:-200000}
+PERF=${PERF:-0}
+
+say() { echo "bench: $*" >&2; }
+
+# ---- tools -------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]} from Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v taskset >/dev/null || { say "taskset (util-linux) is required"; exit 2; }
+if [[ "$(nproc)" -lt 2 ]]; then
+  say "needs 2 CPUs for the pinning (CPU 0: load and upstream, CPU 1: proxy under test)"
+  exit 2
+fi
+if [[ -z "${WARDEN_BIN:-}" ]]; then
+  WARDEN_BIN=$ROOT/target/release/warden
+  if [[ ! -x "$WARDEN_BIN" ]]; then
+    say "building the release binary"
+    cargo build --release -p warden
+  fi
+fi
+[[ -x "$WARDEN_BIN" ]] || { say "no warden binary at $WARDEN_BIN"; exit 2; }
+
+# ---- processes -------------------------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/warden-bench-gw.XXXXXX")
+PIDS=()
+cleanup() {
+  local rc=$? pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+
+die() {
+  say "$*"
+  for f in "$TMP"/*.log; do
+    [[ -s "$f" ]] || continue
+    echo "---- $(basename "$f") (last 30 lines) ----" >&2
+    sed 's/\x1b\[[0-9;]*m//g' "$f" | tail -n 30 >&2
+  done
+  exit 1
+}
+
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+
+wait_http() { # name url
+  local _
+  for _ in $(seq 150); do
+    curl -s -o /dev/null --max-time 1 "$2" && return 0
+    sleep 0.1
+  done
+  die "$1 did not answer on $2"
+}
+
+# `nginx_conf NAME PORT HTTP_EXTRA SERVER_BODY`: an nginx config with one server.
+nginx_conf() {
+  local dir=$TMP/nginx-$1
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+user root;
+pid $dir/nginx.pid;
+error_log $TMP/nginx-$1.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+$3
+  server {
+    listen 127.0.0.1:$2 backlog=4096;
+$4
+  }
+}
+EOF
+}
+start_nginx() { # name cpu
+  local dir=$TMP/nginx-$1
+  nginx -p "$dir" -c "$dir/nginx.conf" -e "$TMP/nginx-$1.log" -t >/dev/null 2>"$TMP/nginx-$1.log" ||
+    die "nginx $1: bad config"
+  taskset -c "$2" nginx -p "$dir" -c "$dir/nginx.conf" -e "$TMP/nginx-$1.log" 2>>"$TMP/nginx-$1.log" &
+  PIDS+=($!)
+}
+
+# The upstream: CPU 0.
+nginx_conf upstream "$UP_PORT" "" '    location / { return 200 "ok"; }'
+start_nginx upstream 0
+
+# Case 1's proxy: CPU 1.
+nginx_conf proxy "$PROXY_PORT" "  upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }" '
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }'
+start_nginx proxy 1
+
+# The policies, if their own tests pass.
+POLICY_LINE=""
+POLICIES="none"
+if "$WARDEN_BIN" policy test "$ROOT/policies" >"$TMP/policy-test.out" 2>&1; then
+  POLICY_LINE="policy_dir = \"$ROOT/policies\""
+  POLICIES="policies/ ($(tail -n 1 "$TMP/policy-test.out"))"
+else
+  say "warden policy test policies failed; benchmarking without policies:"
+  tail -n 5 "$TMP/policy-test.out" >&2
+fi
+
+# The gateway (and its authority): CPU 1.
+DATA=$TMP/data
+cat >"$TMP/warden.toml" <<EOF
+[gateway]
+audit_log = "$TMP/audit.jsonl"
+$POLICY_LINE
+
+[[gateway.route]]
+prefix = "/api/"
+upstream = "http://127.0.0.1:$UP_PORT"
+audience = "api"
+[gateway.route.scopes]
+GET = "api:read"
+EOF
+taskset -c 1 "$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --config "$TMP/warden.toml" \
+  --gateway-listen "127.0.0.1:$GW_PORT" >"$TMP/warden.log" 2>&1 &
+WARDEN_PID=$!
+PIDS+=("$WARDEN_PID")
+
+# Case 4's front: nginx auth_request -> warden /authz, then the upstream. CPU 1, with warden.
+nginx_conf front "$FRONT_PORT" "  upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }
+  upstream warden_authz { server 127.0.0.1:$GW_PORT; keepalive 64; }" '
+    location /api/ {
+      auth_request /_warden;
+      auth_request_set $warden_auth $upstream_http_x_warden_authorization;
+      proxy_set_header Authorization $warden_auth;
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /_warden {
+      internal;
+      proxy_pass http://warden_authz/authz;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Forwarded-Method "";
+      proxy_set_header X-Forwarded-Uri "";
+    }'
+start_nginx front 1
+
+wait_http "upstream nginx" "http://127.0.0.1:$UP_PORT/"
+wait_http "proxy nginx" "http://127.0.0.1:$PROXY_PORT/"
+wait_http "warden gateway" "http://127.0.0.1:$GW_PORT/healthz"
+wait_http "front nginx" "http://127.0.0.1:$FRONT_PORT/"
+
+# ---- identity: tenant, agent, token ------------------------------------------------
+warden() { "$WARDEN_BIN" "$@" --data-dir "$DATA"; }
+warden tenant create bench --json >/dev/null || die "tenant create failed"
+warden keygen --out "$TMP/agent.jwk" >/dev/null
+warden principal create --tenant bench --kind agent --name loadgen --scopes "api:read" \
+  --public-key "$TMP/agent.jwk.pub" --json >"$TMP/agent.json" || die "principal create failed"
+AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/agent.json")
+TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read) || die "token failed"
+
+for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$GW_PORT/api/x" "http://127.0.0.1:$FRONT_PORT/api/x"; do
+  body=$(curl -s --max-time 5 -H "Authorization: Bearer $TOKEN" "$url") || true
+  [[ "$body" == ok ]] || die "sanity check: GET $url answered: ${body:0:300}"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/api/x")
+[[ "$code" == 401 ]] || die "sanity check: the gateway answered $code without a token"
+
+# ---- measuring -------------------------------------------------------------------------
+# CPU busy fraction per CPU between two /proc/stat samples.
+cpu_sample() { awk '/^cpu[01] / { print $1, $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8 }' /proc/stat; }
+cpu_busy() { # before after -> "cpu0% cpu1%"
+  paste <(echo "$1") <(echo "$2") | awk '{ d = $6 - $3; if (d <= 0) d = 1; printf "%d ", 100 * ($5 - $2) / d }'
+}
+
+# `measure NAME URL [wrk args...]`: warm-up, then the measured run; writes $TMP/NAME.wrk.
+measure() {
+  local name=$1 url=$2 before after
+  shift 2
+  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$@" "$url" >/dev/null 2>&1 || true
+  before=$(cpu_sample)
+  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$TMP/$name.wrk" 2>&1 ||
+    die "wrk failed for $name: $(tail -n 5 "$TMP/$name.wrk")"
+  after=$(cpu_sample)
+  cpu_busy "$before" "$after" >"$TMP/$name.cpu"
+  if grep -q 'Non-2xx' "$TMP/$name.wrk"; then
+    say "$name: $(grep 'Non-2xx' "$TMP/$name.wrk" | sed 's/^ *//')"
+    echo bad >"$TMP/$name.non2xx"
+  fi
+}
+# Fields of a wrk --latency report: requests/s, p50 ms, p99 ms.
+wrk_fields() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0
+      if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$1"
+}
+
+perf_start() { # name
+  [[ "$PERF" == 1 ]] || return 0
+  perf record -F 999 -g -p "$WARDEN_PID" -o "$TMP/$1.perf" -- sleep "$((WARMUP + DURATION))" >/dev/null 2>&1 &
+  PERF_PID=$!
+}
+perf_report() { # name
+  [[ "$PERF" == 1 ]] || return 0
+  wait "$PERF_PID" 2>/dev/null || true
+  echo "---- perf: warden during $1 (top self time) ----"
+  perf report -i "$TMP/$1.perf" --no-children --sort symbol --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | head -n 25
+}
+
+GW=http://127.0.0.1:$GW_PORT/api/x
+say "case 1: plain nginx proxy"
+measure plain "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+say "case 2: gateway, one token (cache hits)"
+perf_start cached
+measure cached "$GW" -H "Authorization: Bearer $TOKEN"
+perf_report cached >"$TMP/perf-cached.txt"
+
+# Case 3 needs a distinct token for every request of its warm-up and its run. It cannot
+# be faster than case 2, so case 2's rate bounds how many it can use.
+read -r cached_rps _ < <(wrk_fields "$TMP/cached.wrk")
+need=$(((cached_rps * (DURATION + WARMUP)) * 11 / 10 + 1000))
+((need > FRESH_MAX)) && need=$FRESH_MAX
+say "issuing $need distinct tokens for case 3"
+t0=$(date +%s)
+taskset -c 0 "$WARDEN_BIN" token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read \
+  --count "$need" --data-dir "$DATA" >"$TMP/tokens.txt" || die "warden token --count $need failed"
+issued=$(sort -u "$TMP/tokens.txt" | wc -l)
+say "issued $issued distinct tokens in $(($(date +%s) - t0)) s"
+warm_n=$((issued * WARMUP / (DURATION + WARMUP)))
+head -n "$warm_n" "$TMP/tokens.txt" >"$TMP/tokens-warm.txt"
+tail -n +"$((warm_n + 1))" "$TMP/tokens.txt" >"$TMP/tokens-run.txt"
+
+say "case 3: gateway, a fresh token per request"
+taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/fresh_tokens.lua" "$GW" \
+  -- "$TMP/tokens-warm.txt" >"$TMP/fresh-warm.out" 2>&1 || true
+perf_start fresh
+before=$(cpu_sample)
+taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/fresh_tokens.lua" "$GW" \
+  -- "$TMP/tokens-run.txt" >"$TMP/fresh.wrk" 2>&1 || die "wrk failed for fresh: $(tail -n 5 "$TMP/fresh.wrk")"
+after=$(cpu_sample)
+cpu_busy "$before" "$after" >"$TMP/fresh.cpu"
+perf_report fresh >"$TMP/perf-fresh.txt"
+grep -q 'Non-2xx' "$TMP/fresh.wrk" && { say "fresh: $(grep 'Non-2xx' "$TMP/fresh.wrk" | sed 's/^ *//')"; echo bad >"$TMP/fresh.non2xx"; }
+fresh_note=$(grep '^fresh_tokens:' "$TMP/fresh.wrk" || true)
+warm_note=$(grep '^fresh_tokens:' "$TMP/fresh-warm.out" || true)
+say "warm-up ${warm_note#fresh_tokens: }; run ${fresh_note#fresh_tokens: }"
+if grep -q 'wrapped [1-9]' <<<"$fresh_note"; then
+  say "WARNING: case 3 ran out of distinct tokens and reused some (raise FRESH_MAX or lower DURATION)"
+fi
+
+say "case 4: nginx auth_request -> warden /authz -> upstream"
+measure authz "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+
+# ---- report ------------------------------------------------------------------------------
+audit_lines=$(wc -l <"$TMP/audit.jsonl")
+health=$(curl -s "http://127.0.0.1:$GW_PORT/healthz")
+read -r rps1 p50_1 p99_1 < <(wrk_fields "$TMP/plain.wrk")
+read -r rps2 p50_2 p99_2 < <(wrk_fields "$TMP/cached.wrk")
+read -r rps3 p50_3 p99_3 < <(wrk_fields "$TMP/fresh.wrk")
+read -r rps4 p50_4 p99_4 < <(wrk_fields "$TMP/authz.wrk")
+
+echo
+echo "gateway benchmark: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), warden $("$WARDEN_BIN" --version | awk '{print $NF}')"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency after a ${WARMUP}s warm-up; CPU 1: proxy under test; CPU 0: wrk + upstream nginx"
+echo "gateway: audit on ($audit_lines entries written), policies: $POLICIES"
+echo
+row() { # case rps p50 p99 cpufile
+  local cpu ratio added
+  cpu=$(cat "$TMP/$5.cpu")
+  ratio=$(awk -v a="$2" -v b="$rps1" 'BEGIN { printf "%.2fx", a / b }')
+  added=$(awk -v a="$4" -v b="$p99_1" 'BEGIN { printf "%+.2f", a - b }')
+  printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %5s%% | %5s%% |%s\n' "$1" "$2" "$3" "$4" "$ratio" "$added" \
+    "$(cut -d' ' -f2 <<<"$cpu")" "$(cut -d' ' -f1 <<<"$cpu")" "$([[ -e "$TMP/$5.non2xx" ]] && echo ' NON-2XX!')"
+}
+printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s |\n' case "req/s" "p50 ms" "p99 ms" "vs plain" "+p99 ms" "CPU 1" "CPU 0"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ---------- ------------ -------- --------
+row "1 nginx proxy (baseline)" "$rps1" "$p50_1" "$p99_1" plain
+row "2 warden gateway, one token (cache hits)" "$rps2" "$p50_2" "$p99_2" cached
+row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
+row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
+echo
+awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" 'BEGIN {
+  t2 = r2 / r1; a2 = q2 - q1; t3 = r3 / r1
+  printf "target cache hit >= 0.90x plain: %.2fx %s\n", t2, (t2 >= 0.9 ? "met" : "MISSED")
+  printf "target cache hit <= 1 ms added p99: %+.2f ms %s\n", a2, (a2 <= 1 ? "met" : "MISSED")
+  printf "target fresh token >= 0.50x plain: %.2fx %s\n", t3, (t3 >= 0.5 ? "met" : "MISSED")
+  printf "auth_request pattern vs gateway (case 4 vs 2): %.2fx throughput, %+.2f ms p50, %+.2f ms p99\n", r4 / r2, m4 - m2, q4 - q2
+}'
+echo "case 3 tokens: ${fresh_note#fresh_tokens: }"
+echo "gateway health after the run: $health"
+if [[ "$PERF" == 1 ]]; then
+  cat "$TMP/perf-cached.txt" "$TMP/perf-fresh.txt"
+fi
