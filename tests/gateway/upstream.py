@@ -7,8 +7,10 @@ verified against the authority's published JWKS with a stock JWT library.
 
 Every request (any method, any path) is answered with JSON:
   200 {"verified": true, "sub", "scope", "aud", "iss", "client_id", "iat", "exp",
-       "method", "path", "headers"}          when the bearer token verifies;
-  401 {"verified": false, "error", "method", "path", "headers"}   otherwise.
+       "method", "path", "routed_path", "headers"}   when the bearer token verifies;
+  401 {"verified": false, "error", "method", "path", "routed_path", "headers"}   otherwise.
+`path` is the request target as received; `routed_path` is what a typical web framework
+would route on (percent-decoded, dot segments resolved).
 `headers` is every request header as received (lower-cased names), so callers can check
 what reached the upstream. Verification: signature by a key in
 AUTHORITY_URL/.well-known/jwks.json, alg EdDSA only, header typ `at+jwt`, iss =
@@ -16,7 +18,9 @@ AUTHORITY_URL, aud = AUDIENCE, exp/iat/nbf present and valid (30 s leeway).
 """
 
 import json
+import posixpath
 import sys
+from urllib.parse import unquote, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt  # PyJWT
@@ -58,7 +62,9 @@ class Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         seen = {k.lower(): v for k, v in self.headers.items()}
-        out = {"method": self.command, "path": self.path, "headers": seen}
+        # What a typical framework routes on: the decoded path with dot segments resolved.
+        routed = posixpath.normpath(unquote(urlsplit(self.path).path)) or "/"
+        out = {"method": self.command, "path": self.path, "routed_path": routed, "headers": seen}
         status = 401
         auth = self.headers.get("authorization") or ""
         scheme, _, token = auth.partition(" ")

@@ -271,7 +271,7 @@ impl GatewayConfig {
             });
         }
         // Longest prefix first, so the first match is the longest.
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(Self {
             listen: g
                 .listen

@@ -13,6 +13,10 @@ use warden_core::{AccessClaims, ScopeSet};
 
 const SHARDS: usize = 16;
 
+/// Internal tokens minted for one external token, by (route prefix, method): the token and
+/// its expiry.
+pub type MintedTokens = HashMap<(String, String), (Arc<str>, i64)>;
+
 /// What verification established about a token, parsed once.
 #[derive(Debug)]
 pub struct Verified {
@@ -24,8 +28,7 @@ pub struct Verified {
     /// The innermost acting party and the chain's length.
     pub actor: Option<String>,
     pub delegation_depth: u32,
-    /// Internal tokens minted for this token, by (route prefix, method): token and expiry.
-    pub internal: Mutex<HashMap<(String, String), (Arc<str>, i64)>>,
+    pub internal: Mutex<MintedTokens>,
 }
 
 pub struct TokenCache {
