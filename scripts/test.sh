@@ -2,7 +2,8 @@
 # Runs every test Warden has, on a fresh machine as on a developer's:
 #   unit and integration tests of every crate (cargo test),
 #   the end-to-end demo (`warden demo` must exit 0),
-#   interop with real third-party clients (Python: PyJWT, Authlib; Node: openid-client, jose).
+#   interop with real third-party clients (Python: PyJWT, Authlib; Node: openid-client, jose),
+#   the gateway behind a real nginx (auth_request) in front of a Python upstream.
 # Installs what it needs into throwaway directories; leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +27,14 @@ interop_line=$(WARDEN_BIN=target/debug/warden bash tests/interop/run.sh 2>&1 | t
 interop_passed=$(sed -E 's/^interop: ([0-9]+) passed.*/\1/' <<<"${interop_line:-interop: 0 passed, 1 failed}")
 interop_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"${interop_line:-interop: 0 passed, 1 failed}")
 
-passed=$((cargo_passed + demo_passed + interop_passed))
-failed=$((cargo_failed + (1 - demo_passed) + interop_failed))
+echo "== gateway (nginx auth_request, Python upstream)"
+gateway_line=$(WARDEN_BIN=target/debug/warden bash tests/gateway/run.sh 2>&1 | tee /dev/stderr | grep -E '^gateway: [0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
+gateway_passed=$(sed -E 's/^gateway: ([0-9]+) passed.*/\1/' <<<"${gateway_line:-gateway: 0 passed, 1 failed}")
+gateway_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"${gateway_line:-gateway: 0 passed, 1 failed}")
+
+passed=$((cargo_passed + demo_passed + interop_passed + gateway_passed))
+failed=$((cargo_failed + (1 - demo_passed) + interop_failed + gateway_failed))
 echo
-echo "cargo: $cargo_passed passed, $cargo_failed failed; demo: $demo_passed passed, $((1 - demo_passed)) failed; ${interop_line:-interop: did not finish}"
+echo "cargo: $cargo_passed passed, $cargo_failed failed; demo: $demo_passed passed, $((1 - demo_passed)) failed; ${interop_line:-interop: did not finish}; ${gateway_line:-gateway: did not finish}"
 echo "all: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
