@@ -9,6 +9,9 @@
 #                       exists, else target/debug/warden)
 # WARDEN_INTEROP_CACHE  keep the Python venv in this directory and reuse it on
 #                       later runs (the same venv as tests/interop; default: throwaway)
+# GATEWAY_STRICT=1      count checks marked `known` (open bugs in Warden, printed as
+#                       `KNOWN name: why`) as failures; by default they are reported but not
+#                       counted, and count as passed once the bug is fixed
 #
 # Needs python3 (with venv), curl, access to PyPI, and nginx with the auth_request module:
 # installed from Debian's packages (apt-get) when `nginx` is missing. nginx runs as a child
@@ -124,15 +127,16 @@ echo "gateway: python $("$PY" -c 'import sys; print(sys.version.split()[0])'), P
 # `jget FILE EXPR`: evaluates a Python expression over the JSON document `d` in FILE.
 jget() { "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-# Three free loopback ports at once (so they differ): gateway, upstream, nginx.
-read -r GW_PORT UP_PORT NGINX_PORT < <("$PY" -c '
+# Free loopback ports, taken at once so they differ: gateway, upstream, two nginx servers.
+read -r GW_PORT UP_PORT NGINX_PORT NAIVE_PORT < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 GATEWAY_URL=http://127.0.0.1:$GW_PORT
 UPSTREAM_URL=http://127.0.0.1:$UP_PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
+NAIVE_URL=http://127.0.0.1:$NAIVE_PORT
 
 # Waits until URL answers anything over HTTP (any status) while PID lives.
 wait_http() { # name pid url
@@ -159,6 +163,14 @@ audience = "crm"
 [gateway.route.scopes]
 GET = "crm:contacts:read"
 POST = "crm:contacts:write"
+
+# The same service's admin API, behind a stronger scope.
+[[gateway.route]]
+prefix = "/crm/admin/"
+upstream = "$UPSTREAM_URL"
+audience = "crm"
+[gateway.route.scopes]
+GET = "crm:admin:read"
 EOF
 "$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 \
   --config "$TMP/warden.toml" --gateway-listen "127.0.0.1:$GW_PORT" >"$TMP/server.log" 2>&1 &
@@ -200,6 +212,7 @@ echo "gateway: agent $AGENT"
 # ---- checks --------------------------------------------------------------------------
 PASSED=0
 FAILED=0
+KNOWN=0
 check() { # name, command...
   local name=$1
   shift
@@ -211,12 +224,40 @@ check() { # name, command...
     FAILED=$((FAILED + 1))
   fi
 }
+# `known NAME WHY command...`: a check that an open Warden bug makes fail (WHY says which).
+known() {
+  local name=$1 why=$2
+  shift 2
+  if "$@"; then
+    echo "ok $name"
+    PASSED=$((PASSED + 1))
+  elif [[ "${GATEWAY_STRICT:-0}" == 1 ]]; then
+    echo "FAIL $name (known bug: $why)"
+    FAILED=$((FAILED + 1))
+  else
+    echo "KNOWN $name: $why"
+    KNOWN=$((KNOWN + 1))
+  fi
+}
 # `req OUT METHOD URL [curl args...]`: body to $TMP/OUT.json, status to $TMP/OUT.status.
 req() {
   local out=$TMP/$1 method=$2 url=$3
   shift 3
   curl -s -o "$out.json" -D "$out.headers" -w '%{http_code}' --max-time 10 -X "$method" "$@" "$url" \
     >"$out.status" 2>/dev/null || true
+}
+status_not() { # out unexpected
+  local got
+  got=$(cat "$TMP/$1.status" 2>/dev/null)
+  [[ -n "$got" && "$got" != "$2" ]] || { echo "  $1: status ${got:-none}" >&2; return 1; }
+}
+# Refused, or at least not something the upstream routes under PREFIX.
+not_routed_under() { # out prefix
+  local got routed
+  got=$(cat "$TMP/$1.status" 2>/dev/null)
+  [[ "$got" == 200 ]] || return 0
+  routed=$(jget "$TMP/$1.json" 'd["routed_path"]' 2>/dev/null) || routed="(no JSON)"
+  [[ "$routed/" != "$2"* ]] || { echo "  $1: 200, and the upstream routes it as $routed" >&2; return 1; }
 }
 status_is() { # out expected
   local got
@@ -273,7 +314,47 @@ req up_external GET "$UPSTREAM_URL/crm/contacts" -H "Authorization: Bearer $READ
 check "upstream: the external token sent straight to it is refused (aud warden) -> 401" \
   status_is up_external 401
 
+req gw_admin GET "$GATEWAY_URL/crm/admin/users" -H "Authorization: Bearer $READ"
+check "gateway: GET /crm/admin/users with only crm:contacts:read -> 403" status_is gw_admin 403
+TRAVERSAL="route, scope and policy are decided on the raw path; its dot segments reach the upstream, which resolves them"
+req gw_dots GET "$GATEWAY_URL/crm/contacts/../admin/users" --path-as-is -H "Authorization: Bearer $READ"
+known "gateway: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" "$TRAVERSAL" \
+  not_routed_under gw_dots /crm/admin/
+req gw_dots_enc GET "$GATEWAY_URL/crm/contacts/%2e%2e/admin/users" --path-as-is -H "Authorization: Bearer $READ"
+known "gateway: /crm/contacts/%2e%2e/admin/users with a read token does not reach /crm/admin/" "$TRAVERSAL" \
+  not_routed_under gw_dots_enc /crm/admin/
+
 # ---- nginx auth_request -> /authz --------------------------------------------------------
+# Two servers: NGINX_PORT as it should be deployed; NAIVE_PORT with only the usual
+# auth_request lines (it does not clear X-Forwarded-Method/-Uri).
+server_block() { # port, extra lines for /_warden
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$1;
+
+    location /crm/ {
+      auth_request /_warden;
+      auth_request_set \$warden_auth \$upstream_http_x_warden_authorization;
+      proxy_set_header Authorization \$warden_auth;
+      proxy_pass $UPSTREAM_URL;
+    }
+
+    location = /_warden {
+      internal;
+      proxy_pass $GATEWAY_URL/authz;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI \$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+$2
+    }
+  }
+EOF
+}
+HARDENING='      # Warden also reads Traefik'"'"'s X-Forwarded-Method/-Uri, and prefers them to
+      # X-Original-*: a client must not be able to send its own.
+      proxy_set_header X-Forwarded-Method "";
+      proxy_set_header X-Forwarded-Uri "";'
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -290,29 +371,8 @@ http {
   uwsgi_temp_path $TMP/nginx/uwsgi;
   scgi_temp_path $TMP/nginx/scgi;
 
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-
-    location /crm/ {
-      auth_request /_warden;
-      auth_request_set \$warden_auth \$upstream_http_x_warden_authorization;
-      proxy_set_header Authorization \$warden_auth;
-      proxy_pass $UPSTREAM_URL;
-    }
-
-    location = /_warden {
-      internal;
-      proxy_pass $GATEWAY_URL/authz;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI \$request_uri;
-      proxy_set_header X-Original-Method \$request_method;
-      # Warden also reads Traefik's X-Forwarded-Method/-Uri, and prefers them: a client
-      # must not be able to send its own (see docs: forward-auth behind nginx).
-      proxy_set_header X-Forwarded-Method "";
-      proxy_set_header X-Forwarded-Uri "";
-    }
-  }
+$(server_block "$NGINX_PORT" "$HARDENING")
+$(server_block "$NAIVE_PORT" "")
 }
 EOF
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" -t >"$TMP/nginx-t.log" 2>&1 ||
@@ -320,6 +380,7 @@ EOF
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx-error.log" 2>>"$TMP/nginx-error.log" &
 NGINX_PID=$!
 wait_http nginx "$NGINX_PID" "$NGINX_URL/"
+wait_http nginx "$NGINX_PID" "$NAIVE_URL/"
 
 req ng_get GET "$NGINX_URL/crm/contacts?id=7" -H "Authorization: Bearer $READ"
 check "nginx: GET with a read token -> 200" status_is ng_get 200
@@ -337,8 +398,26 @@ check "nginx: upstream verified the internal token (scope crm:contacts:write)" \
 req ng_spoof POST "$NGINX_URL/crm/contacts" -H "Authorization: Bearer $READ" \
   -H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /crm/contacts" --data '{"name":"x"}'
 check "nginx: POST with a read token and a forged X-Forwarded-Method: GET -> 403" status_is ng_spoof 403
+req ng_admin GET "$NGINX_URL/crm/admin/users" -H "Authorization: Bearer $READ"
+check "nginx: GET /crm/admin/users with only crm:contacts:read -> 403" status_is ng_admin 403
+req ng_dots GET "$NGINX_URL/crm/contacts/../admin/users" --path-as-is -H "Authorization: Bearer $READ"
+known "nginx: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" \
+  "/authz decides on the raw X-Original-URI (\$request_uri); nginx and the upstream resolve the dot segments" \
+  not_routed_under ng_dots /crm/admin/
+req ng_put PUT "$NGINX_URL/crm/contacts" -H "Authorization: Bearer $READ" --data '{}'
+known "nginx: PUT, a method the route does not list -> a 4xx, not 500" \
+  "/authz answers 405 (likewise 404 and 429, 503), and nginx auth_request turns any status but 2xx/401/403 into 500" \
+  status_not ng_put 500
+req naive_spoof POST "$NAIVE_URL/crm/contacts" -H "Authorization: Bearer $READ" \
+  -H "X-Forwarded-Method: GET" --data '{"name":"x"}'
+known "nginx with the usual auth_request lines: POST with a read token and a forged X-Forwarded-Method: GET -> 403" \
+  "/authz prefers X-Forwarded-Method/-Uri, which nginx passes through from the client, over X-Original-*" \
+  status_is naive_spoof 403
 
 [[ "$FAILED" -eq 0 ]] || logs
 stop_all
+if [[ "$KNOWN" -gt 0 ]]; then
+  echo "gateway: $KNOWN checks fail on known Warden bugs (lines KNOWN; not counted, GATEWAY_STRICT=1 counts them)"
+fi
 echo "gateway: $PASSED passed, $FAILED failed"
 [[ "$FAILED" -eq 0 ]]

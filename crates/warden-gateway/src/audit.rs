@@ -9,11 +9,11 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
@@ -83,9 +83,22 @@ impl AuditWriter for TracingWriter {
     }
 }
 
+/// How often the writer takes what has queued up. Waking it per entry would cost a context
+/// switch per request; a short timer turns that into one switch per batch.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+const MAX_BATCH: usize = 4096;
+
+struct Shared {
+    queue: Mutex<Vec<AuditEvent>>,
+    wake: Condvar,
+    capacity: usize,
+    closed: AtomicBool,
+    /// Entries let through unrecorded since the writer last wrote a `gap` entry.
+    dropped: AtomicU64,
+}
+
 pub struct AuditSink {
-    tx: mpsc::Sender<AuditEvent>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     dropped_total: AtomicU64,
 }
 
@@ -94,53 +107,88 @@ pub struct AuditSink {
 pub struct QueueFull;
 
 impl AuditSink {
-    /// Starts the writer on a blocking thread (writers do file I/O).
+    /// Starts the writer on its own thread (writers do file I/O).
     pub fn spawn(capacity: usize, mut writer: Box<dyn AuditWriter>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<AuditEvent>(capacity.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let pending_gap = Arc::clone(&dropped);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let w = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("warden-audit".into())
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(256);
-                while rx.blocking_recv().map(|e| batch.push(e)).is_some() {
-                    while batch.len() < 256 {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
-                        }
+            .spawn(move || loop {
+                let mut batch = {
+                    let mut q = lock(&w.queue);
+                    if q.is_empty() && !w.closed.load(Ordering::Acquire) {
+                        q = match w.wake.wait_timeout(q, FLUSH_EVERY) {
+                            Ok((g, _)) => g,
+                            Err(p) => p.into_inner().0,
+                        };
                     }
-                    let lost = pending_gap.swap(0, Ordering::AcqRel);
-                    if lost > 0 {
-                        batch.push(gap_event(lost));
+                    let take = q.len().min(MAX_BATCH);
+                    q.drain(..take).collect::<Vec<_>>()
+                };
+                let lost = w.dropped.swap(0, Ordering::AcqRel);
+                if lost > 0 {
+                    batch.push(gap_event(lost));
+                }
+                if batch.is_empty() {
+                    if w.closed.load(Ordering::Acquire) {
+                        return;
                     }
-                    if let Err(e) = writer.write_batch(&batch) {
-                        tracing::error!(error = %e, entries = batch.len(), "audit write failed");
-                    }
-                    batch.clear();
+                    continue;
+                }
+                if let Err(e) = writer.write_batch(&batch) {
+                    tracing::error!(error = %e, entries = batch.len(), "audit write failed");
                 }
             })
             .ok();
         Self {
-            tx,
-            dropped,
+            shared,
             dropped_total: AtomicU64::new(0),
         }
     }
 
-    /// Queues an entry without waiting.
+    /// Queues an entry without waiting on I/O.
     pub fn try_record(&self, event: AuditEvent) -> Result<(), QueueFull> {
-        self.tx.try_send(event).map_err(|_| QueueFull)
+        let mut q = lock(&self.shared.queue);
+        if q.len() >= self.shared.capacity {
+            return Err(QueueFull);
+        }
+        q.push(event);
+        // Half full: do not wait for the timer.
+        if q.len() == self.shared.capacity / 2 + 1 {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Counts an entry that a fail-open route let through without recording.
     pub fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::AcqRel);
+        self.shared.dropped.fetch_add(1, Ordering::AcqRel);
         self.dropped_total.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for AuditSink {
+    /// The writer drains what is queued, then stops.
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 

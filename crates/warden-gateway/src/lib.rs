@@ -59,6 +59,7 @@ pub enum StartError {
 /// often the gateway re-registers it.
 const KEY_TTL_SECS: i64 = 3600;
 const KEY_RENEW_EVERY: Duration = Duration::from_secs(600);
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// The gateway's own signing identity for internal tokens; the private key lives only here.
 pub struct GatewayKey {
@@ -168,22 +169,26 @@ impl Gateway {
         &self.key.kid
     }
 
+    /// Every 30 s: sweep expired tokens and idle rate-limit state; every 10 min: renew the
+    /// gateway key's registration.
     fn spawn_key_renewal(self: &Arc<Self>, admin_token: String, name: String) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(KEY_RENEW_EVERY);
+            let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
             tick.tick().await;
+            let mut last_renewal = std::time::Instant::now();
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { return };
-                if let Err(e) =
-                    register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await
-                {
-                    tracing::warn!(error = %e, "gateway key renewal failed; will retry");
-                }
-                // Idle identities' limiter state is dropped, bounding its memory.
+                g.tokens.sweep(g.now() - warden_core::Validation::DEFAULT_LEEWAY);
                 for l in g.limiters.values() {
                     l.retain_recent();
+                }
+                if last_renewal.elapsed() >= KEY_RENEW_EVERY {
+                    match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await {
+                        Ok(()) => last_renewal = std::time::Instant::now(),
+                        Err(e) => tracing::warn!(error = %e, "gateway key renewal failed; will retry"),
+                    }
                 }
             }
         });

@@ -12,14 +12,14 @@ use warden_core::claims::{AccessClaims, Actor, Audience};
 use warden_core::id::random_token_id;
 use warden_core::jws::{self, UnverifiedToken};
 use warden_core::{ScopeSet, TokenError, Validation};
-use warden_policy::{Effect, PolicyRequest};
+use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
 
 use crate::audit::AuditEvent;
 use crate::config::{FailMode, Route};
 use crate::deny::Deny;
 use crate::http_client::{full, Body};
 use crate::net::{client_ip, parse_networks};
-use crate::token_cache::Verified;
+use crate::token_cache::{Verified, MAX_CACHED_DECISIONS};
 use crate::Gateway;
 
 /// What the pipeline knows about a request before deciding.
@@ -260,23 +260,7 @@ impl Gateway {
         // policy
         let mut policy_ids = Vec::new();
         if let Some(policies) = &self.policies {
-            let scopes: Vec<&str> = verified.scopes.iter().map(|s| s.as_str()).collect();
-            let c = &verified.claims;
-            let decision = policies.current().decide(&PolicyRequest {
-                tenant: &c.tenant,
-                principal: &c.sub,
-                principal_kind: kind_of(&c.sub),
-                owner: None,
-                actor: verified.actor.as_deref(),
-                method: facts.method,
-                route: &route.prefix,
-                route_tenant: route.tenant.as_deref(),
-                path: facts.path,
-                client_ip: facts.client_ip,
-                time: now,
-                scopes: &scopes,
-                delegation_depth: verified.delegation_depth,
-            });
+            let decision = self.policy_decision(&verified, route, facts, policies.current(), now);
             policy_ids = decision.policy_ids;
             if !matches!(decision.effect, Effect::Allow) {
                 let reason = if policy_ids.is_empty() {
@@ -312,6 +296,56 @@ impl Gateway {
             internal_token,
             policy_ids,
         })
+    }
+
+    /// Cedar's decision, or the same decision made earlier for this token by the same policy
+    /// set for an identical request in the same time bucket.
+    fn policy_decision(
+        &self,
+        verified: &Verified,
+        route: &Route,
+        facts: &Facts<'_>,
+        set: Arc<PolicySet>,
+        now: i64,
+    ) -> Decision {
+        let key = (
+            route.prefix.clone(),
+            facts.method.to_owned(),
+            facts.path.to_owned(),
+            facts.client_ip,
+        );
+        let bucket = set.time_bucket(now);
+        let mut cache = match verified.decisions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((s, b, d)) = cache.get(&key) {
+            if Arc::ptr_eq(s, &set) && *b == bucket {
+                return d.clone();
+            }
+        }
+        let scopes: Vec<&str> = verified.scopes.iter().map(|s| s.as_str()).collect();
+        let c = &verified.claims;
+        let decision = set.decide(&PolicyRequest {
+            tenant: &c.tenant,
+            principal: &c.sub,
+            principal_kind: kind_of(&c.sub),
+            owner: None,
+            actor: verified.actor.as_deref(),
+            method: facts.method,
+            route: &route.prefix,
+            route_tenant: route.tenant.as_deref(),
+            path: facts.path,
+            client_ip: facts.client_ip,
+            time: now,
+            scopes: &scopes,
+            delegation_depth: verified.delegation_depth,
+        });
+        if cache.len() >= MAX_CACHED_DECISIONS {
+            cache.clear();
+        }
+        cache.insert(key, (set, bucket, decision.clone()));
+        decision
     }
 
     /// Verifies a token, or takes it from the cache of verified tokens. A hit is re-checked
@@ -370,8 +404,9 @@ impl Gateway {
             actor,
             delegation_depth,
             internal: Mutex::new(Default::default()),
+            decisions: Mutex::new(Default::default()),
         });
-        self.tokens.insert(token, Arc::clone(&v), now);
+        self.tokens.insert(token, Arc::clone(&v));
         Ok(v)
     }
 

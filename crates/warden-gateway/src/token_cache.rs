@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, Mutex};
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
+use warden_policy::{Decision, PolicySet};
 use warden_core::{AccessClaims, ScopeSet};
 
 const SHARDS: usize = 16;
@@ -16,6 +19,15 @@ const SHARDS: usize = 16;
 /// Internal tokens minted for one external token, by (route prefix, method): the token and
 /// its expiry.
 pub type MintedTokens = HashMap<(String, String), (Arc<str>, i64)>;
+
+/// Policy decisions made for one token, by (route prefix, method, path, client address):
+/// the set that decided, its time bucket, and the decision. Everything else a policy sees is
+/// fixed by the token.
+pub type CachedDecisions =
+    HashMap<(String, String, String, IpAddr), (Arc<PolicySet>, i64, Decision)>;
+
+/// Most decisions kept per token.
+pub const MAX_CACHED_DECISIONS: usize = 64;
 
 /// What verification established about a token, parsed once.
 #[derive(Debug)]
@@ -29,6 +41,7 @@ pub struct Verified {
     pub actor: Option<String>,
     pub delegation_depth: u32,
     pub internal: Mutex<MintedTokens>,
+    pub decisions: Mutex<CachedDecisions>,
 }
 
 pub struct TokenCache {
@@ -59,19 +72,28 @@ impl TokenCache {
         self.shard(token).get(token).cloned()
     }
 
-    pub fn insert(&self, token: &str, verified: Arc<Verified>, now: i64) {
+    /// Adds a verified token. A full shard drops an arbitrary entry (its holder pays one
+    /// more verification); expired entries are swept by [`TokenCache::sweep`], never by a
+    /// scan on this path.
+    pub fn insert(&self, token: &str, verified: Arc<Verified>) {
         let mut shard = self.shard(token);
         if shard.len() >= self.per_shard {
-            shard.retain(|_, v| v.claims.exp > now);
-            if shard.len() >= self.per_shard {
-                // Full of live tokens: make room by dropping an arbitrary one; the cost is
-                // one extra verification for its holder.
-                if let Some(k) = shard.keys().next().cloned() {
-                    shard.remove(&k);
-                }
+            if let Some(k) = shard.keys().next().cloned() {
+                shard.remove(&k);
             }
         }
         shard.insert(token.into(), verified);
+    }
+
+    /// Drops entries that expired before `now`, one shard at a time.
+    pub fn sweep(&self, now: i64) {
+        for s in &self.shards {
+            let mut shard = match s.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            shard.retain(|_, v| v.claims.exp >= now);
+        }
     }
 
     pub fn remove(&self, token: &str) {

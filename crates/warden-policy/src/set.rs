@@ -85,6 +85,8 @@ pub(crate) struct Source {
 /// An immutable set of policies, every one validated against the Warden schema.
 pub struct PolicySet {
     slices: Slices,
+    /// Whether any policy can see `context.time` itself rather than only `hour`/`weekday`.
+    observes_time: bool,
     /// The whole set, unsliced: the reference the slices are tested against.
     #[cfg(test)]
     whole: cedar::PolicySet,
@@ -153,7 +155,12 @@ impl PolicySet {
                 "policy set is empty: every request will be denied"
             );
         }
+        // Conservative: any mention of `time` in a policy's JSON form counts.
+        let observes_time = policies
+            .policies()
+            .any(|p| p.to_json().map_or(true, |j| j.to_string().contains("\"time\"")));
         Ok(Self {
+            observes_time,
             slices: Slices::new(&policies),
             #[cfg(test)]
             whole: policies.clone(),
@@ -197,6 +204,17 @@ impl PolicySet {
             effect,
             policy_ids,
             errors,
+        }
+    }
+
+    /// The coarsest time a cached decision may be keyed by: the request time itself when a
+    /// policy reads `context.time`, else the hour (all that `hour` and `weekday` depend on).
+    /// Two requests equal in every other field and in this bucket get the same decision.
+    pub fn time_bucket(&self, time: i64) -> i64 {
+        if self.observes_time {
+            time
+        } else {
+            time.div_euclid(3600)
         }
     }
 
