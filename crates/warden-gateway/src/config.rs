@@ -34,6 +34,22 @@ pub enum FailMode {
     Open,
 }
 
+/// Which proxy calls the forward-auth endpoint, and so which headers carry the original
+/// request. Exactly one convention is trusted: accepting several would let a client add the
+/// headers of another convention that its proxy passes through untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardAuth {
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI`; refusals are mapped to
+    /// 401 or 403, the only statuses nginx passes on (the real one is in `X-Warden-Status`).
+    #[default]
+    Nginx,
+    /// Traefik ForwardAuth: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Traefik,
+    /// Envoy ext_authz (HTTP): the request's own method, the original path after the prefix.
+    Envoy,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -80,6 +96,8 @@ struct RawGateway {
     header_read_timeout_ms: Option<u64>,
     #[serde(default)]
     authz_path: Option<String>,
+    #[serde(default)]
+    forward_auth: ForwardAuth,
     #[serde(default)]
     route: Vec<toml::Spanned<RawRoute>>,
 }
@@ -149,6 +167,8 @@ pub struct GatewayConfig {
     pub max_header_bytes: usize,
     pub max_token_bytes: usize,
     pub authz_path: String,
+    /// Forward auth answers only peers in `trusted_proxies`, in this convention.
+    pub forward_auth: ForwardAuth,
     pub routes: Vec<Route>,
 }
 
@@ -293,6 +313,7 @@ impl GatewayConfig {
             max_header_bytes: g.max_header_bytes.unwrap_or(16 * 1024).max(8192),
             max_token_bytes: warden_core::jws::MAX_TOKEN_BYTES,
             authz_path,
+            forward_auth: g.forward_auth,
             routes,
         })
     }

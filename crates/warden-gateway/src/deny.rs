@@ -10,6 +10,10 @@ use crate::http_client::{full, Body};
 
 #[derive(Debug, Clone)]
 pub enum Deny {
+    /// A path that could mean something else to the upstream (dot segments, encoded slashes).
+    BadPath(String),
+    /// Forward auth asked by a peer that is not a trusted proxy.
+    UntrustedCaller,
     /// No `Authorization: Bearer` credential.
     MissingToken,
     /// The credential is not a valid token for this gateway.
@@ -34,6 +38,7 @@ impl Deny {
     /// The pipeline phase that refused, as it appears in the audit log.
     pub fn phase(&self) -> &'static str {
         match self {
+            Self::BadPath(_) | Self::UntrustedCaller => "request",
             Self::MissingToken | Self::InvalidToken(_) => "verify",
             Self::NoRoute | Self::MethodNotAllowed(_) => "route",
             Self::InsufficientScope(_) => "scope",
@@ -47,6 +52,8 @@ impl Deny {
 
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::UntrustedCaller => StatusCode::FORBIDDEN,
             Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -62,6 +69,8 @@ impl Deny {
 
     pub fn reason(&self) -> String {
         match self {
+            Self::BadPath(r) => r.clone(),
+            Self::UntrustedCaller => "forward auth answers only trusted proxies".into(),
             Self::MissingToken => "no bearer token".into(),
             Self::InvalidToken(r) => r.clone(),
             Self::NoRoute => "no route for this path".into(),
@@ -87,6 +96,26 @@ impl Deny {
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
+        self.into_response_with(status)
+    }
+
+    /// For nginx `auth_request`, which treats anything but 2xx, 401 and 403 as an error
+    /// (500): 401 stays, every other refusal becomes 403, and the real status travels in
+    /// `X-Warden-Status`.
+    pub fn into_nginx_response(self) -> Response<Body> {
+        let real = self.status();
+        let status = if real == StatusCode::UNAUTHORIZED {
+            real
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let mut res = self.into_response_with(status);
+        res.headers_mut()
+            .insert("x-warden-status", HeaderValue::from(real.as_u16()));
+        res
+    }
+
+    fn into_response_with(self, status: StatusCode) -> Response<Body> {
         let reason = self.reason();
         let mut body = json!({
             "type": "about:blank",

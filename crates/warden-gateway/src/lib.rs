@@ -15,6 +15,7 @@ mod deny;
 mod http_client;
 pub mod jwks;
 pub mod net;
+mod path;
 mod pipeline;
 mod proxy;
 pub mod token_cache;

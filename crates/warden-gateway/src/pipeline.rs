@@ -15,7 +15,7 @@ use warden_core::{ScopeSet, TokenError, Validation};
 use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
 
 use crate::audit::AuditEvent;
-use crate::config::{FailMode, Route};
+use crate::config::{FailMode, ForwardAuth, Route};
 use crate::deny::Deny;
 use crate::http_client::{full, Body};
 use crate::net::{client_ip, parse_networks};
@@ -42,20 +42,34 @@ pub struct Allowed<'g> {
 impl Gateway {
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let path = req.uri().path().to_owned();
+        let raw = req.uri().path().to_owned();
         let authz = &self.config.authz_path;
-        if path == *authz
-            || path
+        if raw == *authz
+            || raw
                 .strip_prefix(authz.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
         {
             return self.forward_auth(&req, peer).await;
         }
-        if path == "/healthz" {
+        if raw == "/healthz" {
             return self.health();
+        }
+        let path = match crate::path::normalize(&raw) {
+            Ok(p) => p,
+            Err(reason) => return Deny::BadPath(reason).into_response(),
+        };
+        // The upstream gets the path that was decided on, not the raw one.
+        if path != raw {
+            let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            match format!("{path}{query}").parse() {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(_) => {
+                    return Deny::BadPath("the path cannot be normalized".into()).into_response()
+                }
+            }
         }
         let client = client_ip(
             peer.ip(),
@@ -95,32 +109,38 @@ impl Gateway {
         }
     }
 
-    /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP):
-    /// the original method and URI come from `X-Forwarded-Method`/`X-Forwarded-Uri`
-    /// (Traefik), `X-Original-Method`/`X-Original-URI` (nginx), or the request itself with the
-    /// `/authz` prefix removed (Envoy's `path_prefix`). 200 carries the internal token.
+    /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Envoy ext_authz (HTTP),
+    /// in the one convention the config names (see [`ForwardAuth`]). Only trusted proxies
+    /// may ask: anyone else could mint internal tokens for any route's audience. 200 carries
+    /// the internal token.
     async fn forward_auth(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let h = req.headers();
-        let header = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
-                .map(str::to_owned)
+        let mode = self.config.forward_auth;
+        let answer = |deny: Deny| match mode {
+            ForwardAuth::Nginx => deny.into_nginx_response(),
+            ForwardAuth::Traefik | ForwardAuth::Envoy => deny.into_response(),
         };
-        let method = header(&["x-forwarded-method", "x-original-method"])
-            .unwrap_or_else(|| req.method().as_str().to_owned())
-            .to_ascii_uppercase();
-        let uri = header(&["x-forwarded-uri", "x-original-uri"]).unwrap_or_else(|| {
-            let p = req.uri().path();
-            p.strip_prefix(&self.config.authz_path)
-                .unwrap_or(p)
-                .to_owned()
-        });
-        let path = uri.split('?').next().unwrap_or("/");
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
+        if !self.config.trusted_proxies.iter().any(|n| n.contains(&peer.ip())) {
+            return answer(Deny::UntrustedCaller);
+        }
+        let h = req.headers();
+        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (method, uri) = match mode {
+            ForwardAuth::Nginx => (header("x-original-method"), header("x-original-uri")),
+            ForwardAuth::Traefik => (header("x-forwarded-method"), header("x-forwarded-uri")),
+            ForwardAuth::Envoy => {
+                let p = req.uri().path();
+                let rest = p.strip_prefix(self.config.authz_path.as_str()).unwrap_or(p);
+                (Some(req.method().as_str().to_owned()), Some(rest.to_owned()))
+            }
+        };
+        let (Some(method), Some(uri)) = (method, uri) else {
+            return answer(Deny::BadPath("the original method and URI are missing".into()));
+        };
+        let method = method.to_ascii_uppercase();
+        let raw = uri.split('?').next().unwrap_or_default();
+        let path = match crate::path::normalize(if raw.is_empty() { "/" } else { raw }) {
+            Ok(p) => p,
+            Err(reason) => return answer(Deny::BadPath(reason)),
         };
         let client = client_ip(
             peer.ip(),
@@ -147,7 +167,7 @@ impl Gateway {
                 }
                 res
             }
-            Err(deny) => deny.into_response(),
+            Err(deny) => answer(deny),
         }
     }
 

@@ -280,56 +280,101 @@ async fn unknown_kids_cannot_force_a_fetch_storm() {
 }
 
 #[tokio::test]
-async fn forward_auth_for_nginx_traefik_and_envoy() {
+async fn forward_auth_for_nginx() {
     let (env, _) = Env::start(Options::default()).await;
     let t = env.token("crm:contacts:read").await;
     let authz = format!("{}/authz", env.gateway_url);
-    // nginx auth_request
+    let ask = |method: &'static str, uri: &'static str| {
+        env.http
+            .get(&authz)
+            .bearer_auth(&t)
+            .header("x-original-uri", uri)
+            .header("x-original-method", method)
+    };
+    let res = ask("GET", "/crm/contacts?x=1").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let internal = res.headers()["x-warden-authorization"].to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
+    assert!(verify_access_token(&internal, &jwks(&env).await, &v, env.now()).is_ok());
+    // nginx passes only 2xx, 401 and 403: a 405 is answered 403, the real status in a header.
+    let res = ask("DELETE", "/crm/contacts").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["x-warden-status"], "405");
+    // A client cannot smuggle Traefik's headers through nginx to change the decision.
+    let res = ask("POST", "/crm/contacts").header("x-forwarded-method", "GET").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    // The decision is about the normalized path.
+    let res = ask("GET", "/limited/../crm/x").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = env.http.get(&authz).header("x-original-uri", "/crm/a").header("x-original-method", "GET").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn forward_auth_for_traefik_and_envoy() {
+    let (traefik, _) = Env::start(Options { extra_toml: "forward_auth = \"traefik\"", ..Options::default() }).await;
+    let t = traefik.token("crm:contacts:read").await;
+    let authz = format!("{}/authz", traefik.gateway_url);
+    let ask = |method: &'static str| {
+        traefik.http.get(&authz).bearer_auth(&t).header("x-forwarded-uri", "/crm/contacts").header("x-forwarded-method", method)
+    };
+    assert_eq!(ask("GET").send().await.unwrap().status(), 200);
+    assert_eq!(ask("POST").send().await.unwrap().status(), 403);
+    assert_eq!(ask("DELETE").send().await.unwrap().status(), 405, "Traefik passes real statuses on");
+
+    let (envoy, _) = Env::start(Options { extra_toml: "forward_auth = \"envoy\"", ..Options::default() }).await;
+    let t = envoy.token("crm:contacts:read").await;
+    let authz = format!("{}/authz", envoy.gateway_url);
+    assert_eq!(envoy.http.get(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap().status(), 200);
+    assert_eq!(envoy.http.post(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap().status(), 403);
+    assert_eq!(envoy.http.get(format!("{authz}/crm/contacts")).send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn forward_auth_refuses_callers_that_are_not_trusted_proxies() {
+    let (env, _) = Env::start(Options { trusted_proxies: "[]", ..Options::default() }).await;
+    let t = env.token("crm:contacts:read").await;
     let res = env
         .http
-        .get(&authz)
+        .get(format!("{}/authz", env.gateway_url))
         .bearer_auth(&t)
-        .header("x-original-uri", "/crm/contacts?x=1")
+        .header("x-original-uri", "/crm/contacts")
         .header("x-original-method", "GET")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let internal = res.headers()["x-warden-authorization"]
-        .to_str()
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap()
-        .to_owned();
-    let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
-    assert!(verify_access_token(&internal, &jwks(&env).await, &v, env.now()).is_ok());
-    // Traefik ForwardAuth, a method the token lacks scope for.
-    let res = env
-        .http
-        .get(&authz)
-        .bearer_auth(&t)
-        .header("x-forwarded-uri", "/crm/contacts")
-        .header("x-forwarded-method", "POST")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(res.status(), 403);
-    // Envoy ext_authz: the original path after the prefix.
-    let res = env
-        .http
-        .get(format!("{authz}/crm/contacts"))
-        .bearer_auth(&t)
-        .send()
+    assert!(res.headers().get("x-warden-authorization").is_none());
+}
+
+/// Sends a raw request line (HTTP clients normalize paths before sending).
+async fn raw_get(env: &Env, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = env.gateway_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = env
-        .http
-        .get(format!("{authz}/crm/contacts"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+#[tokio::test]
+async fn dot_segments_cannot_move_a_request_past_its_decision() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:read").await;
+    // Decided and forwarded as /crm/x: the upstream sees the same path the decision saw.
+    let (status, body) = raw_get(&env, "/limited/%2e%2e/crm/x", &t).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"path\":\"/crm/x\""), "{body}");
+    // Into a route the token has no scope for: refused, not forwarded.
+    let (status, _) = raw_get(&env, "/crm/../down/x", &t).await;
+    assert_eq!(status, 502, "decided on /down/ (which is unreachable), not on /crm/");
+    for bad in ["/crm/..%2fdown/x", "/crm/%2F..%2Fdown", "/crm/%252e%252e/down"] {
+        assert_eq!(raw_get(&env, bad, &t).await.0, 400, "{bad}");
+    }
 }
 
 #[tokio::test]

@@ -129,6 +129,8 @@ GET = "crm:contacts:read"
 
 pub struct Options<'a> {
     pub policy_dir: Option<&'a Path>,
+    /// TOML array of trusted proxies; the tests' client (loopback) is one by default.
+    pub trusted_proxies: &'a str,
     pub extra_toml: &'a str,
     pub audit_queue: usize,
     pub audit_open: bool,
@@ -138,6 +140,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Self {
             policy_dir: None,
+            trusted_proxies: "[\"127.0.0.1/32\"]",
             extra_toml: "",
             audit_queue: 1024,
             audit_open: true,
@@ -176,7 +179,10 @@ impl Env {
             .fallback(echo);
         tokio::spawn(async move { axum::serve(up, app).await });
 
-        let extra = format!("audit_queue = {}\n{}\n", opts.audit_queue, opts.extra_toml);
+        let extra = format!(
+            "audit_queue = {}\ntrusted_proxies = {}\n{}\n",
+            opts.audit_queue, opts.trusted_proxies, opts.extra_toml
+        );
         let toml = routes_toml(&authority_url, &upstream_url, opts.policy_dir, &extra);
         let config = GatewayConfig::parse(&toml, "test.toml", None).unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
