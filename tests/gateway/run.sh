@@ -9,9 +9,6 @@
 #                       exists, else target/debug/warden)
 # WARDEN_INTEROP_CACHE  keep the Python venv in this directory and reuse it on
 #                       later runs (the same venv as tests/interop; default: throwaway)
-# GATEWAY_STRICT=1      count checks marked `known` (open bugs in Warden, printed as
-#                       `KNOWN name: why`) as failures; by default they are reported but not
-#                       counted, and count as passed once the bug is fixed
 #
 # Needs python3 (with venv), curl, access to PyPI, and nginx with the auth_request module:
 # installed from Debian's packages (apt-get) when `nginx` is missing. nginx runs as a child
@@ -155,6 +152,9 @@ cat >"$TMP/warden.toml" <<EOF
 [gateway]
 audience = "warden"
 upstream_timeout_ms = 5000
+# nginx calls /authz from loopback; forward auth answers only trusted proxies.
+trusted_proxies = ["127.0.0.1/32"]
+forward_auth = "nginx"
 
 [[gateway.route]]
 prefix = "/crm/"
@@ -212,7 +212,6 @@ echo "gateway: agent $AGENT"
 # ---- checks --------------------------------------------------------------------------
 PASSED=0
 FAILED=0
-KNOWN=0
 check() { # name, command...
   local name=$1
   shift
@@ -222,21 +221,6 @@ check() { # name, command...
   else
     echo "FAIL $name"
     FAILED=$((FAILED + 1))
-  fi
-}
-# `known NAME WHY command...`: a check that an open Warden bug makes fail (WHY says which).
-known() {
-  local name=$1 why=$2
-  shift 2
-  if "$@"; then
-    echo "ok $name"
-    PASSED=$((PASSED + 1))
-  elif [[ "${GATEWAY_STRICT:-0}" == 1 ]]; then
-    echo "FAIL $name (known bug: $why)"
-    FAILED=$((FAILED + 1))
-  else
-    echo "KNOWN $name: $why"
-    KNOWN=$((KNOWN + 1))
   fi
 }
 # `req OUT METHOD URL [curl args...]`: body to $TMP/OUT.json, status to $TMP/OUT.status.
@@ -316,12 +300,11 @@ check "upstream: the external token sent straight to it is refused (aud warden) 
 
 req gw_admin GET "$GATEWAY_URL/crm/admin/users" -H "Authorization: Bearer $READ"
 check "gateway: GET /crm/admin/users with only crm:contacts:read -> 403" status_is gw_admin 403
-TRAVERSAL="route, scope and policy are decided on the raw path; its dot segments reach the upstream, which resolves them"
 req gw_dots GET "$GATEWAY_URL/crm/contacts/../admin/users" --path-as-is -H "Authorization: Bearer $READ"
-known "gateway: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" "$TRAVERSAL" \
+check "gateway: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" \
   not_routed_under gw_dots /crm/admin/
 req gw_dots_enc GET "$GATEWAY_URL/crm/contacts/%2e%2e/admin/users" --path-as-is -H "Authorization: Bearer $READ"
-known "gateway: /crm/contacts/%2e%2e/admin/users with a read token does not reach /crm/admin/" "$TRAVERSAL" \
+check "gateway: /crm/contacts/%2e%2e/admin/users with a read token does not reach /crm/admin/" \
   not_routed_under gw_dots_enc /crm/admin/
 
 # ---- nginx auth_request -> /authz --------------------------------------------------------
@@ -401,23 +384,17 @@ check "nginx: POST with a read token and a forged X-Forwarded-Method: GET -> 403
 req ng_admin GET "$NGINX_URL/crm/admin/users" -H "Authorization: Bearer $READ"
 check "nginx: GET /crm/admin/users with only crm:contacts:read -> 403" status_is ng_admin 403
 req ng_dots GET "$NGINX_URL/crm/contacts/../admin/users" --path-as-is -H "Authorization: Bearer $READ"
-known "nginx: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" \
-  "/authz decides on the raw X-Original-URI (\$request_uri); nginx and the upstream resolve the dot segments" \
+check "nginx: /crm/contacts/../admin/users with a read token does not reach /crm/admin/" \
   not_routed_under ng_dots /crm/admin/
 req ng_put PUT "$NGINX_URL/crm/contacts" -H "Authorization: Bearer $READ" --data '{}'
-known "nginx: PUT, a method the route does not list -> a 4xx, not 500" \
-  "/authz answers 405 (likewise 404 and 429, 503), and nginx auth_request turns any status but 2xx/401/403 into 500" \
+check "nginx: PUT, a method the route does not list -> a 4xx, not 500" \
   status_not ng_put 500
 req naive_spoof POST "$NAIVE_URL/crm/contacts" -H "Authorization: Bearer $READ" \
   -H "X-Forwarded-Method: GET" --data '{"name":"x"}'
-known "nginx with the usual auth_request lines: POST with a read token and a forged X-Forwarded-Method: GET -> 403" \
-  "/authz prefers X-Forwarded-Method/-Uri, which nginx passes through from the client, over X-Original-*" \
+check "nginx with the usual auth_request lines: POST with a read token and a forged X-Forwarded-Method: GET -> 403" \
   status_is naive_spoof 403
 
 [[ "$FAILED" -eq 0 ]] || logs
 stop_all
-if [[ "$KNOWN" -gt 0 ]]; then
-  echo "gateway: $KNOWN checks fail on known Warden bugs (lines KNOWN; not counted, GATEWAY_STRICT=1 counts them)"
-fi
 echo "gateway: $PASSED passed, $FAILED failed"
 [[ "$FAILED" -eq 0 ]]
