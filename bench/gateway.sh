@@ -181,6 +181,8 @@ DATA=$TMP/data
 cat >"$TMP/warden.toml" <<EOF
 [gateway]
 audit_log = "$TMP/audit.jsonl"
+# The nginx of case 4 calls /authz from loopback.
+trusted_proxies = ["127.0.0.1/32"]
 $POLICY_LINE
 
 [[gateway.route]]
