@@ -181,14 +181,19 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { return };
-                g.tokens.sweep(g.now() - warden_core::Validation::DEFAULT_LEEWAY);
+                g.tokens
+                    .sweep(g.now() - warden_core::Validation::DEFAULT_LEEWAY);
                 for l in g.limiters.values() {
                     l.retain_recent();
                 }
                 if last_renewal.elapsed() >= KEY_RENEW_EVERY {
-                    match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key).await {
+                    match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key)
+                        .await
+                    {
                         Ok(()) => last_renewal = std::time::Instant::now(),
-                        Err(e) => tracing::warn!(error = %e, "gateway key renewal failed; will retry"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "gateway key renewal failed; will retry")
+                        }
                     }
                 }
             }

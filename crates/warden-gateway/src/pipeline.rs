@@ -63,7 +63,11 @@ impl Gateway {
         };
         // The upstream gets the path that was decided on, not the raw one.
         if path != raw {
-            let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
             match format!("{path}{query}").parse() {
                 Ok(uri) => *req.uri_mut() = uri,
                 Err(_) => {
@@ -83,7 +87,7 @@ impl Gateway {
             path: &path,
             headers: req.headers(),
             client_ip: client,
-            request_id: random_token_id(&mut OsRng),
+            request_id: next_request_id(),
         };
         let request_id = facts.request_id.clone();
         match self.decide(&facts).await {
@@ -119,7 +123,12 @@ impl Gateway {
             ForwardAuth::Nginx => deny.into_nginx_response(),
             ForwardAuth::Traefik | ForwardAuth::Envoy => deny.into_response(),
         };
-        if !self.config.trusted_proxies.iter().any(|n| n.contains(&peer.ip())) {
+        if !self
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()))
+        {
             return answer(Deny::UntrustedCaller);
         }
         let h = req.headers();
@@ -130,11 +139,16 @@ impl Gateway {
             ForwardAuth::Envoy => {
                 let p = req.uri().path();
                 let rest = p.strip_prefix(self.config.authz_path.as_str()).unwrap_or(p);
-                (Some(req.method().as_str().to_owned()), Some(rest.to_owned()))
+                (
+                    Some(req.method().as_str().to_owned()),
+                    Some(rest.to_owned()),
+                )
             }
         };
         let (Some(method), Some(uri)) = (method, uri) else {
-            return answer(Deny::BadPath("the original method and URI are missing".into()));
+            return answer(Deny::BadPath(
+                "the original method and URI are missing".into(),
+            ));
         };
         let method = method.to_ascii_uppercase();
         let raw = uri.split('?').next().unwrap_or_default();
@@ -152,7 +166,7 @@ impl Gateway {
             path: &path,
             headers: h,
             client_ip: client,
-            request_id: random_token_id(&mut OsRng),
+            request_id: next_request_id(),
         };
         match self.decide(&facts).await {
             Ok(allowed) => {
@@ -475,6 +489,17 @@ impl Gateway {
         minted.insert(key, (Arc::clone(&token), exp));
         token
     }
+}
+
+/// A unique id per request: a random per-process prefix and a counter. Request ids name
+/// requests in logs; they need to be unique, not secret, so no system call per request.
+fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| random_token_id(&mut OsRng).chars().take(10).collect());
+    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, Deny> {

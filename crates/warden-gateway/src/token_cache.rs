@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use warden_policy::{Decision, PolicySet};
 use warden_core::{AccessClaims, ScopeSet};
+use warden_policy::{Decision, PolicySet};
 
 const SHARDS: usize = 16;
 

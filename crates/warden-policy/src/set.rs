@@ -156,9 +156,10 @@ impl PolicySet {
             );
         }
         // Conservative: any mention of `time` in a policy's JSON form counts.
-        let observes_time = policies
-            .policies()
-            .any(|p| p.to_json().map_or(true, |j| j.to_string().contains("\"time\"")));
+        let observes_time = policies.policies().any(|p| {
+            p.to_json()
+                .map_or(true, |j| j.to_string().contains("\"time\""))
+        });
         Ok(Self {
             observes_time,
             slices: Slices::new(&policies),

@@ -107,7 +107,10 @@ async fn token_deny_paths_answer_401_with_a_challenge() {
     let at = signed.len() - 10;
     let flipped = if &signed[at..=at] == "A" { "B" } else { "A" };
     let tampered = format!("{}{}{}", &signed[..at], flipped, &signed[at + 1..]);
-    assert_eq!(env.get("/crm/contacts", Some(&tampered)).await.status(), 401);
+    assert_eq!(
+        env.get("/crm/contacts", Some(&tampered)).await.status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -293,7 +296,12 @@ async fn forward_auth_for_nginx() {
     };
     let res = ask("GET", "/crm/contacts?x=1").send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let internal = res.headers()["x-warden-authorization"].to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let internal = res.headers()["x-warden-authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
     let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
     assert!(verify_access_token(&internal, &jwks(&env).await, &v, env.now()).is_ok());
     // nginx passes only 2xx, 401 and 403: a 405 is answered 403, the real status in a header.
@@ -301,38 +309,99 @@ async fn forward_auth_for_nginx() {
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["x-warden-status"], "405");
     // A client cannot smuggle Traefik's headers through nginx to change the decision.
-    let res = ask("POST", "/crm/contacts").header("x-forwarded-method", "GET").send().await.unwrap();
+    let res = ask("POST", "/crm/contacts")
+        .header("x-forwarded-method", "GET")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     // The decision is about the normalized path.
     let res = ask("GET", "/limited/../crm/x").send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let res = env.http.get(&authz).header("x-original-uri", "/crm/a").header("x-original-method", "GET").send().await.unwrap();
+    let res = env
+        .http
+        .get(&authz)
+        .header("x-original-uri", "/crm/a")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
 }
 
 #[tokio::test]
 async fn forward_auth_for_traefik_and_envoy() {
-    let (traefik, _) = Env::start(Options { extra_toml: "forward_auth = \"traefik\"", ..Options::default() }).await;
+    let (traefik, _) = Env::start(Options {
+        extra_toml: "forward_auth = \"traefik\"",
+        ..Options::default()
+    })
+    .await;
     let t = traefik.token("crm:contacts:read").await;
     let authz = format!("{}/authz", traefik.gateway_url);
     let ask = |method: &'static str| {
-        traefik.http.get(&authz).bearer_auth(&t).header("x-forwarded-uri", "/crm/contacts").header("x-forwarded-method", method)
+        traefik
+            .http
+            .get(&authz)
+            .bearer_auth(&t)
+            .header("x-forwarded-uri", "/crm/contacts")
+            .header("x-forwarded-method", method)
     };
     assert_eq!(ask("GET").send().await.unwrap().status(), 200);
     assert_eq!(ask("POST").send().await.unwrap().status(), 403);
-    assert_eq!(ask("DELETE").send().await.unwrap().status(), 405, "Traefik passes real statuses on");
+    assert_eq!(
+        ask("DELETE").send().await.unwrap().status(),
+        405,
+        "Traefik passes real statuses on"
+    );
 
-    let (envoy, _) = Env::start(Options { extra_toml: "forward_auth = \"envoy\"", ..Options::default() }).await;
+    let (envoy, _) = Env::start(Options {
+        extra_toml: "forward_auth = \"envoy\"",
+        ..Options::default()
+    })
+    .await;
     let t = envoy.token("crm:contacts:read").await;
     let authz = format!("{}/authz", envoy.gateway_url);
-    assert_eq!(envoy.http.get(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap().status(), 200);
-    assert_eq!(envoy.http.post(format!("{authz}/crm/contacts")).bearer_auth(&t).send().await.unwrap().status(), 403);
-    assert_eq!(envoy.http.get(format!("{authz}/crm/contacts")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        envoy
+            .http
+            .get(format!("{authz}/crm/contacts"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        envoy
+            .http
+            .post(format!("{authz}/crm/contacts"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        envoy
+            .http
+            .get(format!("{authz}/crm/contacts"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
 async fn forward_auth_refuses_callers_that_are_not_trusted_proxies() {
-    let (env, _) = Env::start(Options { trusted_proxies: "[]", ..Options::default() }).await;
+    let (env, _) = Env::start(Options {
+        trusted_proxies: "[]",
+        ..Options::default()
+    })
+    .await;
     let t = env.token("crm:contacts:read").await;
     let res = env
         .http
@@ -371,8 +440,15 @@ async fn dot_segments_cannot_move_a_request_past_its_decision() {
     assert!(body.contains("\"path\":\"/crm/x\""), "{body}");
     // Into a route the token has no scope for: refused, not forwarded.
     let (status, _) = raw_get(&env, "/crm/../down/x", &t).await;
-    assert_eq!(status, 502, "decided on /down/ (which is unreachable), not on /crm/");
-    for bad in ["/crm/..%2fdown/x", "/crm/%2F..%2Fdown", "/crm/%252e%252e/down"] {
+    assert_eq!(
+        status, 502,
+        "decided on /down/ (which is unreachable), not on /crm/"
+    );
+    for bad in [
+        "/crm/..%2fdown/x",
+        "/crm/%2F..%2Fdown",
+        "/crm/%252e%252e/down",
+    ] {
         assert_eq!(raw_get(&env, bad, &t).await.0, 400, "{bad}");
     }
 }
