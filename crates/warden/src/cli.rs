@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use warden_authority::data_dir::DataDir;
 
 use crate::admin_client::AdminClient;
-use crate::oauth_client::{client_assertion, request_token, TokenOutcome};
+use crate::oauth_client::{discover_token_endpoint, obtain_token};
 use crate::{demo, keyfile, serve};
 
 #[derive(Debug, Parser)]
@@ -445,11 +445,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resource,
             count,
             common,
-        } if count > 1 => {
+        } => {
             let info = DataDir::existing(&common.data_dir).server_info()?;
-            let endpoint = format!("{}/oauth2/token", info.authority_url);
-            let key = std::sync::Arc::new(keyfile::read_private(&key)?);
             let http = reqwest::Client::new();
+            let endpoint = discover_token_endpoint(&http, &info.authority_url).await?;
+            let key = std::sync::Arc::new(keyfile::read_private(&key)?);
+            if count <= 1 {
+                let t = obtain_token(
+                    &http,
+                    &endpoint,
+                    &client_id,
+                    &key,
+                    scope.as_deref(),
+                    resource.as_deref(),
+                    unix_now(),
+                )
+                .await?;
+                if common.json {
+                    print(
+                        &json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }),
+                        true,
+                    );
+                } else {
+                    println!("{}", t.access_token);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Many distinct tokens (load tests): 32 requests in flight.
             let mut set = tokio::task::JoinSet::new();
             let mut tokens = Vec::with_capacity(count);
             let mut next = 0;
@@ -464,21 +486,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                     let (scope, resource) = (scope.clone(), resource.clone());
                     set.spawn(async move {
-                        let assertion = client_assertion(&client_id, &endpoint, &key, unix_now())?;
-                        match request_token(
+                        obtain_token(
                             &http,
                             &endpoint,
-                            &assertion,
+                            &client_id,
+                            &key,
                             scope.as_deref(),
                             resource.as_deref(),
+                            unix_now(),
                         )
-                        .await?
-                        {
-                            TokenOutcome::Issued(t) => Ok(t.access_token),
-                            TokenOutcome::Refused {
-                                error, description, ..
-                            } => anyhow::bail!("{error}: {description}"),
-                        }
+                        .await
+                        .map(|t| t.access_token)
                     });
                 }
                 match set.join_next().await {
@@ -492,57 +510,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{t}")?;
             }
             Ok(ExitCode::SUCCESS)
-        }
-        Command::Token {
-            client_id,
-            key,
-            scope,
-            resource,
-            common,
-            ..
-        } => {
-            let info = DataDir::existing(&common.data_dir).server_info()?;
-            let http = reqwest::Client::new();
-            let meta: Value = http
-                .get(format!(
-                    "{}/.well-known/oauth-authorization-server",
-                    info.authority_url
-                ))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let endpoint = meta["token_endpoint"]
-                .as_str()
-                .context("metadata lacks token_endpoint")?;
-            let key = keyfile::read_private(&key)?;
-            let assertion = client_assertion(&client_id, endpoint, &key, unix_now())?;
-            match request_token(
-                &http,
-                endpoint,
-                &assertion,
-                scope.as_deref(),
-                resource.as_deref(),
-            )
-            .await?
-            {
-                TokenOutcome::Issued(t) => {
-                    if common.json {
-                        print(
-                            &json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }),
-                            true,
-                        );
-                    } else {
-                        println!("{}", t.access_token);
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                TokenOutcome::Refused {
-                    error, description, ..
-                } => {
-                    anyhow::bail!("{error}: {description}")
-                }
-            }
         }
     }
 }

@@ -97,6 +97,46 @@ pub async fn request_token(
     })
 }
 
+/// The token endpoint, from the authority's RFC 8414 metadata.
+pub async fn discover_token_endpoint(
+    http: &reqwest::Client,
+    authority_url: &str,
+) -> anyhow::Result<String> {
+    let meta: serde_json::Value = http
+        .get(format!(
+            "{authority_url}/.well-known/oauth-authorization-server"
+        ))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach `{authority_url}`"))?
+        .json()
+        .await?;
+    meta["token_endpoint"]
+        .as_str()
+        .map(str::to_owned)
+        .context("metadata lacks token_endpoint")
+}
+
+/// Signs a fresh assertion and obtains a token; a refusal is an error naming the OAuth
+/// error and its description.
+pub async fn obtain_token(
+    http: &reqwest::Client,
+    token_endpoint: &str,
+    client_id: &str,
+    key: &SigningKey,
+    scope: Option<&str>,
+    resource: Option<&str>,
+    now: i64,
+) -> anyhow::Result<TokenResponse> {
+    let assertion = client_assertion(client_id, token_endpoint, key, now)?;
+    match request_token(http, token_endpoint, &assertion, scope, resource).await? {
+        TokenOutcome::Issued(t) => Ok(t),
+        TokenOutcome::Refused {
+            error, description, ..
+        } => bail!("{error}: {description}"),
+    }
+}
+
 fn serde_urlencoded_form(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
