@@ -10,7 +10,8 @@
 //! - otherwise the generic bucket.
 //!
 //! A decision evaluates the generic bucket and the buckets of the request's route, principal
-//! and tenant, each with the same request and entities, and combines them as Cedar would over
+//! and tenant (each route's bucket also holds the generic policies, so that is one
+//! evaluation fewer), each with the same request and entities, and combines them as Cedar would over
 //! the whole set: any satisfied `forbid` denies; otherwise any satisfied `permit` allows;
 //! otherwise deny. Policies in other buckets cannot be satisfied by this request, so skipping
 //! them changes no decision; only their evaluation errors go unreported.
@@ -53,6 +54,13 @@ impl Slices {
             // Ids are unique in the source set, so adding to a bucket cannot clash.
             let _ = target.add(p.clone());
         }
+        // Most requests are on a route with policies of its own: evaluating the generic
+        // policies with them in one set saves a whole evaluation per request.
+        for set in s.by_route.values_mut() {
+            for p in s.generic.policies() {
+                let _ = set.add(p.clone());
+            }
+        }
         s
     }
 
@@ -64,8 +72,7 @@ impl Slices {
         tenant: &str,
     ) -> impl Iterator<Item = &'a cedar::PolicySet> {
         [
-            Some(&self.generic),
-            self.by_route.get(route),
+            Some(self.by_route.get(route).unwrap_or(&self.generic)),
             self.by_principal.get(principal),
             self.by_tenant.get(tenant),
         ]
