@@ -96,7 +96,7 @@ impl Gateway {
                 let token = Arc::clone(&allowed.internal_token);
                 let res = tokio::time::timeout(
                     self.config.request_timeout,
-                    self.forward(req, route, &token, client, &request_id),
+                    self.forward(req, route, &token, client, peer.ip(), &request_id),
                 )
                 .await
                 .unwrap_or(Err(Deny::UpstreamTimeout));

@@ -82,6 +82,7 @@ impl Gateway {
         route: &Route,
         internal_token: &str,
         client: IpAddr,
+        peer: IpAddr,
         request_id: &str,
     ) -> Result<Response<Body>, Deny> {
         let (mut parts, body) = req.into_parts();
@@ -103,8 +104,14 @@ impl Gateway {
             Deny::UpstreamUnreachable("internal token is not a header value".into())
         })?;
         h.insert(AUTHORIZATION, bearer);
+        // A trusted proxy's chain is extended by the hop we saw; anyone else's is replaced.
+        let peer_trusted = self
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer));
         let forwarded_for = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) if !self.config.trusted_proxies.is_empty() => format!("{prev}, {client}"),
+            Some(prev) if peer_trusted => format!("{prev}, {peer}"),
             _ => client.to_string(),
         };
         if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
