@@ -9,6 +9,7 @@ use warden_core::jwks::JwkSet;
 use warden_core::KeySet;
 
 use crate::http_client::{json_request, HttpClient};
+use crate::lock;
 
 pub struct JwksCache {
     url: String,
@@ -102,12 +103,5 @@ impl JwksCache {
                 }
             }
         })
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }

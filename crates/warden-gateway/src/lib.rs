@@ -245,6 +245,15 @@ impl Gateway {
     }
 }
 
+/// Locks a mutex, taking the data even if a panicking holder poisoned it: every value the
+/// gateway guards stays consistent between statements, and a request must not fail for it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 async fn register_key(
     client: &HttpClient,
     authority: &str,

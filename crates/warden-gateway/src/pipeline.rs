@@ -349,10 +349,7 @@ impl Gateway {
             facts.client_ip,
         );
         let bucket = set.time_bucket(now);
-        let mut cache = match verified.decisions.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut cache = crate::lock(&verified.decisions);
         if let Some((s, b, d)) = cache.get(&key) {
             if Arc::ptr_eq(s, &set) && *b == bucket {
                 return d.clone();
@@ -457,10 +454,7 @@ impl Gateway {
     ) -> Arc<str> {
         let key = (route.prefix.clone(), method.to_owned());
         let ttl = self.config.internal_token_ttl_secs;
-        let mut minted = match v.internal.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut minted = crate::lock(&v.internal);
         if let Some((t, exp)) = minted.get(&key) {
             if exp - now > ttl / 2 {
                 return Arc::clone(t);

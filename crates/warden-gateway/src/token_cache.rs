@@ -62,10 +62,7 @@ impl TokenCache {
         token.hash(&mut h);
         let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
         let m = &self.shards[i.min(SHARDS - 1)];
-        match m.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::lock(m)
     }
 
     pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
@@ -88,10 +85,7 @@ impl TokenCache {
     /// Drops entries that expired before `now`, one shard at a time.
     pub fn sweep(&self, now: i64) {
         for s in &self.shards {
-            let mut shard = match s.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut shard = crate::lock(s);
             shard.retain(|_, v| v.claims.exp >= now);
         }
     }
@@ -101,13 +95,7 @@ impl TokenCache {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| match s.lock() {
-                Ok(g) => g.len(),
-                Err(p) => p.into_inner().len(),
-            })
-            .sum()
+        self.shards.iter().map(|s| crate::lock(s).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
