@@ -124,4 +124,30 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a reservation whose call failed without a result worth replaying.
     async fn idempotency_release(&self, key: &str) -> Result<()>;
     async fn prune_idempotency(&self, created_before: i64) -> Result<u64>;
+
+    /// A pair (user, agent) has at most one live grant: a second is a conflict.
+    async fn create_delegation_grant(&self, grant: &DelegationGrant) -> Result<()>;
+    async fn delegation_grant(&self, id: &str) -> Result<Option<DelegationGrant>>;
+    /// The pair's live grant: not revoked and not expired at `now`.
+    async fn live_delegation_grant(
+        &self,
+        user: &PrincipalId,
+        agent: &PrincipalId,
+        now: i64,
+    ) -> Result<Option<DelegationGrant>>;
+    async fn list_delegation_grants(&self, tenant: &TenantId) -> Result<Vec<DelegationGrant>>;
+    /// In one transaction: marks the grant revoked at `event.created_at` and appends `event`.
+    /// A grant already revoked is `NotFound`.
+    async fn revoke_delegation_grant(&self, id: &str, event: &NewRevocation) -> Result<Revocation>;
+
+    /// Appends a revocation; it is durable when this returns. Sequence numbers are assigned in
+    /// commit order, so a reader following `revocations_since` never skips an event.
+    async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation>;
+    /// Events with `seq > cursor`, oldest first, at most `limit`.
+    async fn revocations_since(&self, cursor: i64, limit: u32) -> Result<Vec<Revocation>>;
+    /// Forgets events whose horizon has passed.
+    async fn prune_revocations(&self, now: i64) -> Result<u64>;
+    /// Carries the newest `seq` known to have been appended, by this process or by any other
+    /// process on the same database; watchers wake and read `revocations_since`.
+    fn revocation_watch(&self) -> tokio::sync::watch::Receiver<i64>;
 }

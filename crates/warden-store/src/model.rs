@@ -96,3 +96,94 @@ pub struct GatewayKeyRecord {
     pub registered_at: i64,
     pub expires_at: i64,
 }
+
+/// A user's consent that an agent may act for them (RFC 8693 token exchange with `act`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DelegationGrant {
+    /// `dlg_…`
+    pub id: String,
+    pub tenant: TenantId,
+    pub user: PrincipalId,
+    pub agent: PrincipalId,
+    /// The most the agent may hold while acting for the user; the user's and the agent's own
+    /// ceilings narrow it further at every exchange.
+    pub scopes: ScopeSet,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What a revocation ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevocationTarget {
+    /// Every token issued before `issued_before` in which the principal appears, as `sub` or at
+    /// any level of the `act` chain.
+    Principal { principal: PrincipalId },
+    /// One token, by `jti`.
+    Token { jti: String },
+    /// Every token issued before `issued_before` in which `agent` acts for `user`.
+    Grant {
+        grant: String,
+        user: PrincipalId,
+        agent: PrincipalId,
+    },
+}
+
+/// A revocation to append; the store gives it its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewRevocation {
+    #[serde(flatten)]
+    pub target: RevocationTarget,
+    /// Tokens with `iat` before this instant are dead (unused for [`RevocationTarget::Token`]).
+    pub issued_before: i64,
+    /// After this instant no token the event could affect is still alive, so the event can be
+    /// forgotten by the store and by every gateway's view.
+    pub horizon: i64,
+    pub reason: Option<String>,
+    pub created_at: i64,
+}
+
+/// An appended revocation. `seq` grows strictly in commit order: a reader that has seen `seq`
+/// has seen every earlier event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: NewRevocation,
+}
+
+impl RevocationTarget {
+    /// The stored form: `(kind, target, grant_user, grant_agent)`.
+    pub fn to_columns(&self) -> (&'static str, &str, Option<&str>, Option<&str>) {
+        match self {
+            Self::Principal { principal } => ("principal", principal.as_str(), None, None),
+            Self::Token { jti } => ("token", jti, None, None),
+            Self::Grant { grant, user, agent } => {
+                ("grant", grant, Some(user.as_str()), Some(agent.as_str()))
+            }
+        }
+    }
+
+    /// The inverse of [`Self::to_columns`].
+    pub fn from_columns(
+        kind: &str,
+        target: &str,
+        grant_user: Option<&str>,
+        grant_agent: Option<&str>,
+    ) -> Result<Self, String> {
+        let principal = |s: &str| PrincipalId::parse(s).map_err(|e| e.to_string());
+        match (kind, grant_user, grant_agent) {
+            ("principal", _, _) => Ok(Self::Principal {
+                principal: principal(target)?,
+            }),
+            ("token", _, _) => Ok(Self::Token { jti: target.into() }),
+            ("grant", Some(user), Some(agent)) => Ok(Self::Grant {
+                grant: target.into(),
+                user: principal(user)?,
+                agent: principal(agent)?,
+            }),
+            _ => Err(format!("revocation kind `{kind}` with these columns")),
+        }
+    }
+}

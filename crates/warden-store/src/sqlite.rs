@@ -20,14 +20,18 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, Result,
-    SigningKeyRecord, Store, StoreError, Tenant,
+    AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState, NewRevocation,
+    Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_gateway_keys.sql")),
+    (
+        3,
+        include_str!("../migrations/0003_delegation_revocation.sql"),
+    ),
 ];
 
 /// Rows per multi-row insert: three bound values each, well under SQLite's variable limit.
@@ -36,6 +40,8 @@ const JTI_BATCH_ROWS: usize = 500;
 pub struct SqliteStore {
     pool: SqlitePool,
     jti_pool: SqlitePool,
+    /// One process owns an embedded database, so its own appends are all there is to watch.
+    revocations: tokio::sync::watch::Sender<i64>,
 }
 
 impl SqliteStore {
@@ -75,7 +81,15 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(base.synchronous(SqliteSynchronous::Normal))
             .await?;
-        Ok(Self { pool, jti_pool })
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM revocations")
+            .fetch_one(&pool)
+            .await?;
+        let (revocations, _) = tokio::sync::watch::channel(head.unwrap_or(0));
+        Ok(Self {
+            pool,
+            jti_pool,
+            revocations,
+        })
     }
 }
 
@@ -180,6 +194,67 @@ fn key_from_row(row: &SqliteRow) -> Result<SigningKeyRecord> {
         publish_until: row.try_get("publish_until")?,
     })
 }
+
+fn grant_from_row(row: &SqliteRow) -> Result<DelegationGrant> {
+    Ok(DelegationGrant {
+        id: row.try_get("id")?,
+        tenant: TenantId::parse(row.try_get("tenant_id")?).map_err(corrupt)?,
+        user: PrincipalId::parse(row.try_get("user_id")?).map_err(corrupt)?,
+        agent: PrincipalId::parse(row.try_get("agent_id")?).map_err(corrupt)?,
+        scopes: ScopeSet::parse(row.try_get("scopes")?).map_err(corrupt)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn revocation_from_row(row: &SqliteRow) -> Result<Revocation> {
+    Ok(Revocation {
+        seq: row.try_get("seq")?,
+        event: NewRevocation {
+            target: RevocationTarget::from_columns(
+                row.try_get("kind")?,
+                row.try_get("target")?,
+                row.try_get("grant_user")?,
+                row.try_get("grant_agent")?,
+            )
+            .map_err(corrupt)?,
+            issued_before: row.try_get("issued_before")?,
+            horizon: row.try_get("horizon")?,
+            reason: row.try_get("reason")?,
+            created_at: row.try_get("created_at")?,
+        },
+    })
+}
+
+async fn insert_revocation(
+    conn: &mut sqlx::SqliteConnection,
+    event: &NewRevocation,
+) -> Result<Revocation> {
+    let (kind, target, user, agent) = event.target.to_columns();
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO revocations \
+         (kind, target, grant_user, grant_agent, issued_before, horizon, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+    )
+    .bind(kind)
+    .bind(target)
+    .bind(user)
+    .bind(agent)
+    .bind(event.issued_before)
+    .bind(event.horizon)
+    .bind(event.reason.as_deref())
+    .bind(event.created_at)
+    .fetch_one(conn)
+    .await?;
+    Ok(Revocation {
+        seq,
+        event: event.clone(),
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "id, tenant_id, user_id, agent_id, scopes, created_at, expires_at, revoked_at";
 
 const PRINCIPAL_COLUMNS: &str = "id, tenant_id, kind, name, owner_id, scopes, audiences, \
      public_jwk, secret_hash, disabled, created_at, updated_at";
@@ -613,5 +688,116 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn create_delegation_grant(&self, g: &DelegationGrant) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO delegation_grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&g.id)
+        .bind(g.tenant.as_str())
+        .bind(g.user.as_str())
+        .bind(g.agent.as_str())
+        .bind(g.scopes.to_string())
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .bind(g.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("live delegation grant for this user and agent"))?;
+        Ok(())
+    }
+
+    async fn delegation_grant(&self, id: &str) -> Result<Option<DelegationGrant>> {
+        sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM delegation_grants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(grant_from_row)
+        .transpose()
+    }
+
+    async fn live_delegation_grant(
+        &self,
+        user: &PrincipalId,
+        agent: &PrincipalId,
+        now: i64,
+    ) -> Result<Option<DelegationGrant>> {
+        sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM delegation_grants \
+             WHERE user_id = $1 AND agent_id = $2 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $3)"
+        ))
+        .bind(user.as_str())
+        .bind(agent.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(grant_from_row)
+        .transpose()
+    }
+
+    async fn list_delegation_grants(&self, tenant: &TenantId) -> Result<Vec<DelegationGrant>> {
+        sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM delegation_grants WHERE tenant_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(grant_from_row)
+        .collect()
+    }
+
+    async fn revoke_delegation_grant(&self, id: &str, event: &NewRevocation) -> Result<Revocation> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let updated = sqlx::query(
+            "UPDATE delegation_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(event.created_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        expect_one(updated.rows_affected(), "live delegation grant")?;
+        let appended = insert_revocation(&mut tx, event).await?;
+        tx.commit().await?;
+        self.revocations.send_replace(appended.seq);
+        Ok(appended)
+    }
+
+    async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let appended = insert_revocation(&mut tx, event).await?;
+        tx.commit().await?;
+        self.revocations.send_replace(appended.seq);
+        Ok(appended)
+    }
+
+    async fn revocations_since(&self, cursor: i64, limit: u32) -> Result<Vec<Revocation>> {
+        sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(cursor)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(revocation_from_row)
+            .collect()
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM revocations WHERE horizon < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    fn revocation_watch(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.revocations.subscribe()
     }
 }

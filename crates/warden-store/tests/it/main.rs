@@ -7,8 +7,8 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    AssertionJti, GatewayKeyRecord, IdempotencyBegin, KeyState, Principal, SigningKeyRecord, Store,
-    StoreError, Tenant,
+    AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState, NewRevocation,
+    Principal, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -254,6 +254,148 @@ async fn gateway_keys(s: &dyn Store) {
     assert_eq!(s.prune_gateway_keys(301).await.unwrap(), 1);
 }
 
+async fn delegation_grants(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let user = principal(&t, PrincipalKind::User, "ann");
+    let agent = principal(&t, PrincipalKind::Agent, "bot");
+    s.create_principal(&user).await.unwrap();
+    s.create_principal(&agent).await.unwrap();
+    let grant = |id: &str, expires_at| DelegationGrant {
+        id: id.into(),
+        tenant: t.id.clone(),
+        user: user.id.clone(),
+        agent: agent.id.clone(),
+        scopes: ScopeSet::parse("crm:contacts:read").unwrap(),
+        created_at: 1_000,
+        expires_at,
+        revoked_at: None,
+    };
+    s.create_delegation_grant(&grant("dlg_1", Some(2_000)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_delegation_grant(&grant("dlg_2", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.live_delegation_grant(&user.id, &agent.id, 1_500)
+            .await
+            .unwrap(),
+        Some(grant("dlg_1", Some(2_000)))
+    );
+    assert_eq!(
+        s.live_delegation_grant(&user.id, &agent.id, 2_000)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        s.live_delegation_grant(&agent.id, &user.id, 1_500)
+            .await
+            .unwrap(),
+        None,
+        "grants are directed"
+    );
+
+    let event = NewRevocation {
+        target: RevocationTarget::Grant {
+            grant: "dlg_1".into(),
+            user: user.id.clone(),
+            agent: agent.id.clone(),
+        },
+        issued_before: 1_600,
+        horizon: 2_500,
+        reason: Some("left the team".into()),
+        created_at: 1_600,
+    };
+    let appended = s.revoke_delegation_grant("dlg_1", &event).await.unwrap();
+    assert_eq!(appended.event, event);
+    assert!(matches!(
+        s.revoke_delegation_grant("dlg_1", &event).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.delegation_grant("dlg_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(1_600)
+    );
+    assert_eq!(
+        s.live_delegation_grant(&user.id, &agent.id, 1_601)
+            .await
+            .unwrap(),
+        None
+    );
+    // A revoked grant frees the pair for a new one.
+    s.create_delegation_grant(&grant("dlg_3", None))
+        .await
+        .unwrap();
+    let listed: Vec<_> = s
+        .list_delegation_grants(&t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(listed, ["dlg_1", "dlg_3"]);
+    assert!(matches!(
+        s.create_delegation_grant(&DelegationGrant {
+            agent: PrincipalId::generate(PrincipalKind::Agent, &mut OsRng),
+            ..grant("dlg_4", None)
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn revocation_log(s: &dyn Store) {
+    let mut watch = s.revocation_watch();
+    let start = *watch.borrow_and_update();
+    let someone = PrincipalId::generate(PrincipalKind::Agent, &mut OsRng);
+    let event = |target, horizon| NewRevocation {
+        target,
+        issued_before: 100,
+        horizon,
+        reason: None,
+        created_at: 100,
+    };
+    let a = s
+        .append_revocation(&event(
+            RevocationTarget::Principal {
+                principal: someone.clone(),
+            },
+            1_000,
+        ))
+        .await
+        .unwrap();
+    assert!(watch.has_changed().unwrap());
+    assert_eq!(*watch.borrow_and_update(), a.seq);
+    let b = s
+        .append_revocation(&event(RevocationTarget::Token { jti: "j1".into() }, 500))
+        .await
+        .unwrap();
+    assert!(b.seq > a.seq && a.seq > start);
+    assert_eq!(
+        s.revocations_since(start, 10).await.unwrap(),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(s.revocations_since(a.seq, 10).await.unwrap(), [b.clone()]);
+    assert_eq!(s.revocations_since(start, 1).await.unwrap(), [a.clone()]);
+    assert_eq!(s.prune_revocations(600).await.unwrap(), 1);
+    assert_eq!(s.revocations_since(start, 10).await.unwrap(), [a.clone()]);
+    // Sequence numbers are never reused, even once the newest event is pruned.
+    assert_eq!(s.prune_revocations(2_000).await.unwrap(), 1);
+    let c = s
+        .append_revocation(&event(RevocationTarget::Token { jti: "j2".into() }, 500))
+        .await
+        .unwrap();
+    assert!(c.seq > b.seq);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -277,6 +419,14 @@ macro_rules! conformance {
             #[tokio::test]
             async fn idempotency() {
                 super::idempotency(&$open).await
+            }
+            #[tokio::test]
+            async fn delegation_grants() {
+                super::delegation_grants(&$open).await
+            }
+            #[tokio::test]
+            async fn revocation_log() {
+                super::revocation_log(&$open).await
             }
         }
     };
