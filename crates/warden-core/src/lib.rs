@@ -1,5 +1,5 @@
-//! Warden's pure core: identities, the scope algebra, token claims, EdDSA compact JWS and
-//! JWKS.
+//! Warden's pure core: identities, the scope algebra, token claims, EdDSA compact JWS, JWKS,
+//! DPoP proofs and the revocation view.
 //!
 //! This crate performs no I/O and owns no clock or randomness of its own: time arrives as a
 //! [`time::Clock`], randomness as an RNG parameter. Every cryptographic operation lives in
@@ -7,9 +7,12 @@
 
 pub mod claims;
 pub mod crypto;
+pub mod dpop;
 pub mod id;
 pub mod jwks;
 pub mod jws;
+pub mod replay;
+pub mod revocation;
 pub mod scope;
 pub mod time;
 pub mod token;

@@ -1,0 +1,284 @@
+//! Revocation events as the authority streams them, and the in-memory view a gateway (or the
+//! authority itself) checks every token against.
+//!
+//! Revoking a principal ends every token issued before the revocation in which it appears,
+//! as `sub` or at any level of the `act` chain: revoking a user ends the tokens of every agent
+//! acting for them, and revoking an agent ends those of the sub-agents it delegated to. The
+//! cascade is a property of the check, so it needs no fan-out at revocation time.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::claims::{AccessClaims, Actor};
+
+/// What an event revokes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevokedTarget {
+    Principal {
+        principal: String,
+    },
+    Token {
+        jti: String,
+    },
+    /// A delegation grant: `agent` may no longer act for `user`.
+    Grant {
+        grant: String,
+        user: String,
+        agent: String,
+    },
+}
+
+/// One event of the revocation stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEvent {
+    /// Position in the authority's log; a subscriber resumes after the last one it applied.
+    pub seq: i64,
+    #[serde(flatten)]
+    pub target: RevokedTarget,
+    /// Tokens with `iat` before this are dead (principal and grant events).
+    pub issued_before: i64,
+    /// No token the event affects lives past this; the event can then be forgotten.
+    pub horizon: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub created_at: i64,
+}
+
+/// Why [`RevocationView::check`] refused a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    Token,
+    Principal(String),
+    Grant { user: String, agent: String },
+}
+
+impl std::fmt::Display for Revoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Token => f.write_str("token was revoked"),
+            Self::Principal(p) => write!(f, "principal {p} was revoked"),
+            Self::Grant { user, agent } => {
+                write!(f, "delegation from {user} to {agent} was revoked")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cutoff {
+    issued_before: i64,
+    horizon: i64,
+}
+
+impl Cutoff {
+    fn merge(&mut self, other: Cutoff) {
+        self.issued_before = self.issued_before.max(other.issued_before);
+        self.horizon = self.horizon.max(other.horizon);
+    }
+}
+
+/// Revocations in force, as of the event at [`Self::cursor`].
+#[derive(Debug, Default)]
+pub struct RevocationView {
+    cursor: i64,
+    principals: HashMap<String, Cutoff>,
+    grants: HashMap<(String, String), Cutoff>,
+    tokens: HashMap<String, i64>,
+}
+
+impl RevocationView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `seq` of the last event applied.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// Applies an event; events at or before the cursor are already in the view.
+    pub fn apply(&mut self, event: &RevocationEvent) {
+        if event.seq <= self.cursor {
+            return;
+        }
+        self.cursor = event.seq;
+        let cutoff = Cutoff {
+            issued_before: event.issued_before,
+            horizon: event.horizon,
+        };
+        match &event.target {
+            RevokedTarget::Principal { principal } => self
+                .principals
+                .entry(principal.clone())
+                .and_modify(|c| c.merge(cutoff))
+                .or_insert(cutoff),
+            RevokedTarget::Grant { user, agent, .. } => self
+                .grants
+                .entry((user.clone(), agent.clone()))
+                .and_modify(|c| c.merge(cutoff))
+                .or_insert(cutoff),
+            RevokedTarget::Token { jti } => {
+                let horizon = self.tokens.entry(jti.clone()).or_insert(event.horizon);
+                *horizon = (*horizon).max(event.horizon);
+                return;
+            }
+        };
+    }
+
+    /// Whether a token is revoked: by `jti`, by any principal in its chain, or by any
+    /// delegation link in its chain.
+    pub fn check(&self, claims: &AccessClaims) -> Result<(), Revoked> {
+        if self.tokens.contains_key(&claims.jti) {
+            return Err(Revoked::Token);
+        }
+        let dead = |c: Option<&Cutoff>| c.is_some_and(|c| claims.iat < c.issued_before);
+        let mut subject = claims.sub.as_str();
+        if dead(self.principals.get(subject)) {
+            return Err(Revoked::Principal(subject.to_owned()));
+        }
+        let mut actor: Option<&Actor> = claims.act.as_ref();
+        while let Some(a) = actor {
+            if dead(self.principals.get(&a.sub)) {
+                return Err(Revoked::Principal(a.sub.clone()));
+            }
+            if !self.grants.is_empty()
+                && dead(self.grants.get(&(subject.to_owned(), a.sub.clone())))
+            {
+                return Err(Revoked::Grant {
+                    user: subject.to_owned(),
+                    agent: a.sub.clone(),
+                });
+            }
+            subject = &a.sub;
+            actor = a.act.as_deref();
+        }
+        Ok(())
+    }
+
+    /// Forgets what no live token can be affected by any more.
+    pub fn prune(&mut self, now: i64) {
+        self.principals.retain(|_, c| c.horizon >= now);
+        self.grants.retain(|_, c| c.horizon >= now);
+        self.tokens.retain(|_, horizon| *horizon >= now);
+    }
+
+    /// Entries held, for metrics.
+    pub fn len(&self) -> usize {
+        self.principals.len() + self.grants.len() + self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Audience;
+
+    fn token(sub: &str, chain: &[&str], iat: i64) -> AccessClaims {
+        let act = chain.iter().rev().fold(None, |inner, s| {
+            Some(Actor {
+                sub: (*s).into(),
+                act: inner.map(Box::new),
+            })
+        });
+        AccessClaims {
+            iss: "i".into(),
+            sub: sub.into(),
+            aud: Audience::One("a".into()),
+            exp: iat + 900,
+            iat,
+            nbf: iat,
+            jti: format!("j-{sub}-{}", chain.len()),
+            client_id: chain.first().copied().unwrap_or(sub).into(),
+            tenant: "t".into(),
+            scope: "x:read".into(),
+            act,
+            cnf: None,
+            allowed_ips: None,
+            max_uses: None,
+        }
+    }
+
+    fn event(seq: i64, target: RevokedTarget, issued_before: i64) -> RevocationEvent {
+        RevocationEvent {
+            seq,
+            target,
+            issued_before,
+            horizon: issued_before + 900,
+            reason: None,
+            created_at: issued_before,
+        }
+    }
+
+    #[test]
+    fn revoking_a_user_ends_every_chain_they_appear_in() {
+        let mut v = RevocationView::new();
+        let own = token("usr_a", &[], 100);
+        let delegated = token("usr_a", &["agt_b", "agt_c"], 100);
+        let unrelated = token("usr_z", &["agt_b"], 100);
+        v.apply(&event(
+            1,
+            RevokedTarget::Principal {
+                principal: "usr_a".into(),
+            },
+            150,
+        ));
+        assert_eq!(v.check(&own), Err(Revoked::Principal("usr_a".into())));
+        assert_eq!(v.check(&delegated), Err(Revoked::Principal("usr_a".into())));
+        assert_eq!(v.check(&unrelated), Ok(()));
+        // Tokens issued after the revocation are not affected.
+        assert_eq!(v.check(&token("usr_a", &["agt_b"], 150)), Ok(()));
+    }
+
+    #[test]
+    fn revoking_an_agent_reaches_its_sub_agents() {
+        let mut v = RevocationView::new();
+        v.apply(&event(
+            1,
+            RevokedTarget::Principal {
+                principal: "agt_b".into(),
+            },
+            150,
+        ));
+        assert!(v.check(&token("usr_a", &["agt_c", "agt_b"], 100)).is_err());
+        assert!(v.check(&token("agt_b", &[], 100)).is_err());
+        assert_eq!(v.check(&token("usr_a", &["agt_c"], 100)), Ok(()));
+    }
+
+    #[test]
+    fn a_revoked_grant_ends_only_that_link() {
+        let mut v = RevocationView::new();
+        let grant = RevokedTarget::Grant {
+            grant: "dlg_1".into(),
+            user: "usr_a".into(),
+            agent: "agt_b".into(),
+        };
+        v.apply(&event(1, grant, 150));
+        assert!(v.check(&token("usr_a", &["agt_b", "agt_c"], 100)).is_err());
+        assert_eq!(v.check(&token("usr_a", &["agt_c"], 100)), Ok(()));
+        assert_eq!(v.check(&token("usr_x", &["agt_b"], 100)), Ok(()));
+    }
+
+    #[test]
+    fn events_apply_once_and_prune_at_their_horizon() {
+        let mut v = RevocationView::new();
+        let t = token("agt_x", &[], 100);
+        v.apply(&event(5, RevokedTarget::Token { jti: t.jti.clone() }, 0));
+        assert_eq!(v.check(&t), Err(Revoked::Token));
+        v.apply(&event(
+            3,
+            RevokedTarget::Principal {
+                principal: "agt_x".into(),
+            },
+            999,
+        ));
+        assert_eq!(v.cursor(), 5, "an older event is not applied twice");
+        v.prune(901);
+        assert!(v.is_empty());
+    }
+}
