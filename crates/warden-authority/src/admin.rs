@@ -23,7 +23,7 @@ use warden_store::{Principal, Tenant};
 
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
-use crate::{idempotency, Authority};
+use crate::{admin_revocation, idempotency, Authority};
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
     Router::new()
@@ -45,6 +45,21 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
         .route("/gateway-keys/{kid}", put(register_gateway_key))
+        .route(
+            "/principals/{id}/revoke",
+            post(admin_revocation::revoke_principal),
+        )
+        .route("/delegations", post(admin_revocation::create_grant))
+        .route("/delegations/{id}", get(admin_revocation::show_grant))
+        .route(
+            "/delegations/{id}/revoke",
+            post(admin_revocation::revoke_grant),
+        )
+        .route(
+            "/tenants/{tenant}/delegations",
+            get(admin_revocation::list_grants),
+        )
+        .route("/tokens/revoke", post(admin_revocation::revoke_token))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),
             idempotency::middleware,
@@ -85,7 +100,7 @@ async fn invalidate_caches(State(a): State<Arc<Authority>>, req: Request, next: 
 }
 
 /// Reads a JSON body into `T`, whose fields are strict (`deny_unknown_fields`).
-async fn json_body<T: DeserializeOwned>(
+pub(crate) async fn json_body<T: DeserializeOwned>(
     a: &Authority,
     headers: &HeaderMap,
     body: Body,
@@ -109,9 +124,9 @@ async fn json_body<T: DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
 }
 
-type ApiResult<T> = Result<T, Problem>;
+pub(crate) type ApiResult<T> = Result<T, Problem>;
 
-fn created<T: Serialize>(v: T) -> Response {
+pub(crate) fn created<T: Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
@@ -130,7 +145,7 @@ fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 /// A tenant named in a path, by id (`tnt_…`) or by name.
-async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
+pub(crate) async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
     let found = match TenantId::parse(key) {
         Ok(id) => a.store.tenant(&id).await?,
         Err(_) => a.store.tenant_by_name(key).await?,
@@ -138,7 +153,7 @@ async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
     found.ok_or_else(|| Problem::not_found(format!("tenant `{key}` not found")))
 }
 
-async fn resolve_principal(a: &Authority, key: &str) -> ApiResult<Principal> {
+pub(crate) async fn resolve_principal(a: &Authority, key: &str) -> ApiResult<Principal> {
     let id = PrincipalId::parse(key)
         .map_err(|_| Problem::not_found(format!("principal `{key}` not found")))?;
     a.store
@@ -263,7 +278,7 @@ struct CreatePrincipal {
     public_key: Option<Jwk>,
 }
 
-fn parse_scopes(s: &str) -> ApiResult<ScopeSet> {
+pub(crate) fn parse_scopes(s: &str) -> ApiResult<ScopeSet> {
     ScopeSet::parse(s).map_err(|e| Problem::unprocessable(e.to_string()))
 }
 

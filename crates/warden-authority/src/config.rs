@@ -28,6 +28,14 @@ pub struct AuthorityConfig {
     /// elsewhere.
     pub client_cache_ttl: Duration,
     pub client_cache_entries: usize,
+    /// Longest `act` chain a token exchange may produce.
+    pub max_delegation_depth: usize,
+    /// How far a DPoP proof's `iat` may lie from now, either way.
+    pub dpop_max_skew_secs: i64,
+    /// DPoP proof `jti`s remembered at once; when full of live ones, proofs are refused.
+    pub dpop_replay_capacity: usize,
+    /// A revocation stream subscriber hears at least this often, events or not.
+    pub revocation_heartbeat: Duration,
 }
 
 /// Explicit bounds on what a client can make the authority read.
@@ -69,11 +77,23 @@ impl AuthorityConfig {
             idempotency_abandon_secs: 60,
             client_cache_ttl: Duration::from_secs(10),
             client_cache_entries: 100_000,
+            max_delegation_depth: 4,
+            dpop_max_skew_secs: 60,
+            dpop_replay_capacity: 1_000_000,
+            revocation_heartbeat: Duration::from_secs(1),
         }
     }
 
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth2/token", self.issuer)
+    }
+
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/oauth2/introspect", self.issuer)
+    }
+
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/oauth2/revoke", self.issuer)
     }
 
     pub fn jwks_uri(&self) -> String {
@@ -97,6 +117,12 @@ impl AuthorityConfig {
         }
         if self.default_audience.is_empty() {
             return Err("default audience is empty".into());
+        }
+        if self.max_delegation_depth == 0 {
+            return Err("max delegation depth must be at least 1".into());
+        }
+        if self.revocation_heartbeat.is_zero() {
+            return Err("revocation heartbeat must be positive".into());
         }
         if self.limits.max_header_bytes < 8192 {
             return Err("max header bytes must be at least 8192".into());

@@ -49,6 +49,19 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
         Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, d)
     }
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_token_type", StatusCode::BAD_REQUEST, d)
+    }
+    pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
+        Self::new("invalid_dpop_proof", StatusCode::BAD_REQUEST, d)
+    }
+    pub fn temporarily_unavailable(d: impl Into<String>) -> Self {
+        Self::new(
+            "temporarily_unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            d,
+        )
+    }
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             "invalid_request",

@@ -32,6 +32,9 @@ pub struct KeyringState {
     pub active_kid: String,
     pub active: SigningKey,
     pub published: KeySet,
+    /// The authority's own signing keys, without gateway keys: what a token presented back to
+    /// the authority (exchange, introspection, revocation) must be signed with.
+    pub signing: KeySet,
     /// The serialized JWKS document, built once per change rather than per request.
     pub jwks_json: Arc<[u8]>,
     pub records: Vec<SigningKeyRecord>,
@@ -168,6 +171,7 @@ fn build_state(
             active = Some((r.kid.clone(), key));
         }
     }
+    let signing = published.clone();
     for g in gateways {
         // A gateway key never shadows a signing key. One that does not decode is skipped,
         // not fatal: registration validated it.
@@ -194,6 +198,7 @@ fn build_state(
         active_kid,
         active,
         published,
+        signing,
         jwks_json,
         records,
     })

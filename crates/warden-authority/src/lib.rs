@@ -6,17 +6,22 @@
 //! upstreams (that is the gateway's job).
 
 pub mod admin;
+mod admin_revocation;
 mod client_auth;
 mod client_cache;
 pub mod config;
 pub mod data_dir;
+mod dpop;
 pub mod error;
+mod exchange;
 mod http;
 mod idempotency;
+mod introspection;
 mod jti;
 pub mod keys;
 mod metadata;
 mod oauth;
+pub mod revocation;
 pub mod server;
 
 use std::sync::Arc;
@@ -36,8 +41,10 @@ pub struct Authority {
     pub store: Arc<dyn Store>,
     pub keys: Keyring,
     pub clock: Arc<dyn Clock>,
+    pub revocations: Arc<revocation::RevocationHub>,
     clients: client_cache::ClientCache,
     jtis: jti::JtiRecorder,
+    dpop_replay: std::sync::Mutex<warden_core::replay::ReplayCache>,
     admin_token_hash: [u8; 32],
 }
 
@@ -47,6 +54,8 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error("loading revocations: {0}")]
+    Revocations(#[from] warden_store::StoreError),
 }
 
 impl Authority {
@@ -62,7 +71,13 @@ impl Authority {
         let keys = Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?;
         let clients =
             client_cache::ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
+        let revocations = Arc::new(revocation::RevocationHub::load(store.as_ref()).await?);
+        revocations.spawn_follower(Arc::clone(&store));
         Ok(Arc::new(Self {
+            revocations,
+            dpop_replay: std::sync::Mutex::new(warden_core::replay::ReplayCache::new(
+                config.dpop_replay_capacity,
+            )),
             clients,
             jtis: jti::JtiRecorder::spawn(Arc::clone(&store)),
             config,
@@ -75,6 +90,29 @@ impl Authority {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Verifies a token this authority issued (never a gateway's internal token), for any
+    /// audience: exchange, introspection and revocation take tokens meant for elsewhere.
+    pub fn verify_own_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<warden_core::AccessClaims, warden_core::TokenError> {
+        let parsed = warden_core::jws::UnverifiedToken::parse(token)?;
+        let audiences = parsed
+            .claims_unverified::<warden_core::AccessClaims>()?
+            .aud
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let validation = warden_core::Validation {
+            leeway: self.config.leeway_secs,
+            ..warden_core::Validation::access_token(&self.config.issuer, audiences)
+        };
+        Ok(parsed
+            .verify_with(&self.keys.current().signing, &validation, now)?
+            .into_claims())
     }
 
     fn is_admin_token(&self, presented: &str) -> bool {
@@ -98,7 +136,13 @@ impl Authority {
             .await
     }
 
-    /// Expired assertion `jti`s, old idempotency keys and retired signing keys go away.
+    /// Latest time at which a token issued now can still be accepted anywhere.
+    pub fn token_horizon(&self, now: i64) -> i64 {
+        now + self.config.max_token_ttl_secs + self.config.leeway_secs
+    }
+
+    /// Expired assertion `jti`s, old idempotency keys, retired signing keys and revocations
+    /// past their horizon go away; keys registered by other replicas come in.
     pub async fn maintain(&self) {
         let now = self.now();
         let results = [
@@ -117,7 +161,20 @@ impl Authority {
                 .await
                 .err()
                 .map(|e| e.to_string()),
+            // Other replicas rotate keys and register gateways too.
+            self.keys
+                .reload(self.store.as_ref(), now)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            self.store
+                .prune_revocations(now)
+                .await
+                .err()
+                .map(|e| e.to_string()),
         ];
+        self.revocations.prune(now);
+        crate::dpop::prune(self, now);
         for e in results.into_iter().flatten() {
             tracing::warn!(error = %e, "maintenance step failed; it will be retried");
         }
@@ -136,11 +193,20 @@ impl Authority {
     }
 }
 
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The authority's HTTP surface.
 pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .merge(metadata::routes())
         .merge(oauth::routes())
+        .route(
+            "/revocations/stream",
+            axum::routing::get(revocation::stream),
+        )
         .nest("/admin/v1", admin::routes(Arc::clone(&authority)))
         .fallback(http::not_found)
         .layer(axum::middleware::from_fn_with_state(

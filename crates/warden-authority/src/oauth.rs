@@ -1,5 +1,6 @@
-//! The token endpoint (`POST /oauth2/token`): client credentials (RFC 6749 §4.4), scopes
-//! narrowed to the principal's ceiling, audience from RFC 8707 `resource`.
+//! The token endpoint (`POST /oauth2/token`): client credentials (RFC 6749 §4.4) and token
+//! exchange (RFC 8693, in [`crate::exchange`]); scopes within the principal's ceiling,
+//! audience from RFC 8707 `resource`, DPoP binding when the client sends a proof.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use rand_core::OsRng;
 use serde::Serialize;
-use warden_core::claims::{AccessClaims, Audience};
+use warden_core::claims::{AccessClaims, Audience, Confirmation};
 use warden_core::id::random_token_id;
 use warden_core::{jws, ScopeSet};
 
@@ -21,16 +22,24 @@ use crate::error::OAuthError;
 use crate::http::{media_type, read_body};
 use crate::Authority;
 
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 pub fn routes() -> Router<Arc<Authority>> {
-    Router::new().route("/oauth2/token", post(token))
+    Router::new()
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/introspect", post(crate::introspection::introspect))
+        .route("/oauth2/revoke", post(crate::introspection::revoke))
 }
 
 #[derive(Serialize)]
-struct TokenResponse {
+pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
     scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
 }
 
 async fn token(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> Response {
@@ -54,17 +63,14 @@ async fn issue(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<TokenResponse, OAuthError> {
-    if media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request(
-            "the token endpoint takes application/x-www-form-urlencoded",
-        ));
+    let params = read_form(a, headers, body).await?;
+    enum Grant {
+        ClientCredentials,
+        Exchange,
     }
-    let body = read_body(headers, body, a.config.limits.max_body_bytes)
-        .await
-        .map_err(OAuthError::payload_too_large)?;
-    let params = parse_form(&body)?;
-    match params.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
+    let grant = match params.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => Grant::ClientCredentials,
+        Some(TOKEN_EXCHANGE) => Grant::Exchange,
         Some(other) => {
             return Err(OAuthError::unsupported_grant_type(format!(
                 "grant_type `{}` is not supported",
@@ -72,38 +78,101 @@ async fn issue(
             )))
         }
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
-    }
+    };
     let client = authenticate(a, headers, &params).await?;
-    client_credentials(a, &client, &params)
+    let jkt = crate::dpop::proven_key(a, headers)?;
+    match grant {
+        Grant::ClientCredentials => client_credentials(a, &client, &params, jkt),
+        Grant::Exchange => crate::exchange::exchange(a, &client, &params, jkt).await,
+    }
+}
+
+/// Reads a form-encoded OAuth request body.
+pub async fn read_form(
+    a: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<HashMap<String, String>, OAuthError> {
+    if media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "this endpoint takes application/x-www-form-urlencoded",
+        ));
+    }
+    let body = read_body(headers, body, a.config.limits.max_body_bytes)
+        .await
+        .map_err(OAuthError::payload_too_large)?;
+    parse_form(&body)
+}
+
+/// The `scope` parameter, which must lie entirely within `available`: asking for more is
+/// refused, never silently narrowed. Without the parameter, all of `available`.
+pub fn requested_scopes(
+    params: &HashMap<String, String>,
+    available: &ScopeSet,
+    whose: &str,
+) -> Result<ScopeSet, OAuthError> {
+    let scopes = match params.get("scope") {
+        Some(requested) => {
+            let requested =
+                ScopeSet::parse(requested).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let outside = available.uncovered(&requested);
+            if !outside.is_empty() {
+                let names: Vec<&str> = outside.iter().map(|s| s.as_str()).collect();
+                return Err(OAuthError::invalid_scope(format!(
+                    "outside {whose}: `{}`",
+                    names.join(" ")
+                )));
+            }
+            requested
+        }
+        None => available.clone(),
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "no scope requested and {whose} holds none"
+        )));
+    }
+    Ok(scopes)
+}
+
+/// Signs `claims` and shapes the token response.
+pub fn mint(
+    a: &Authority,
+    claims: &AccessClaims,
+    issued_token_type: Option<&'static str>,
+) -> Result<TokenResponse, OAuthError> {
+    let keys = a.keys.current();
+    let access_token = jws::encode("at+jwt", Some(&keys.active_kid), claims, &keys.active)
+        .map_err(|e| {
+            tracing::error!(error = %e, "token encoding failed");
+            OAuthError::server_error()
+        })?;
+    tracing::info!(
+        sub = %claims.sub, client_id = %claims.client_id, jti = %claims.jti,
+        scope = %claims.scope, aud = ?claims.aud, act = ?claims.act, bound = claims.cnf.is_some(),
+        "token issued"
+    );
+    Ok(TokenResponse {
+        access_token,
+        token_type: if claims.cnf.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        },
+        expires_in: claims.exp - claims.iat,
+        scope: claims.scope.clone(),
+        issued_token_type,
+    })
 }
 
 fn client_credentials(
     a: &Authority,
     client: &AuthenticatedClient,
     params: &HashMap<String, String>,
+    jkt: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let p = client.principal();
-    let scopes = match params.get("scope") {
-        Some(requested) => {
-            let requested =
-                ScopeSet::parse(requested).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-            let outside = p.scopes.uncovered(&requested);
-            if !outside.is_empty() {
-                let names: Vec<&str> = outside.iter().map(|s| s.as_str()).collect();
-                return Err(OAuthError::invalid_scope(format!(
-                    "outside the client's ceiling: `{}`",
-                    names.join(" ")
-                )));
-            }
-            requested
-        }
-        None => p.scopes.clone(),
-    };
-    if scopes.is_empty() {
-        return Err(OAuthError::invalid_scope(
-            "no scope requested and the client has none",
-        ));
-    }
+    let scopes = requested_scopes(params, &p.scopes, "the client's ceiling")?;
     let audience = match params.get("resource") {
         None => a.config.default_audience.clone(),
         Some(r) if *r == a.config.default_audience || p.audiences.iter().any(|x| x == r) => {
@@ -134,23 +203,11 @@ fn client_credentials(
         tenant: p.tenant.to_string(),
         scope: scopes.to_string(),
         act: None,
-        cnf: None,
+        cnf: jkt.map(|jkt| Confirmation { jkt }),
         allowed_ips: None,
         max_uses: None,
     };
-    let keys = a.keys.current();
-    let access_token = jws::encode("at+jwt", Some(&keys.active_kid), &claims, &keys.active)
-        .map_err(|e| {
-            tracing::error!(error = %e, "token encoding failed");
-            OAuthError::server_error()
-        })?;
-    tracing::info!(sub = %claims.sub, jti = %claims.jti, scope = %claims.scope, aud = ?claims.aud, "token issued");
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: ttl,
-        scope: claims.scope,
-    })
+    mint(a, &claims, None)
 }
 
 /// RFC 6749 §3.2: parameters sent without a value are omitted, and none may repeat.
@@ -174,7 +231,7 @@ fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     Ok(params)
 }
 
-fn truncate(s: &str) -> String {
+pub fn truncate(s: &str) -> String {
     if s.len() <= 64 {
         s.to_owned()
     } else {

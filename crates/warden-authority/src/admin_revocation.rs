@@ -1,0 +1,224 @@
+//! Lifecycle calls for delegation and revocation, under `/admin/v1` with the rest of the
+//! lifecycle API: delegation grants (a user's consent that an agent acts for them), and
+//! revoking a principal, a grant or a single token. A revocation answers only once it is
+//! durable and applied to the stream every gateway follows.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use rand_core::OsRng;
+use serde::Deserialize;
+use warden_core::id::random_token_id;
+use warden_core::PrincipalKind;
+use warden_store::{DelegationGrant, NewRevocation, Revocation, RevocationTarget};
+
+use crate::admin::{
+    created, json_body, parse_scopes, resolve_principal, resolve_tenant, ApiResult,
+};
+use crate::error::Problem;
+use crate::Authority;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    user: String,
+    agent: String,
+    scopes: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+pub async fn create_grant(
+    State(a): State<Arc<Authority>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let req: CreateGrant = json_body(&a, &headers, body).await?;
+    let user = resolve_principal(&a, &req.user).await?;
+    let agent = resolve_principal(&a, &req.agent).await?;
+    if user.kind != PrincipalKind::User {
+        return Err(Problem::unprocessable("`user` must be a user"));
+    }
+    if agent.kind == PrincipalKind::User {
+        return Err(Problem::unprocessable(
+            "`agent` must be an agent or a service",
+        ));
+    }
+    if user.tenant != agent.tenant {
+        return Err(Problem::unprocessable(
+            "user and agent must be in the same tenant",
+        ));
+    }
+    let scopes = parse_scopes(&req.scopes)?;
+    if scopes.is_empty() {
+        return Err(Problem::unprocessable("a grant needs at least one scope"));
+    }
+    let now = a.now();
+    let expires_at = match req.expires_in {
+        None => None,
+        Some(s) if s > 0 => Some(now.saturating_add(s)),
+        Some(_) => return Err(Problem::unprocessable("expires_in must be positive")),
+    };
+    let grant = DelegationGrant {
+        id: format!("dlg_{}", random_token_id(&mut OsRng)),
+        tenant: user.tenant.clone(),
+        user: user.id,
+        agent: agent.id,
+        scopes,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    a.store.create_delegation_grant(&grant).await?;
+    tracing::info!(grant = %grant.id, user = %grant.user, agent = %grant.agent, "delegation granted");
+    Ok(created(grant))
+}
+
+pub async fn list_grants(
+    State(a): State<Arc<Authority>>,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Vec<DelegationGrant>>> {
+    let tenant = resolve_tenant(&a, &t).await?;
+    Ok(Json(a.store.list_delegation_grants(&tenant.id).await?))
+}
+
+pub async fn show_grant(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DelegationGrant>> {
+    a.store
+        .delegation_grant(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("delegation grant `{id}` not found")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Option<String>> {
+    let empty = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0")
+        || headers.get(axum::http::header::CONTENT_TYPE).is_none();
+    let r: Reason = if empty {
+        Reason::default()
+    } else {
+        json_body(a, headers, body).await?
+    };
+    if r.reason.as_ref().is_some_and(|r| r.len() > 500) {
+        return Err(Problem::unprocessable(
+            "reason is longer than 500 characters",
+        ));
+    }
+    Ok(r.reason)
+}
+
+pub async fn revoke_grant(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Revocation>> {
+    let reason = reason(&a, &headers, body).await?;
+    let grant = a
+        .store
+        .delegation_grant(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("delegation grant `{id}` not found")))?;
+    let now = a.now();
+    let event = NewRevocation {
+        target: RevocationTarget::Grant {
+            grant: grant.id.clone(),
+            user: grant.user,
+            agent: grant.agent,
+        },
+        issued_before: cutoff(now),
+        horizon: a.token_horizon(now),
+        reason,
+        created_at: now,
+    };
+    let appended = a
+        .store
+        .revoke_delegation_grant(&id, &event)
+        .await
+        .map_err(|e| match e {
+            warden_store::StoreError::NotFound(_) => {
+                Problem::conflict(format!("delegation grant `{id}` is already revoked"))
+            }
+            other => other.into(),
+        })?;
+    published(&a, appended).await
+}
+
+pub async fn revoke_principal(
+    State(a): State<Arc<Authority>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Revocation>> {
+    let reason = reason(&a, &headers, body).await?;
+    let p = resolve_principal(&a, &id).await?;
+    let now = a.now();
+    let event = NewRevocation {
+        target: RevocationTarget::Principal { principal: p.id },
+        issued_before: cutoff(now),
+        horizon: a.token_horizon(now),
+        reason,
+        created_at: now,
+    };
+    let appended = a.store.append_revocation(&event).await?;
+    published(&a, appended).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeToken {
+    jti: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn revoke_token(
+    State(a): State<Arc<Authority>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Revocation>> {
+    let req: RevokeToken = json_body(&a, &headers, body).await?;
+    if req.jti.is_empty() || req.jti.len() > 256 {
+        return Err(Problem::unprocessable("jti must be 1 to 256 characters"));
+    }
+    let now = a.now();
+    // The token itself is not at hand, so it is remembered as long as any token can live.
+    let event = NewRevocation {
+        target: RevocationTarget::Token { jti: req.jti },
+        issued_before: 0,
+        horizon: a.token_horizon(now),
+        reason: req.reason,
+        created_at: now,
+    };
+    let appended = a.store.append_revocation(&event).await?;
+    published(&a, appended).await
+}
+
+/// `iat` has one-second resolution: everything issued up to and including this second dies,
+/// which errs on the side of the revocation.
+fn cutoff(now: i64) -> i64 {
+    now + 1
+}
+
+async fn published(a: &Authority, appended: Revocation) -> ApiResult<Json<Revocation>> {
+    a.revocations
+        .applied(appended.seq, a.store.as_ref())
+        .await?;
+    tracing::info!(seq = appended.seq, target = ?appended.event.target, "revoked");
+    Ok(Json(appended))
+}

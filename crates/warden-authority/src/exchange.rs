@@ -1,0 +1,205 @@
+//! Token exchange (RFC 8693): delegation and attenuation.
+//!
+//! The authenticated client presents a token it holds as `subject_token`:
+//! - its own token (it is the token's holder: `sub` without `act`, or the outermost actor):
+//!   attenuation — the same identity and chain with less power;
+//! - a principal's own token, to act for that principal: delegation — the result has
+//!   `sub` = the principal and `act` = {`sub`: the client}; the principal must have granted
+//!   the client (a live delegation grant);
+//! - a delegated token handed down by its holder: sub-delegation — the client is nested as the
+//!   new outermost actor.
+//!
+//! Whatever the case, the result never holds more than the subject token: scopes are the
+//! requested ones, which must lie within subject token ∩ the client's ceiling ∩ the subject's
+//! current ceiling (∩ the grant, when delegating); the audience is one of the subject token's;
+//! the lifetime ends no later than the subject token's; `allowed_ips` carries over. Asking for
+//! more than that is refused, not narrowed.
+
+use std::collections::HashMap;
+
+use rand_core::OsRng;
+use warden_core::claims::{AccessClaims, Actor, Audience, Confirmation};
+use warden_core::id::random_token_id;
+use warden_core::{PrincipalId, ScopeSet};
+
+use crate::client_auth::AuthenticatedClient;
+use crate::error::OAuthError;
+use crate::oauth::{mint, requested_scopes, truncate, TokenResponse, ACCESS_TOKEN_TYPE};
+use crate::Authority;
+
+pub async fn exchange(
+    a: &Authority,
+    client: &AuthenticatedClient,
+    params: &HashMap<String, String>,
+    jkt: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
+    let subject_token = params
+        .get("subject_token")
+        .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
+    match params.get("subject_token_type").map(String::as_str) {
+        Some(ACCESS_TOKEN_TYPE) => {}
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type `{}` is not supported; use `{ACCESS_TOKEN_TYPE}`",
+                truncate(other)
+            )))
+        }
+        None => return Err(OAuthError::invalid_request("subject_token_type is missing")),
+    }
+    if params
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type must be `{ACCESS_TOKEN_TYPE}`"
+        )));
+    }
+    if params.contains_key("actor_token") {
+        return Err(OAuthError::invalid_request(
+            "actor_token is not used: the authenticated client is the actor",
+        ));
+    }
+    let now = a.now();
+    let parent = a
+        .verify_own_token(subject_token, now)
+        .map_err(|e| OAuthError::invalid_grant(format!("subject_token: {e}")))?;
+    if let Err(why) = a.revocations.check(&parent) {
+        return Err(OAuthError::invalid_grant(format!("subject_token: {why}")));
+    }
+    if parent.max_uses.is_some() {
+        return Err(OAuthError::invalid_grant(
+            "subject_token is single-use and cannot be exchanged",
+        ));
+    }
+    // A bound token is exchanged only by the holder of its key, and stays bound to it.
+    if let Some(cnf) = &parent.cnf {
+        if jkt.as_deref() != Some(cnf.jkt.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "subject_token is DPoP-bound: send a DPoP proof signed with its key",
+            ));
+        }
+    }
+
+    let me = client.principal();
+    if me.tenant.as_str() != parent.tenant {
+        return Err(OAuthError::invalid_grant(
+            "subject_token belongs to another tenant",
+        ));
+    }
+    let holder = parent
+        .act
+        .as_ref()
+        .map_or(parent.sub.as_str(), |a| a.sub.as_str());
+    let subject_id = PrincipalId::parse(&parent.sub)
+        .map_err(|_| OAuthError::invalid_grant("subject_token has an invalid `sub`"))?;
+    let subject = a
+        .store
+        .principal(&subject_id)
+        .await?
+        .filter(|p| !p.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the token's subject is unknown or disabled"))?;
+
+    let parent_scopes = ScopeSet::parse(&parent.scope)
+        .map_err(|_| OAuthError::invalid_grant("subject_token has an invalid `scope`"))?;
+    let mut available = parent_scopes
+        .intersect(&me.scopes)
+        .intersect(&subject.scopes);
+    let act = if holder == me.id.as_str() {
+        parent.act.clone()
+    } else {
+        if chain(&parent).any(|p| p == me.id.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "the client already appears in the subject token's delegation chain",
+            ));
+        }
+        if parent.act.is_none() {
+            let grant = a
+                .store
+                .live_delegation_grant(&subject.id, &me.id, now)
+                .await?
+                .ok_or_else(|| {
+                    OAuthError::invalid_grant(format!(
+                        "{} has not granted {} to act for them",
+                        subject.id, me.id
+                    ))
+                })?;
+            available = available.intersect(&grant.scopes);
+        }
+        Some(Actor {
+            sub: me.id.to_string(),
+            act: parent.act.clone().map(Box::new),
+        })
+    };
+    let depth = act.as_ref().map_or(0, |a| {
+        std::iter::successors(Some(a), |a| a.act.as_deref()).count()
+    });
+    if depth > a.config.max_delegation_depth {
+        return Err(OAuthError::invalid_grant(format!(
+            "the delegation chain would be {depth} deep; the limit is {}",
+            a.config.max_delegation_depth
+        )));
+    }
+    let scopes = requested_scopes(params, &available, "what the subject token and client hold")?;
+
+    let audience = match (params.get("resource"), params.get("audience")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_target(
+                "send resource or audience, not both",
+            ))
+        }
+        (Some(r), None) | (None, Some(r)) => {
+            if !parent.aud.contains(r) {
+                return Err(OAuthError::invalid_target(format!(
+                    "`{}` is not an audience of the subject token",
+                    truncate(r)
+                )));
+            }
+            Audience::One(r.clone())
+        }
+        (None, None) => parent.aud.clone(),
+    };
+    let ttl = a
+        .config
+        .token_ttl_secs
+        .min(client.tenant().max_token_ttl_secs);
+    let mut exp = parent.exp.min(now + ttl);
+    if let Some(asked) = params.get("expires_in") {
+        let asked: i64 =
+            asked.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                OAuthError::invalid_request("expires_in must be a positive integer")
+            })?;
+        exp = exp.min(now + asked);
+    }
+    if exp <= now {
+        return Err(OAuthError::invalid_grant("subject_token has expired"));
+    }
+    let max_uses = match params.get("max_uses").map(String::as_str) {
+        None => None,
+        Some("1") => Some(1),
+        Some(_) => return Err(OAuthError::invalid_request("max_uses may only be 1")),
+    };
+    let claims = AccessClaims {
+        iss: a.config.issuer.clone(),
+        sub: parent.sub.clone(),
+        aud: audience,
+        exp,
+        iat: now,
+        nbf: now,
+        jti: random_token_id(&mut OsRng),
+        client_id: me.id.to_string(),
+        tenant: parent.tenant.clone(),
+        scope: scopes.to_string(),
+        act,
+        cnf: jkt.map(|jkt| Confirmation { jkt }),
+        allowed_ips: parent.allowed_ips.clone(),
+        max_uses,
+    };
+    mint(a, &claims, Some(ACCESS_TOKEN_TYPE))
+}
+
+/// Every principal a token names: its subject and each actor, outermost first.
+pub fn chain(claims: &AccessClaims) -> impl Iterator<Item = &str> {
+    std::iter::once(claims.sub.as_str()).chain(
+        std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).map(|a| a.sub.as_str()),
+    )
+}

@@ -1,0 +1,118 @@
+//! Token introspection (RFC 7662) and revocation (RFC 7009). Both need client
+//! authentication and see only tokens of the client's own tenant.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use warden_store::{NewRevocation, RevocationTarget};
+
+use crate::client_auth::authenticate;
+use crate::error::OAuthError;
+use crate::exchange::chain;
+use crate::oauth::read_form;
+use crate::Authority;
+
+/// `POST /oauth2/introspect`: `{"active": false}` for anything not currently usable.
+pub async fn introspect(
+    State(a): State<Arc<Authority>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = async {
+        let params = read_form(&a, &headers, body).await?;
+        let client = authenticate(&a, &headers, &params).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let now = a.now();
+        let inactive = json!({ "active": false });
+        let Ok(claims) = a.verify_own_token(token, now) else {
+            return Ok(inactive);
+        };
+        if claims.tenant != client.principal().tenant.as_str()
+            || a.revocations.check(&claims).is_err()
+        {
+            return Ok(inactive);
+        }
+        let mut body = serde_json::to_value(&claims).map_err(|_| OAuthError::server_error())?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("active".into(), true.into());
+            let token_type = if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            };
+            o.insert("token_type".into(), token_type.into());
+        }
+        Ok::<_, OAuthError>(body)
+    }
+    .await;
+    respond(answer)
+}
+
+/// `POST /oauth2/revoke`: the token's client, subject or any actor in its chain may revoke
+/// it. An invalid or unknown token is answered 200, as RFC 7009 §2.2 asks.
+pub async fn revoke(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> Response {
+    let answer = async {
+        let params = read_form(&a, &headers, body).await?;
+        let client = authenticate(&a, &headers, &params).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        if params
+            .get("token_type_hint")
+            .is_some_and(|h| h != "access_token")
+        {
+            return Err(OAuthError::unsupported_token_type(
+                "only access tokens are issued, so only they can be revoked",
+            ));
+        }
+        let now = a.now();
+        // An expired token needs no revocation; a forged one is nobody's business.
+        let Ok(claims) = a.verify_own_token(token, now) else {
+            return Ok(json!({}));
+        };
+        let me = client.principal().id.as_str();
+        if claims.tenant != client.principal().tenant.as_str()
+            || (claims.client_id != me && !chain(&claims).any(|p| p == me))
+        {
+            return Err(OAuthError::unauthorized_client(
+                "the token was not issued to this client, nor does it name it",
+            ));
+        }
+        let event = NewRevocation {
+            target: RevocationTarget::Token {
+                jti: claims.jti.clone(),
+            },
+            issued_before: 0,
+            horizon: claims.exp + a.config.leeway_secs,
+            reason: Some(format!("revoked by {me}")),
+            created_at: now,
+        };
+        let appended = a.store.append_revocation(&event).await?;
+        a.revocations
+            .applied(appended.seq, a.store.as_ref())
+            .await?;
+        tracing::info!(jti = %claims.jti, by = me, seq = appended.seq, "token revoked");
+        Ok(json!({}))
+    }
+    .await;
+    respond(answer)
+}
+
+fn respond(answer: Result<serde_json::Value, OAuthError>) -> Response {
+    match answer {
+        Ok(v) => {
+            let mut res = Json(v).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(e) => e.into_response(),
+    }
+}
