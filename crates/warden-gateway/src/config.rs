@@ -24,8 +24,8 @@ pub enum ConfigError {
     },
 }
 
-/// What happens to requests on a route when a safety net (e.g. the audit queue) cannot
-/// take them.
+/// What happens to requests on a route when a safety net fails: the audit queue cannot take
+/// the decision, or the revocation view is older than its staleness bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
@@ -98,6 +98,18 @@ struct RawGateway {
     authz_path: Option<String>,
     #[serde(default)]
     forward_auth: ForwardAuth,
+    /// The gateway's URL as clients address it (DPoP proofs name it in `htu`); default
+    /// `http://` + the request's Host.
+    #[serde(default)]
+    public_url: Option<String>,
+    /// Past this without a word from the authority's revocation stream, the view is stale.
+    #[serde(default)]
+    revocation_max_staleness_ms: Option<u64>,
+    #[serde(default)]
+    dpop_max_skew_secs: Option<i64>,
+    /// One-time values (DPoP proof `jti`s, single-use tokens) remembered at once.
+    #[serde(default)]
+    replay_cache_entries: Option<usize>,
     #[serde(default)]
     route: Vec<toml::Spanned<RawRoute>>,
 }
@@ -169,6 +181,10 @@ pub struct GatewayConfig {
     pub authz_path: String,
     /// Forward auth answers only peers in `trusted_proxies`, in this convention.
     pub forward_auth: ForwardAuth,
+    pub public_url: Option<String>,
+    pub revocation_max_staleness: Duration,
+    pub dpop_max_skew_secs: i64,
+    pub replay_cache_entries: usize,
     pub routes: Vec<Route>,
 }
 
@@ -226,6 +242,16 @@ impl GatewayConfig {
             return Err(invalid(
                 gw_span,
                 format!("internal_token_ttl_secs must be 1 to {MAX_INTERNAL_TTL}"),
+            ));
+        }
+        if let Some(u) = &g.public_url {
+            check_url(u).map_err(|r| invalid(gw_span, format!("public_url: {r}")))?;
+        }
+        let dpop_max_skew_secs = g.dpop_max_skew_secs.unwrap_or(60);
+        if !(1..=300).contains(&dpop_max_skew_secs) {
+            return Err(invalid(
+                gw_span,
+                "dpop_max_skew_secs must be 1 to 300".into(),
             ));
         }
         let authz_path = g.authz_path.unwrap_or_else(|| "/authz".into());
@@ -314,6 +340,12 @@ impl GatewayConfig {
             max_token_bytes: warden_core::jws::MAX_TOKEN_BYTES,
             authz_path,
             forward_auth: g.forward_auth,
+            public_url: g.public_url,
+            revocation_max_staleness: Duration::from_millis(
+                g.revocation_max_staleness_ms.unwrap_or(10_000).max(100),
+            ),
+            dpop_max_skew_secs,
+            replay_cache_entries: g.replay_cache_entries.unwrap_or(1_000_000).max(1),
             routes,
         })
     }

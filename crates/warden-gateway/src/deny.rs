@@ -29,6 +29,12 @@ pub enum Deny {
     RateLimited {
         retry_after_secs: u64,
     },
+    /// A DPoP proof is missing, invalid, replayed, or for another key or request.
+    InvalidDpop(String),
+    /// The revocation view is older than its bound and the route fails closed.
+    RevocationStale,
+    /// The replay cache is full of live values; accepting more would forget some.
+    ReplayCacheFull,
     AuditBacklog,
     UpstreamUnreachable(String),
     UpstreamTimeout,
@@ -40,6 +46,8 @@ impl Deny {
         match self {
             Self::BadPath(_) | Self::UntrustedCaller => "request",
             Self::MissingToken | Self::InvalidToken(_) => "verify",
+            Self::InvalidDpop(_) | Self::ReplayCacheFull => "possession",
+            Self::RevocationStale => "revocation",
             Self::NoRoute | Self::MethodNotAllowed(_) => "route",
             Self::InsufficientScope(_) => "scope",
             Self::Network(_) => "network",
@@ -54,7 +62,10 @@ impl Deny {
         match self {
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::UntrustedCaller => StatusCode::FORBIDDEN,
-            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidDpop(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::RevocationStale | Self::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::InsufficientScope(_) | Self::Network(_) | Self::Policy { .. } => {
@@ -72,7 +83,11 @@ impl Deny {
             Self::BadPath(r) => r.clone(),
             Self::UntrustedCaller => "forward auth answers only trusted proxies".into(),
             Self::MissingToken => "no bearer token".into(),
-            Self::InvalidToken(r) => r.clone(),
+            Self::InvalidToken(r) | Self::InvalidDpop(r) => r.clone(),
+            Self::RevocationStale => {
+                "the gateway cannot confirm the token is not revoked; retry shortly".into()
+            }
+            Self::ReplayCacheFull => "too many one-time values in flight; retry shortly".into(),
             Self::NoRoute => "no route for this path".into(),
             Self::MethodNotAllowed(m) => format!("method {m} is not allowed on this route"),
             Self::InsufficientScope(s) => format!("the token lacks scope `{s}`"),
@@ -139,6 +154,10 @@ impl Deny {
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
                 quote_safe(r)
             )),
+            Self::InvalidDpop(r) => Some(format!(
+                "DPoP algs=\"EdDSA\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
+                quote_safe(r)
+            )),
             Self::InsufficientScope(s) => Some(format!(
                 "Bearer realm=\"warden\", error=\"insufficient_scope\", scope=\"{}\"",
                 quote_safe(s)
@@ -154,7 +173,7 @@ impl Deny {
                     h.insert(RETRY_AFTER, v);
                 }
             }
-            Self::AuditBacklog => {
+            Self::AuditBacklog | Self::RevocationStale | Self::ReplayCacheFull => {
                 h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -18,6 +18,7 @@ pub mod net;
 mod path;
 mod pipeline;
 mod proxy;
+pub mod revocation;
 pub mod token_cache;
 
 use std::collections::HashMap;
@@ -44,7 +45,9 @@ pub use deny::Deny;
 use crate::audit::AuditSink;
 use crate::http_client::{json_request, HttpClient};
 use crate::jwks::JwksCache;
+use crate::revocation::RevocationFeed;
 use crate::token_cache::TokenCache;
+use warden_core::replay::ReplayCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -74,6 +77,11 @@ pub struct Gateway {
     pub policies: Option<Arc<PolicyStore>>,
     pub tokens: TokenCache,
     pub audit: AuditSink,
+    pub revocations: Arc<RevocationFeed>,
+    /// DPoP proof `jti`s (per key) seen within the proof window.
+    dpop_replay: std::sync::Mutex<ReplayCache>,
+    /// `jti`s of single-use (`max_uses: 1`) tokens already spent.
+    single_use: std::sync::Mutex<ReplayCache>,
     limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
     key: GatewayKey,
     client: HttpClient,
@@ -126,6 +134,17 @@ impl Gateway {
             .await
             .map_err(|e| StartError::Authority(config.authority.clone(), e))?;
         jwks.spawn_refresher(config.jwks_refresh);
+        let revocations = Arc::new(RevocationFeed::new(config.revocation_max_staleness));
+        revocations.spawn(
+            client.clone(),
+            config.authority.clone(),
+            opts.admin_token.clone(),
+        );
+        if !revocations.wait_caught_up(Duration::from_secs(5)).await {
+            tracing::warn!(
+                "revocation stream not caught up yet; fail-closed routes refuse until it is"
+            );
+        }
         let writer: Box<dyn audit::AuditWriter> = match opts.audit_writer {
             Some(w) => w,
             None => match &config.audit_log {
@@ -149,6 +168,9 @@ impl Gateway {
             .collect();
         let gateway = Arc::new(Self {
             tokens: TokenCache::new(config.token_cache_entries),
+            revocations,
+            dpop_replay: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
+            single_use: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
             config,
             jwks,
             policies,
@@ -170,7 +192,8 @@ impl Gateway {
         &self.key.kid
     }
 
-    /// Every 30 s: sweep expired tokens and idle rate-limit state; every 10 min: renew the
+    /// Every 30 s: sweep expired tokens, idle rate-limit state, revocations and one-time values
+    /// past their horizon; every 10 min: renew the
     /// gateway key's registration.
     fn spawn_key_renewal(self: &Arc<Self>, admin_token: String, name: String) {
         let weak = Arc::downgrade(self);
@@ -186,6 +209,10 @@ impl Gateway {
                 for l in g.limiters.values() {
                     l.retain_recent();
                 }
+                let now = g.now();
+                g.revocations.prune(now);
+                lock(&g.dpop_replay).prune(now);
+                lock(&g.single_use).prune(now);
                 if last_renewal.elapsed() >= KEY_RENEW_EVERY {
                     match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key)
                         .await

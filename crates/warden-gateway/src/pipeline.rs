@@ -9,8 +9,10 @@ use hyper::{HeaderMap, Request, Response};
 use rand_core::OsRng;
 use serde_json::json;
 use warden_core::claims::{AccessClaims, Actor, Audience};
+use warden_core::dpop::{verify_proof, DpopError, ProofRequest};
 use warden_core::id::random_token_id;
 use warden_core::jws::{self, UnverifiedToken};
+use warden_core::replay::FirstUse;
 use warden_core::{ScopeSet, TokenError, Validation};
 use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
 
@@ -26,6 +28,8 @@ use crate::Gateway;
 pub struct Facts<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// The path exactly as the client sent it, which a DPoP proof's `htu` names.
+    pub raw_path: &'a str,
     pub headers: &'a HeaderMap,
     pub client_ip: IpAddr,
     pub request_id: String,
@@ -57,6 +61,9 @@ impl Gateway {
         if raw == "/healthz" {
             return self.health();
         }
+        if raw == "/metrics" {
+            return self.metrics();
+        }
         let path = match crate::path::normalize(&raw) {
             Ok(p) => p,
             Err(reason) => return Deny::BadPath(reason).into_response(),
@@ -85,6 +92,7 @@ impl Gateway {
         let facts = Facts {
             method: req.method().as_str(),
             path: &path,
+            raw_path: &raw,
             headers: req.headers(),
             client_ip: client,
             request_id: next_request_id(),
@@ -164,6 +172,7 @@ impl Gateway {
         let facts = Facts {
             method: &method,
             path: &path,
+            raw_path: if raw.is_empty() { "/" } else { raw },
             headers: h,
             client_ip: client,
             request_id: next_request_id(),
@@ -185,9 +194,20 @@ impl Gateway {
         }
     }
 
+    /// 200 while the gateway can enforce revocation; 503 once its view is stale, so a load
+    /// balancer can send traffic to a gateway that still can.
     fn health(&self) -> Response<Body> {
+        let fresh = self.revocations.is_fresh();
         let body = json!({
-            "status": "ok",
+            "status": if fresh { "ok" } else { "revocation_view_stale" },
+            "revocation": {
+                "fresh": fresh,
+                "cursor": self.revocations.cursor(),
+                "age_ms": self.revocations.age().map(|a| a.as_millis() as u64),
+                "max_staleness_ms": self.config.revocation_max_staleness.as_millis() as u64,
+                "entries": self.revocations.entries(),
+                "reconnects": self.revocations.reconnects(),
+            },
             "jwks_keys": self.jwks.keys().len(),
             "jwks_age_secs": self.jwks.age().map(|d| d.as_secs()),
             "policies": self.policies.as_ref().map(|p| p.current().len()),
@@ -196,8 +216,65 @@ impl Gateway {
             "gateway_key": self.key_id(),
         });
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
+        if !fresh {
+            *res.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        }
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res
+    }
+
+    /// Prometheus text exposition of the gateway's health figures.
+    fn metrics(&self) -> Response<Body> {
+        let r = &self.revocations;
+        let gauges: [(&str, &str, f64); 7] = [
+            (
+                "warden_gateway_revocation_view_fresh",
+                "1 while the revocation view is within its staleness bound",
+                f64::from(u8::from(r.is_fresh())),
+            ),
+            (
+                "warden_gateway_revocation_view_age_seconds",
+                "time since the revocation stream last spoke (-1: never)",
+                r.age().map_or(-1.0, |a| a.as_secs_f64()),
+            ),
+            (
+                "warden_gateway_revocation_cursor",
+                "sequence number of the last revocation applied",
+                r.cursor() as f64,
+            ),
+            (
+                "warden_gateway_revocation_entries",
+                "revocations held in memory",
+                r.entries() as f64,
+            ),
+            (
+                "warden_gateway_revocation_reconnects_total",
+                "revocation stream reconnections",
+                r.reconnects() as f64,
+            ),
+            (
+                "warden_gateway_verified_tokens_cached",
+                "verified tokens in the cache",
+                self.tokens.len() as f64,
+            ),
+            (
+                "warden_gateway_audit_dropped_total",
+                "decisions not audited on fail-open routes",
+                self.audit.dropped_total() as f64,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, help, value) in gauges {
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
+        }
+        let mut res = Response::new(full(text));
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
         res
     }
 
@@ -254,15 +331,27 @@ impl Gateway {
         now: i64,
     ) -> Result<Allowed<'g>, (Option<Arc<Verified>>, Option<&'g Route>, Deny)> {
         // verify
-        let token = bearer(facts.headers).map_err(|d| (None, None, d))?;
+        let (scheme, token) = credentials(facts.headers).map_err(|d| (None, None, d))?;
         let verified = self.verify(token, now).await.map_err(|d| (None, None, d))?;
         let fail = |route: Option<&'g Route>, d: Deny| (Some(Arc::clone(&verified)), route, d);
+
+        // revocation: every level of the delegation chain, on cache hits too
+        if let Err(why) = self.revocations.check(&verified.claims) {
+            return Err(fail(None, Deny::InvalidToken(why.to_string())));
+        }
+
+        // possession
+        self.check_possession(facts, scheme, token, &verified.claims, now)
+            .map_err(|d| fail(None, d))?;
 
         // route
         let route = self
             .config
             .route_for(facts.path)
             .ok_or_else(|| fail(None, Deny::NoRoute))?;
+        if route.fail_mode == FailMode::Closed && !self.revocations.is_fresh() {
+            return Err(fail(Some(route), Deny::RevocationStale));
+        }
         let Some(required) = route.scopes.get(facts.method) else {
             return Err(fail(
                 Some(route),
@@ -319,6 +408,25 @@ impl Gateway {
                         retry_after_secs: secs.max(1),
                     },
                 ));
+            }
+        }
+
+        // single use: spent only by a request that is otherwise allowed
+        if verified.claims.max_uses.is_some() {
+            let first = crate::lock(&self.single_use).first_use(
+                &verified.claims.jti,
+                verified.claims.exp + Validation::DEFAULT_LEEWAY,
+                now,
+            );
+            match first {
+                FirstUse::Yes => {}
+                FirstUse::Replay => {
+                    return Err(fail(
+                        Some(route),
+                        Deny::InvalidToken("single-use token was already used".into()),
+                    ))
+                }
+                FirstUse::Full => return Err(fail(Some(route), Deny::ReplayCacheFull)),
             }
         }
 
@@ -441,6 +549,73 @@ impl Gateway {
         Ok(v)
     }
 
+    /// RFC 9449 §7: a bound token comes with the `DPoP` scheme and a proof, signed by the bound
+    /// key, for this very request and token, used once.
+    fn check_possession(
+        &self,
+        facts: &Facts<'_>,
+        scheme: Scheme,
+        token: &str,
+        claims: &AccessClaims,
+        now: i64,
+    ) -> Result<(), Deny> {
+        let Some(cnf) = &claims.cnf else {
+            return match scheme {
+                Scheme::Bearer => Ok(()),
+                Scheme::Dpop => Err(Deny::InvalidToken(
+                    "the DPoP scheme needs a DPoP-bound token".into(),
+                )),
+            };
+        };
+        if scheme != Scheme::Dpop {
+            return Err(Deny::InvalidToken(
+                "token is DPoP-bound: present it with the DPoP scheme and a proof".into(),
+            ));
+        }
+        let mut proofs = facts.headers.get_all("dpop").iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (Some(p), None) => p
+                .to_str()
+                .map_err(|_| Deny::InvalidDpop("DPoP header is not ASCII".into()))?,
+            (None, _) => return Err(Deny::InvalidDpop("DPoP proof is missing".into())),
+            (Some(_), Some(_)) => {
+                return Err(Deny::InvalidDpop("more than one DPoP header".into()))
+            }
+        };
+        let url = match &self.config.public_url {
+            Some(base) => format!("{base}{}", facts.raw_path),
+            None => {
+                let host = facts
+                    .headers
+                    .get(hyper::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .ok_or_else(|| Deny::InvalidDpop("request has no Host".into()))?;
+                format!("http://{host}{}", facts.raw_path)
+            }
+        };
+        let skew = self.config.dpop_max_skew_secs;
+        let verified = verify_proof(
+            proof,
+            &ProofRequest {
+                method: facts.method,
+                url: &url,
+                access_token: Some(token),
+                now,
+                max_skew: skew,
+            },
+        )
+        .map_err(|e| Deny::InvalidDpop(e.to_string()))?;
+        if verified.jkt != cnf.jkt {
+            return Err(Deny::InvalidDpop(DpopError::KeyMismatch.to_string()));
+        }
+        let key = format!("{}:{}", verified.jkt, verified.jti);
+        match crate::lock(&self.dpop_replay).first_use(&key, verified.iat + skew, now) {
+            FirstUse::Yes => Ok(()),
+            FirstUse::Replay => Err(Deny::InvalidDpop("DPoP proof was already used".into())),
+            FirstUse::Full => Err(Deny::ReplayCacheFull),
+        }
+    }
+
     /// The token the upstream sees: this route's audience, only the scope this method needs,
     /// `sub` and `act` preserved, at most `internal_token_ttl_secs` and never past the
     /// external token's expiry. Reused while it has more than half its life left.
@@ -496,7 +671,14 @@ fn next_request_id() -> String {
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, Deny> {
+/// How the token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+fn credentials(headers: &HeaderMap) -> Result<(Scheme, &str), Deny> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(Deny::MissingToken);
     };
@@ -506,14 +688,18 @@ fn bearer(headers: &HeaderMap) -> Result<&str, Deny> {
     let (scheme, token) = value
         .split_once(' ')
         .ok_or_else(|| Deny::InvalidToken("authorization header is malformed".into()))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(Deny::MissingToken);
-    }
+    };
     let token = token.trim();
     if token.is_empty() {
-        return Err(Deny::InvalidToken("empty bearer token".into()));
+        return Err(Deny::InvalidToken("empty token".into()));
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 /// The innermost actor (who is acting right now) and the chain's length.
