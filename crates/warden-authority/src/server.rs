@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Limits;
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes; then every open connection is
+/// closed too, long-lived revocation streams included, so subscribers notice and reconnect.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -18,6 +19,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -29,7 +31,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                let _ = stop.send(true);
+                return Ok(());
+            }
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -40,6 +45,7 @@ pub async fn serve(
             },
         );
         let limits = limits.clone();
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -47,11 +53,14 @@ pub async fn serve(
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(limits.max_header_bytes)
                 .max_headers(limits.max_headers);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, %peer, "connection closed with error");
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, %peer, "connection closed with error");
+                    }
+                }
+                _ = stopped.wait_for(|s| *s) => {}
             }
         });
     }

@@ -27,7 +27,8 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Identity headers some upstreams trust; only the gateway may set identity, so any a client
-/// sends are removed.
+/// sends are removed. A DPoP proof goes too: it belongs with the external token, which the
+/// upstream never sees.
 const SPOOFABLE_PREFIXES: [&str; 5] = [
     "x-warden-",
     "x-auth-request-",
@@ -35,7 +36,8 @@ const SPOOFABLE_PREFIXES: [&str; 5] = [
     "x-forwarded-email",
     "x-consumer-",
 ];
-const SPOOFABLE: [&str; 6] = [
+const SPOOFABLE: [&str; 7] = [
+    "dpop",
     "x-remote-user",
     "remote-user",
     "x-user",

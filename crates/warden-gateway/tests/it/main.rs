@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod dpop;
 mod limits;
 mod pipeline;
 mod policy;
+mod revocation;
 mod support;

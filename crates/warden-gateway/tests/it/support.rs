@@ -26,6 +26,9 @@ pub const T0: i64 = 1_900_000_000;
 pub struct Env {
     pub authority_url: String,
     pub authority: Arc<Authority>,
+    pub store: Arc<SqliteStore>,
+    master_key: [u8; 32],
+    authority_stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub gateway_url: String,
     pub gateway: Arc<Gateway>,
     pub clock: Arc<ManualClock>,
@@ -154,23 +157,10 @@ impl Env {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority_url = format!("http://{}", listener.local_addr().unwrap());
-        let config = AuthorityConfig::new(authority_url.clone());
-        let limits = config.limits.clone();
-        let authority = Authority::start(
-            config,
-            Arc::new(SqliteStore::in_memory().await.unwrap()),
-            SealingKey::generate(&mut OsRng),
-            ADMIN,
-            Arc::clone(&clock) as _,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(server::serve(
-            listener,
-            router(Arc::clone(&authority)),
-            limits,
-            std::future::pending(),
-        ));
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let master_key = *SealingKey::generate(&mut OsRng).as_bytes();
+        let (authority, authority_stop) =
+            serve_authority(listener, &authority_url, &store, master_key, &clock).await;
 
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream_url = format!("http://{}", up.local_addr().unwrap());
@@ -237,6 +227,9 @@ impl Env {
             Self {
                 authority_url,
                 authority,
+                store,
+                master_key,
+                authority_stop: Some(authority_stop),
                 gateway_url,
                 gateway,
                 clock,
@@ -252,6 +245,43 @@ impl Env {
     pub fn now(&self) -> i64 {
         use warden_core::time::Clock as _;
         self.clock.now()
+    }
+
+    /// Stops the authority: its listener and every open connection close.
+    pub fn stop_authority(&mut self) {
+        if let Some(stop) = self.authority_stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Starts the authority again on the same address and store.
+    pub async fn start_authority(&mut self) {
+        let addr = self.authority_url.trim_start_matches("http://");
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let (authority, stop) = serve_authority(
+            listener,
+            &self.authority_url,
+            &self.store,
+            self.master_key,
+            &self.clock,
+        )
+        .await;
+        self.authority = authority;
+        self.authority_stop = Some(stop);
+    }
+
+    /// POSTs to the lifecycle API with the admin token.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}/admin/v1{path}", self.authority_url))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     /// A token from the real token endpoint.
@@ -322,6 +352,37 @@ impl Env {
         }
         req.send().await.unwrap()
     }
+}
+
+async fn serve_authority(
+    listener: TcpListener,
+    url: &str,
+    store: &Arc<SqliteStore>,
+    master_key: [u8; 32],
+    clock: &Arc<ManualClock>,
+) -> (Arc<Authority>, tokio::sync::oneshot::Sender<()>) {
+    let mut config = AuthorityConfig::new(url.to_owned());
+    config.revocation_heartbeat = std::time::Duration::from_millis(100);
+    let limits = config.limits.clone();
+    let authority = Authority::start(
+        config,
+        Arc::clone(store) as _,
+        SealingKey::from_bytes(&master_key).unwrap(),
+        ADMIN,
+        Arc::clone(clock) as _,
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(
+        listener,
+        router(Arc::clone(&authority)),
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (authority, stop)
 }
 
 /// Waits until `cond` holds, checking every 10 ms, for at most 5 s.

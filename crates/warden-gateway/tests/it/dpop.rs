@@ -1,0 +1,229 @@
+//! DPoP-bound tokens at the gateway (RFC 9449): the proof must come from the bound key, for
+//! this request and token, once. Single-use tokens are spent once.
+
+use rand_core::OsRng;
+use reqwest::Method;
+use serde_json::Value;
+use warden_core::dpop::{access_token_hash, create_proof, ProofClaims};
+use warden_core::id::random_token_id;
+use warden_core::SigningKey;
+
+use crate::support::{Env, Options};
+
+/// A DPoP-bound token from the real token endpoint.
+async fn bound_token(env: &Env, key: &SigningKey) -> String {
+    let endpoint = format!("{}/oauth2/token", env.authority_url);
+    let proof = proof(env, key, "POST", &endpoint, None);
+    let claims = warden_core::AssertionClaims {
+        iss: env.agent_id.clone(),
+        sub: env.agent_id.clone(),
+        aud: warden_core::Audience::One(endpoint.clone()),
+        exp: env.now() + 60,
+        iat: Some(env.now()),
+        nbf: None,
+        jti: random_token_id(&mut OsRng),
+    };
+    let assertion = warden_core::jws::encode("JWT", None, &claims, &env.agent_key).unwrap();
+    let res: Value = env
+        .http
+        .post(endpoint)
+        .header("dpop", proof)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "crm:contacts:read"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["token_type"], "DPoP", "{res}");
+    res["access_token"].as_str().unwrap().to_owned()
+}
+
+fn proof(env: &Env, key: &SigningKey, method: &str, url: &str, token: Option<&str>) -> String {
+    create_proof(
+        key,
+        &ProofClaims {
+            jti: random_token_id(&mut OsRng),
+            htm: method.into(),
+            htu: url.into(),
+            iat: env.now(),
+            ath: token.map(access_token_hash),
+            nonce: None,
+        },
+    )
+    .unwrap()
+}
+
+async fn send(
+    env: &Env,
+    method: Method,
+    path: &str,
+    authorization: &str,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let mut req = env
+        .http
+        .request(method, format!("{}{path}", env.gateway_url))
+        .header("authorization", authorization);
+    if let Some(p) = proof {
+        req = req.header("dpop", p);
+    }
+    req.send().await.unwrap()
+}
+
+fn challenge(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_bound_token_needs_a_fresh_proof_from_its_key() {
+    let (env, _) = Env::start(Options::default()).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let token = bound_token(&env, &key).await;
+    let url = format!("{}/crm/contacts", env.gateway_url);
+    let auth = format!("DPoP {token}");
+
+    let good = proof(&env, &key, "GET", &url, Some(&token));
+    let res = send(
+        &env,
+        Method::GET,
+        "/crm/contacts?page=2",
+        &auth,
+        Some(&good),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "query is not part of htu");
+    let seen: Value = res.json().await.unwrap();
+    assert!(
+        seen["headers"].get("dpop").is_none(),
+        "the proof is not forwarded"
+    );
+
+    // The same proof again is a replay.
+    let res = send(&env, Method::GET, "/crm/contacts", &auth, Some(&good)).await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        challenge(&res).contains("invalid_dpop_proof"),
+        "{}",
+        challenge(&res)
+    );
+
+    // Stolen token, presented as a bearer token or without a proof.
+    let res = send(
+        &env,
+        Method::GET,
+        "/crm/contacts",
+        &format!("Bearer {token}"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        challenge(&res).contains("DPoP-bound"),
+        "{}",
+        challenge(&res)
+    );
+    let res = send(&env, Method::GET, "/crm/contacts", &auth, None).await;
+    assert_eq!(res.status(), 401);
+    assert!(challenge(&res).starts_with("DPoP "), "{}", challenge(&res));
+
+    // A proof by the thief's own key.
+    let thief = SigningKey::generate(&mut OsRng);
+    let stolen = proof(&env, &thief, "GET", &url, Some(&token));
+    assert_eq!(
+        send(&env, Method::GET, "/crm/contacts", &auth, Some(&stolen))
+            .await
+            .status(),
+        401
+    );
+
+    // Proofs for another method, URL or token.
+    let cases = [
+        proof(&env, &key, "POST", &url, Some(&token)),
+        proof(
+            &env,
+            &key,
+            "GET",
+            &format!("{}/crm/other", env.gateway_url),
+            Some(&token),
+        ),
+        proof(&env, &key, "GET", &url, Some("another-token")),
+        proof(&env, &key, "GET", &url, None),
+    ];
+    for p in &cases {
+        let res = send(&env, Method::GET, "/crm/contacts", &auth, Some(p)).await;
+        assert_eq!(res.status(), 401, "{}", challenge(&res));
+    }
+    // Two proofs at once.
+    let res = env
+        .http
+        .get(&url)
+        .header("authorization", &auth)
+        .header("dpop", proof(&env, &key, "GET", &url, Some(&token)))
+        .header("dpop", proof(&env, &key, "GET", &url, Some(&token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Stale: the clock moved past the proof window.
+    let old = proof(&env, &key, "GET", &url, Some(&token));
+    env.clock.advance(61);
+    assert_eq!(
+        send(&env, Method::GET, "/crm/contacts", &auth, Some(&old))
+            .await
+            .status(),
+        401
+    );
+    let fresh = proof(&env, &key, "GET", &url, Some(&token));
+    assert_eq!(
+        send(&env, Method::GET, "/crm/contacts", &auth, Some(&fresh))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_dpop_scheme_needs_a_bound_token() {
+    let (env, _) = Env::start(Options::default()).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let token = env.token("crm:contacts:read").await;
+    let url = format!("{}/crm/contacts", env.gateway_url);
+    let p = proof(&env, &key, "GET", &url, Some(&token));
+    let res = send(
+        &env,
+        Method::GET,
+        "/crm/contacts",
+        &format!("DPoP {token}"),
+        Some(&p),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn a_single_use_token_is_spent_once() {
+    let (env, _) = Env::start(Options::default()).await;
+    let once = env.forge(|c| c.max_uses = Some(1));
+    // A refused request does not spend it.
+    assert_eq!(env.get("/crm/a", Some(&once)).await.status(), 200);
+    let res = env.get("/crm/a", Some(&once)).await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        challenge(&res).contains("single-use"),
+        "{}",
+        challenge(&res)
+    );
+}
