@@ -101,6 +101,25 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Revoke every token of a principal (as subject or anywhere in a delegation chain)
+    /// issued before now, or one token by its `jti`. Gateways refuse them within milliseconds.
+    Revoke {
+        #[arg(long, conflicts_with = "token", required_unless_present = "token")]
+        principal: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage delegation grants: a user's consent that an agent acts for them.
+    Delegation {
+        #[command(subcommand)]
+        action: DelegationAction,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage the token-signing keys.
     Keys {
         #[command(subcommand)]
@@ -132,6 +151,35 @@ enum Command {
         count: usize,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DelegationAction {
+    /// Allow an agent to act for a user, within these scopes.
+    Grant {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        scopes: String,
+        /// Seconds until the grant lapses (default: until revoked).
+        #[arg(long)]
+        expires_in: Option<i64>,
+    },
+    /// Withdraw a grant; tokens issued under it stop working.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Show {
+        id: String,
     },
 }
 
@@ -407,6 +455,70 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     admin
                         .post(&format!("/principals/{}/secret", seg(&id)), None)
                         .await?
+                }
+            };
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke {
+            principal,
+            token,
+            reason,
+            common,
+        } => {
+            let admin = connect(&common.data_dir)?;
+            let out = match (principal, token) {
+                (Some(p), _) => {
+                    admin
+                        .post(
+                            &format!("/principals/{}/revoke", seg(&p)),
+                            Some(&json!({ "reason": reason })),
+                        )
+                        .await?
+                }
+                (None, Some(jti)) => {
+                    admin
+                        .post(
+                            "/tokens/revoke",
+                            Some(&json!({ "jti": jti, "reason": reason })),
+                        )
+                        .await?
+                }
+                (None, None) => anyhow::bail!("give --principal ID or --token JTI"),
+            };
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delegation { action, common } => {
+            let admin = connect(&common.data_dir)?;
+            let out = match action {
+                DelegationAction::Grant {
+                    user,
+                    agent,
+                    scopes,
+                    expires_in,
+                } => {
+                    let mut body = json!({ "user": user, "agent": agent, "scopes": scopes });
+                    if let Some(e) = expires_in {
+                        body["expires_in"] = json!(e);
+                    }
+                    admin.post("/delegations", Some(&body)).await?
+                }
+                DelegationAction::Revoke { id, reason } => {
+                    admin
+                        .post(
+                            &format!("/delegations/{}/revoke", seg(&id)),
+                            Some(&json!({ "reason": reason })),
+                        )
+                        .await?
+                }
+                DelegationAction::List { tenant } => {
+                    admin
+                        .get(&format!("/tenants/{}/delegations", seg(&tenant)))
+                        .await?
+                }
+                DelegationAction::Show { id } => {
+                    admin.get(&format!("/delegations/{}", seg(&id))).await?
                 }
             };
             print(&out, common.json);

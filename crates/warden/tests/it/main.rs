@@ -168,6 +168,84 @@ fn admin_commands_drive_a_running_server() {
     let out = warden(&data, &["tenant", "create", "acme"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
+
+    // Delegation and revocation.
+    let user = json_of(&warden(
+        &data,
+        &[
+            "principal",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "user",
+            "--name",
+            "ann",
+            "--scopes",
+            "email:send",
+            "--json",
+        ],
+    ));
+    let user = user["id"].as_str().unwrap();
+    let grant = json_of(&warden(
+        &data,
+        &[
+            "delegation",
+            "grant",
+            "--user",
+            user,
+            "--agent",
+            id,
+            "--scopes",
+            "email:send",
+            "--json",
+        ],
+    ));
+    let grant_id = grant["id"].as_str().unwrap();
+    assert!(grant_id.starts_with("dlg_"), "{grant}");
+    let listed = json_of(&warden(
+        &data,
+        &["delegation", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let revoked = json_of(&warden(
+        &data,
+        &[
+            "delegation",
+            "revoke",
+            grant_id,
+            "--reason",
+            "done",
+            "--json",
+        ],
+    ));
+    assert_eq!(revoked["kind"], "grant", "{revoked}");
+    let out = warden(&data, &["delegation", "revoke", grant_id]);
+    assert!(!out.status.success(), "a grant is revoked once");
+
+    let revoked = json_of(&warden(
+        &data,
+        &[
+            "revoke",
+            "--principal",
+            id,
+            "--reason",
+            "laptop stolen",
+            "--json",
+        ],
+    ));
+    assert_eq!(revoked["kind"], "principal");
+    assert_eq!(revoked["reason"], "laptop stolen");
+    assert!(revoked["seq"].as_i64().unwrap() > 0);
+    let revoked = json_of(&warden(&data, &["revoke", "--token", "some-jti", "--json"]));
+    assert_eq!(revoked["kind"], "token");
+    assert!(
+        !warden(&data, &["revoke"]).status.success(),
+        "a target is required"
+    );
+    assert!(!warden(&data, &["revoke", "--principal", "agt_nope"])
+        .status
+        .success());
 }
 
 #[test]
