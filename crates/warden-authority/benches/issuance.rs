@@ -1,7 +1,8 @@
 //! Token issuance over HTTP on loopback: client_credentials with private_key_jwt, N
-//! concurrent keep-alive clients, against a real authority on a SQLite file. The baseline in
-//! the same run is `GET /.well-known/jwks.json` on the same server with the same clients, the
-//! floor of this HTTP stack.
+//! concurrent keep-alive clients, against a real authority on a SQLite file; and token
+//! exchange (RFC 8693, an agent acting for a user under a delegation grant) with the same
+//! clients. Baselines in the same run: `GET /.well-known/jwks.json` on the same server, the
+//! floor of this HTTP stack, and client_credentials for the exchange.
 //!
 //! Run: `cargo bench -p warden-authority --bench issuance` (env `REQUESTS`, `CONCURRENCY`
 //! as a comma list, `SERVER_THREADS`).
@@ -174,9 +175,59 @@ fn main() {
             .unwrap();
         let id = agent["id"].as_str().unwrap().to_owned();
         let token_endpoint = format!("{url}/oauth2/token");
+        let user_key = SigningKey::generate(&mut OsRng);
+        let user: serde_json::Value = http
+            .post(format!("{url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
+            .bearer_auth(ADMIN)
+            .json(&json!({
+                "kind": "user", "name": "bench-user", "scopes": "crm:contacts:read",
+                "public_key": Jwk::from_public_key(&user_key.public_key(), None),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let granted = http
+            .post(format!("{url}/admin/v1/delegations"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "user": user_id, "agent": id, "scopes": "crm:contacts:read" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(granted.status(), 201);
+        let assertion_for = |client: &str, key: &SigningKey| {
+            let now = SystemClock.now();
+            let claims = AssertionClaims {
+                iss: client.to_owned(),
+                sub: client.to_owned(),
+                aud: Audience::One(token_endpoint.clone()),
+                exp: now + 240,
+                iat: Some(now),
+                nbf: None,
+                jti: random_token_id(&mut OsRng),
+            };
+            jws::encode("JWT", None, &claims, key).unwrap()
+        };
+        let user_token: serde_json::Value = http
+            .post(&token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                assertion_for(&user_id, &user_key)
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let user_token = user_token["access_token"].as_str().unwrap().to_owned();
 
         println!("token issuance over HTTP, {requests} requests per run, server on {server_threads} threads");
-        println!("{:>11} {:>14} {:>10} {:>10} {:>14} {:>8}", "concurrency", "tokens/s", "p50", "p99", "jwks GET/s", "ratio");
+        println!("{:>11} {:>14} {:>10} {:>10} {:>14} {:>8} {:>12} {:>10} {:>12}", "concurrency", "tokens/s", "p50", "p99", "jwks GET/s", "ratio", "exchange/s", "p99", "exch/cc");
         for &c in &levels {
             // Assertions are signed before the clock starts: the client's signing cost is
             // not the server's.
@@ -198,17 +249,30 @@ fn main() {
                     ))
                 })
                 .collect();
+            let exchanges: Vec<Option<String>> = (0..requests)
+                .map(|_| {
+                    Some(format!(
+                        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={user_token}&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                        assertion_for(&id, &key)
+                    ))
+                })
+                .collect();
             let issue = load(&token_endpoint, bodies, c).await;
             let base = load(&format!("{url}/.well-known/jwks.json"), vec![None; requests], c).await;
+            let exchange = load(&token_endpoint, exchanges, c).await;
+            let failures = issue.failures + base.failures + exchange.failures;
             println!(
-                "{c:>11} {:>14.0} {:>10.2?} {:>10.2?} {:>14.0} {:>8.2}{}",
+                "{c:>11} {:>14.0} {:>10.2?} {:>10.2?} {:>14.0} {:>8.2} {:>12.0} {:>10.2?} {:>12.2}{}",
                 issue.rate,
                 issue.p50,
                 issue.p99,
                 base.rate,
                 issue.rate / base.rate,
-                if issue.failures + base.failures > 0 {
-                    format!("  ({} failures)", issue.failures + base.failures)
+                exchange.rate,
+                exchange.p99,
+                exchange.rate / issue.rate,
+                if failures > 0 {
+                    format!("  ({failures} failures)")
                 } else {
                     String::new()
                 }

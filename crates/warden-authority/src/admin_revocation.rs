@@ -73,9 +73,56 @@ pub async fn create_grant(
         expires_at,
         revoked_at: None,
     };
-    a.store.create_delegation_grant(&grant).await?;
+    match a.store.create_delegation_grant(&grant).await {
+        // The store keeps one unrevoked grant per pair, expired or not; an expired one is no
+        // longer live, so it is retired to make room for the new consent.
+        Err(warden_store::StoreError::Conflict(_)) if retire_expired_grant(&a, &grant).await? => {
+            a.store.create_delegation_grant(&grant).await?;
+        }
+        other => other?,
+    }
     tracing::info!(grant = %grant.id, user = %grant.user, agent = %grant.agent, "delegation granted");
     Ok(created(grant))
+}
+
+/// Marks the pair's expired, unrevoked grant revoked; whether there was one. Every token it
+/// delegated was issued before it expired, so the event ends those and nothing newer.
+async fn retire_expired_grant(a: &Authority, new: &DelegationGrant) -> ApiResult<bool> {
+    let now = a.now();
+    let expired = a
+        .store
+        .list_delegation_grants(&new.tenant)
+        .await?
+        .into_iter()
+        .find(|g| {
+            g.user == new.user
+                && g.agent == new.agent
+                && g.revoked_at.is_none()
+                && g.expires_at.is_some_and(|e| e <= now)
+        });
+    let Some(old) = expired else {
+        return Ok(false);
+    };
+    let event = NewRevocation {
+        target: RevocationTarget::Grant {
+            grant: old.id.clone(),
+            user: old.user,
+            agent: old.agent,
+        },
+        issued_before: old.expires_at.unwrap_or(now),
+        horizon: a.token_horizon(now),
+        reason: Some("expired; superseded by a new grant".into()),
+        created_at: now,
+    };
+    match a.store.revoke_delegation_grant(&old.id, &event).await {
+        Ok(appended) => {
+            let _ = published(a, appended).await?;
+        }
+        // Retired concurrently by another request.
+        Err(warden_store::StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(true)
 }
 
 pub async fn list_grants(

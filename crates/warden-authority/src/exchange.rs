@@ -104,6 +104,8 @@ pub async fn exchange(
     let mut available = parent_scopes
         .intersect(&me.scopes)
         .intersect(&subject.scopes);
+    // When delegating, the grant's end: consent that has ended delegates nothing.
+    let mut grant_end = None;
     let act = if holder == me.id.as_str() {
         parent.act.clone()
     } else {
@@ -124,6 +126,7 @@ pub async fn exchange(
                     ))
                 })?;
             available = available.intersect(&grant.scopes);
+            grant_end = grant.expires_at;
         }
         Some(Actor {
             sub: me.id.to_string(),
@@ -163,6 +166,9 @@ pub async fn exchange(
         .token_ttl_secs
         .min(client.tenant().max_token_ttl_secs);
     let mut exp = parent.exp.min(now + ttl);
+    if let Some(end) = grant_end {
+        exp = exp.min(end);
+    }
     if let Some(asked) = params.get("expires_in") {
         let asked: i64 =
             asked.parse().ok().filter(|s| *s > 0).ok_or_else(|| {

@@ -109,22 +109,23 @@ impl RevocationView {
             horizon: event.horizon,
         };
         match &event.target {
-            RevokedTarget::Principal { principal } => self
-                .principals
-                .entry(principal.clone())
-                .and_modify(|c| c.merge(cutoff))
-                .or_insert(cutoff),
-            RevokedTarget::Grant { user, agent, .. } => self
-                .grants
-                .entry((user.clone(), agent.clone()))
-                .and_modify(|c| c.merge(cutoff))
-                .or_insert(cutoff),
+            RevokedTarget::Principal { principal } => {
+                self.principals
+                    .entry(principal.clone())
+                    .and_modify(|c| c.merge(cutoff))
+                    .or_insert(cutoff);
+            }
+            RevokedTarget::Grant { user, agent, .. } => {
+                self.grants
+                    .entry((user.clone(), agent.clone()))
+                    .and_modify(|c| c.merge(cutoff))
+                    .or_insert(cutoff);
+            }
             RevokedTarget::Token { jti } => {
                 let horizon = self.tokens.entry(jti.clone()).or_insert(event.horizon);
                 *horizon = (*horizon).max(event.horizon);
-                return;
             }
-        };
+        }
     }
 
     /// Whether a token is revoked: by `jti`, by any principal in its chain, or by any
@@ -138,21 +139,26 @@ impl RevocationView {
         if dead(self.principals.get(subject)) {
             return Err(Revoked::Principal(subject.to_owned()));
         }
-        let mut actor: Option<&Actor> = claims.act.as_ref();
-        while let Some(a) = actor {
+        // Outermost first: the current actor, then the ones before it (RFC 8693 §4.1).
+        let actors: Vec<&Actor> =
+            std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).collect();
+        for a in &actors {
             if dead(self.principals.get(&a.sub)) {
                 return Err(Revoked::Principal(a.sub.clone()));
             }
-            if !self.grants.is_empty()
-                && dead(self.grants.get(&(subject.to_owned(), a.sub.clone())))
-            {
+        }
+        if self.grants.is_empty() {
+            return Ok(());
+        }
+        // Delegation runs from the subject to the innermost actor, then outwards.
+        for a in actors.iter().rev() {
+            if dead(self.grants.get(&(subject.to_owned(), a.sub.clone()))) {
                 return Err(Revoked::Grant {
                     user: subject.to_owned(),
                     agent: a.sub.clone(),
                 });
             }
             subject = &a.sub;
-            actor = a.act.as_deref();
         }
         Ok(())
     }
@@ -259,7 +265,11 @@ mod tests {
             agent: "agt_b".into(),
         };
         v.apply(&event(1, grant, 150));
-        assert!(v.check(&token("usr_a", &["agt_b", "agt_c"], 100)).is_err());
+        // `chain` is outermost first: agt_b acted for usr_a, then handed down to agt_c.
+        assert!(v.check(&token("usr_a", &["agt_c", "agt_b"], 100)).is_err());
+        assert!(v.check(&token("usr_a", &["agt_b"], 100)).is_err());
+        // usr_a → agt_c → agt_b does not rest on the usr_a → agt_b link.
+        assert_eq!(v.check(&token("usr_a", &["agt_b", "agt_c"], 100)), Ok(()));
         assert_eq!(v.check(&token("usr_a", &["agt_c"], 100)), Ok(()));
         assert_eq!(v.check(&token("usr_x", &["agt_b"], 100)), Ok(()));
     }

@@ -16,7 +16,7 @@ mod http_client;
 pub mod jwks;
 pub mod net;
 mod path;
-mod pipeline;
+pub mod pipeline;
 mod proxy;
 pub mod revocation;
 pub mod token_cache;

@@ -702,7 +702,7 @@ fn credentials(headers: &HeaderMap) -> Result<(Scheme, &str), Deny> {
     Ok((scheme, token))
 }
 
-/// The innermost actor (who is acting right now) and the chain's length.
+/// The current actor (the outermost `act`, RFC 8693 §4.1) and the chain's length.
 fn chain(act: Option<&Actor>) -> (Option<String>, u32) {
     let mut depth = 0;
     let mut first = None;

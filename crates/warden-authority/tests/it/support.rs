@@ -209,3 +209,256 @@ pub fn assert_oauth_error(got: &(u16, Value), status: u16, error: &str) {
         got.1
     );
 }
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+impl Harness {
+    /// POSTs a form to `path` with extra headers (repeated names are all sent); returns status
+    /// and JSON body (`Null` when the body is not JSON).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs `form` to `path` authenticated as `client` with a fresh `private_key_jwt`.
+    pub async fn post_as(
+        &self,
+        client: &Agent,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let assertion = self.assertion(client);
+        let mut all = vec![
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion.as_str()),
+        ];
+        all.extend_from_slice(form);
+        self.post_form(path, &all, headers).await
+    }
+
+    /// The client's own token (client credentials), which must be issued.
+    pub async fn own_token(&self, client: &Agent) -> String {
+        let got = self
+            .post_as(
+                client,
+                "/oauth2/token",
+                &[("grant_type", "client_credentials")],
+                &[],
+            )
+            .await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        got.1["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Token exchange by `client` of `subject_token`, with extra parameters and headers.
+    pub async fn exchange_with(
+        &self,
+        client: &Agent,
+        subject_token: &str,
+        extra: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ];
+        form.extend_from_slice(extra);
+        self.post_as(client, "/oauth2/token", &form, headers).await
+    }
+
+    pub async fn exchange(
+        &self,
+        client: &Agent,
+        subject_token: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.exchange_with(client, subject_token, extra, &[]).await
+    }
+
+    /// An exchange that must succeed; returns the new token.
+    pub async fn exchanged(&self, client: &Agent, subject_token: &str) -> String {
+        let got = self.exchange(client, subject_token, &[]).await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        got.1["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Introspection of `token` by `client`; must answer 200.
+    pub async fn introspect(&self, client: &Agent, token: &str) -> Value {
+        let got = self
+            .post_as(client, "/oauth2/introspect", &[("token", token)], &[])
+            .await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        got.1
+    }
+
+    /// Whether introspection by `client` says `token` is active (and nothing else when not).
+    pub async fn active(&self, client: &Agent, token: &str) -> bool {
+        let v = self.introspect(client, token).await;
+        match v["active"].as_bool() {
+            Some(true) => true,
+            Some(false) => {
+                assert_eq!(
+                    v,
+                    json!({ "active": false }),
+                    "an inactive answer says no more"
+                );
+                false
+            }
+            None => panic!("no `active` in {v}"),
+        }
+    }
+
+    /// A delegation grant from `user` to `agent`, which must be created; returns its JSON.
+    pub async fn grant(&self, user: &Agent, agent: &Agent, scopes: &str) -> Value {
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/delegations",
+                Some(json!({ "user": user.id, "agent": agent.id, "scopes": scopes })),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
+    /// A DPoP proof for a request to the token endpoint.
+    pub fn dpop_proof(&self, key: &SigningKey) -> String {
+        self.dpop_proof_for(key, "POST", &self.token_endpoint(), self.now())
+    }
+
+    pub fn dpop_proof_for(&self, key: &SigningKey, htm: &str, htu: &str, iat: i64) -> String {
+        warden_core::dpop::create_proof(
+            key,
+            &warden_core::dpop::ProofClaims {
+                jti: random_token_id(&mut OsRng),
+                htm: htm.into(),
+                htu: htu.into(),
+                iat,
+                ath: None,
+                nonce: None,
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// A token's claims, read without verification (the tests inspect what the authority signed).
+pub fn claims_of(token: &str) -> warden_core::AccessClaims {
+    jws::UnverifiedToken::parse(token)
+        .unwrap()
+        .claims_unverified()
+        .unwrap()
+}
+
+/// The `access_token` of a successful token response.
+#[track_caller]
+pub fn issued(got: &(u16, Value)) -> String {
+    assert_eq!(got.0, 200, "{}", got.1);
+    got.1["access_token"].as_str().unwrap().to_owned()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, Default)]
+pub struct SseMessage {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseMessage {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+/// Reads server-sent events off a streaming response.
+pub struct SseReader {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(res: reqwest::Response) -> Self {
+        Self {
+            res,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comment-only blocks skipped), waiting at most `within`.
+    pub async fn next_within(&mut self, within: std::time::Duration) -> SseMessage {
+        tokio::time::timeout(within, self.next_message())
+            .await
+            .expect("no server-sent event in time")
+    }
+
+    pub async fn next(&mut self) -> SseMessage {
+        self.next_within(std::time::Duration::from_secs(5)).await
+    }
+
+    /// The next event of kind `event`, skipping others (heartbeats), waiting at most 5 s.
+    pub async fn next_of(&mut self, event: &str) -> SseMessage {
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                let m = self.next_message().await;
+                if m.event == event {
+                    return m;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no `{event}` event in time"))
+    }
+
+    async fn next_message(&mut self) -> SseMessage {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut m = SseMessage::default();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => m.event = value.to_owned(),
+                        "id" => m.id = Some(value.to_owned()),
+                        "data" => data.push(value.to_owned()),
+                        _ => {}
+                    }
+                }
+                if m.event.is_empty() && data.is_empty() {
+                    continue;
+                }
+                if m.event.is_empty() {
+                    m.event = "message".into();
+                }
+                m.data = data.join("\n");
+                return m;
+            }
+            let chunk = self.res.chunk().await.unwrap().expect("the stream ended");
+            self.buf.push_str(
+                &String::from_utf8(chunk.to_vec())
+                    .unwrap()
+                    .replace("\r\n", "\n"),
+            );
+        }
+    }
+}

@@ -1,0 +1,1139 @@
+//! Delegation over real sockets: token exchange (RFC 8693) with grants, attenuation and
+//! sub-delegation, DPoP at the token endpoint, introspection, RFC 7009 revocation, the
+//! revocation cascade over a chain, and the revocation stream.
+
+use std::time::Duration;
+
+use rand_core::OsRng;
+use reqwest::Method;
+use serde_json::{json, Value};
+use warden_core::claims::{Actor, Audience};
+use warden_core::{jws, SigningKey};
+
+use crate::support::{
+    assert_oauth_error, claims_of, issued, Agent, Harness, SseReader, ACCESS_TOKEN_TYPE, ADMIN,
+    JWT_BEARER, TOKEN_EXCHANGE,
+};
+
+const USER_SCOPES: &str = "crm:contacts:read crm:contacts:write email:send";
+const AGENT_CEILING: &str = "crm:*:read crm:contacts:delete";
+const GRANT_SCOPES: &str = "crm:contacts:read crm:contacts:write";
+
+async fn user(h: &Harness, tenant: &str, name: &str) -> Agent {
+    h.agent_with(
+        tenant,
+        name,
+        json!({ "kind": "user", "scopes": USER_SCOPES }),
+    )
+    .await
+}
+
+fn actor(sub: &str, act: Option<Actor>) -> Actor {
+    Actor {
+        sub: sub.into(),
+        act: act.map(Box::new),
+    }
+}
+
+fn description(got: &(u16, Value)) -> String {
+    got.1["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn delegation_needs_a_grant_and_yields_the_intersection() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let u_token = h.own_token(&u).await;
+    let u_claims = claims_of(&u_token);
+
+    // No grant: the agent cannot act for the user.
+    let got = h.exchange(&a, &u_token, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("has not granted"), "{}", got.1);
+
+    let grant = h.grant(&u, &a, GRANT_SCOPES).await;
+    let grant_id = grant["id"].as_str().unwrap();
+    assert!(grant_id.starts_with("dlg_"), "{grant}");
+    assert_eq!(grant["user"], u.id.as_str());
+    assert_eq!(grant["agent"], a.id.as_str());
+    assert_eq!(grant["tenant"], t.as_str());
+
+    // Without `scope`: user ∩ agent ceiling ∩ grant.
+    h.clock.advance(5);
+    let got = h.exchange(&a, &u_token, &[]).await;
+    let t1 = issued(&got);
+    assert_eq!(got.1["scope"], "crm:contacts:read");
+    assert_eq!(got.1["issued_token_type"], ACCESS_TOKEN_TYPE);
+    assert_eq!(got.1["token_type"], "Bearer");
+    let c = claims_of(&t1);
+    assert_eq!(c.sub, u.id);
+    assert_eq!(c.act, Some(actor(&a.id, None)));
+    assert_eq!(c.client_id, a.id);
+    assert_eq!(c.tenant, t);
+    assert_eq!(c.scope, "crm:contacts:read");
+    assert_eq!(c.iat, h.now());
+    assert!(c.exp <= u_claims.exp, "{} > {}", c.exp, u_claims.exp);
+    assert_eq!(
+        c.exp, u_claims.exp,
+        "the subject token's end bounds the lifetime"
+    );
+    assert_eq!(c.aud, u_claims.aud);
+    assert_eq!(c.cnf, None);
+    assert_eq!(c.max_uses, None);
+    // The authority's own keys verify it.
+    let v = warden_core::Validation::access_token(&h.url, vec!["warden".into()]);
+    assert!(warden_core::token::verify_access_token(&t1, &h.jwks().await, &v, h.now()).is_ok());
+
+    // Held by the user and the grant, not the agent's ceiling: refused, not narrowed.
+    let got = h
+        .exchange(&a, &u_token, &[("scope", "crm:contacts:write")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+    assert!(
+        description(&got).contains("crm:contacts:write"),
+        "{}",
+        got.1
+    );
+    // Held by the user only.
+    let got = h.exchange(&a, &u_token, &[("scope", "email:send")]).await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+    let got = h
+        .exchange(&a, &u_token, &[("scope", "crm:contacts:read email:send")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+    // In the agent's ceiling, not the user's nor the grant's.
+    let got = h
+        .exchange(&a, &u_token, &[("scope", "crm:contacts:delete")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+    // Wider than what is held.
+    let got = h.exchange(&a, &u_token, &[("scope", "crm:*:read")]).await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+
+    // The grant is visible to the lifecycle API.
+    let (s, v) = h
+        .admin(Method::GET, &format!("/delegations/{grant_id}"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["scopes"], GRANT_SCOPES);
+    assert_eq!(v["revoked_at"], Value::Null);
+    let (s, v) = h
+        .admin(Method::GET, &format!("/tenants/{t}/delegations"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [grant_id]);
+    let (s, _) = h.admin(Method::GET, "/delegations/dlg_nope", None).await;
+    assert_eq!(s, 404);
+
+    // Grant validation.
+    let other_user = user(&h, &t, "bob").await;
+    let create = |body: Value| h.admin(Method::POST, "/delegations", Some(body));
+    let (s, v) =
+        create(json!({ "user": a.id, "agent": u.id, "scopes": "crm:contacts:read" })).await;
+    assert_eq!(s, 422, "an agent as `user`: {v}");
+    let (s, v) =
+        create(json!({ "user": u.id, "agent": other_user.id, "scopes": "crm:contacts:read" }))
+            .await;
+    assert_eq!(s, 422, "a user as `agent`: {v}");
+    let t2 = h.tenant("globex").await;
+    let foreign = h.agent(&t2, "foreign", AGENT_CEILING).await;
+    let (s, v) =
+        create(json!({ "user": u.id, "agent": foreign.id, "scopes": "crm:contacts:read" })).await;
+    assert_eq!(s, 422, "cross-tenant: {v}");
+    let (s, v) =
+        create(json!({ "user": u.id, "agent": a.id, "scopes": "crm:contacts:read" })).await;
+    assert_eq!(s, 409, "a second live grant for the pair: {v}");
+    let (s, v) = create(json!({ "user": other_user.id, "agent": a.id, "scopes": "" })).await;
+    assert_eq!(s, 422, "no scopes: {v}");
+    let (s, v) = create(
+        json!({ "user": other_user.id, "agent": a.id, "scopes": "crm:contacts:read", "expires_in": 0 }),
+    )
+    .await;
+    assert_eq!(s, 422, "non-positive expires_in: {v}");
+    // A grant is no licence to act for anyone else: bob has not granted the agent.
+    let bob_token = h.own_token(&other_user).await;
+    assert_oauth_error(&h.exchange(&a, &bob_token, &[]).await, 400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_grant_with_an_end_bounds_delegation_and_can_be_renewed() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let b = h.agent(&t, "researcher", "crm:contacts:read").await;
+    let (s, old) = h
+        .admin(
+            Method::POST,
+            "/delegations",
+            Some(json!({ "user": u.id, "agent": a.id, "scopes": GRANT_SCOPES, "expires_in": 60 })),
+        )
+        .await;
+    assert_eq!(s, 201, "{old}");
+    let ends = h.now() + 60;
+    assert_eq!(old["expires_at"], ends);
+    let u_token = h.own_token(&u).await;
+
+    // A delegated token does not outlive the consent it rests on, nor do its descendants.
+    h.clock.advance(10);
+    let got = h.exchange(&a, &u_token, &[]).await;
+    let t1 = issued(&got);
+    assert_eq!(claims_of(&t1).exp, ends, "{:?}", claims_of(&t1));
+    assert_eq!(got.1["expires_in"], 50);
+    let t2 = claims_of(&h.exchanged(&b, &t1).await);
+    assert!(t2.exp <= ends);
+
+    // Once it has ended, no delegation.
+    h.clock.set(ends);
+    let got = h.exchange(&a, &u_token, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("has not granted"), "{}", got.1);
+
+    // An ended grant is not live: the user can consent again, at once.
+    let again = h.grant(&u, &a, "crm:contacts:read").await;
+    assert_eq!(again["expires_at"], Value::Null);
+    let (s, v) = h
+        .admin(
+            Method::GET,
+            &format!("/delegations/{}", old["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["revoked_at"], h.now(), "the ended grant is retired: {v}");
+    let got = h.exchange(&a, &u_token, &[]).await;
+    let renewed = issued(&got);
+    assert_eq!(claims_of(&renewed).act, Some(actor(&a.id, None)));
+    assert!(
+        h.active(&a, &renewed).await,
+        "retiring the old grant spares the new one"
+    );
+    // While a live grant exists, a second one is still a conflict.
+    let (s, v) = h
+        .admin(
+            Method::POST,
+            "/delegations",
+            Some(json!({ "user": u.id, "agent": a.id, "scopes": "crm:contacts:read" })),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+}
+
+#[tokio::test]
+async fn attenuation_and_sub_delegation_never_widen() {
+    let h = Harness::start_with(|c| c.max_delegation_depth = 2).await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let b = h.agent(&t, "researcher", "crm:contacts:read").await;
+    let c = h.agent(&t, "summariser", "crm:contacts:read").await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    let t1 = h.exchanged(&a, &u_token).await;
+    let t1c = claims_of(&t1);
+
+    // The holder attenuates its own delegated token: same identity and chain, less power.
+    h.clock.advance(10);
+    let got = h
+        .exchange(
+            &a,
+            &t1,
+            &[
+                ("scope", "crm:contacts:read"),
+                ("expires_in", "60"),
+                ("max_uses", "1"),
+            ],
+        )
+        .await;
+    let once = issued(&got);
+    assert_eq!(got.1["expires_in"], 60);
+    let oc = claims_of(&once);
+    assert_eq!(oc.sub, u.id);
+    assert_eq!(oc.act, t1c.act);
+    assert_eq!(oc.client_id, a.id);
+    assert_eq!(oc.iat, h.now());
+    assert_eq!(oc.exp, oc.iat + 60);
+    assert_eq!(oc.max_uses, Some(1));
+    assert_eq!(oc.scope, "crm:contacts:read");
+
+    // A single-use token is not exchanged again, by its holder or anyone.
+    let got = h.exchange(&a, &once, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("single-use"), "{}", got.1);
+    let got = h.exchange(&b, &once, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+
+    // Asking to outlive the parent never extends it.
+    h.clock.advance(100);
+    let got = h.exchange(&a, &t1, &[("expires_in", "100000")]).await;
+    let long = claims_of(&issued(&got));
+    assert_eq!(long.exp, t1c.exp);
+    assert!(long.exp < h.now() + 900);
+    assert_eq!(got.1["expires_in"], t1c.exp - h.now());
+
+    // Only `1` is a valid max_uses, and expires_in is a positive integer.
+    for (k, v) in [
+        ("max_uses", "2"),
+        ("expires_in", "0"),
+        ("expires_in", "-5"),
+        ("expires_in", "soon"),
+    ] {
+        let got = h.exchange(&a, &t1, &[(k, v)]).await;
+        assert_oauth_error(&got, 400, "invalid_request");
+    }
+
+    // Audience: only one the parent already has.
+    let got = h
+        .exchange(&a, &t1, &[("resource", "https://payroll.example")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_target");
+    let got = h
+        .exchange(&a, &t1, &[("audience", "https://payroll.example")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_target");
+    let got = h
+        .exchange(&a, &t1, &[("resource", "warden"), ("audience", "warden")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_target");
+    let got = h.exchange(&a, &t1, &[("resource", "warden")]).await;
+    assert_eq!(claims_of(&issued(&got)).aud, Audience::One("warden".into()));
+
+    // Sub-delegation: B becomes the outermost actor, A stays nested.
+    let got = h.exchange(&b, &t1, &[]).await;
+    let t2 = issued(&got);
+    let t2c = claims_of(&t2);
+    assert_eq!(t2c.sub, u.id);
+    assert_eq!(t2c.act, Some(actor(&b.id, Some(actor(&a.id, None)))));
+    assert_eq!(t2c.client_id, b.id);
+    assert_eq!(t2c.scope, "crm:contacts:read");
+    assert_eq!(t2c.exp, t1c.exp);
+    // B cannot ask for what T1 does not hold.
+    let got = h
+        .exchange(&b, &t1, &[("scope", "crm:contacts:write")])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_scope");
+
+    // A third level exceeds the configured depth of 2.
+    let got = h.exchange(&c, &t2, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    let d = description(&got);
+    assert!(d.contains("deep") && d.contains("limit is 2"), "{d}");
+
+    // A loop: A is already in T2's chain.
+    let got = h.exchange(&a, &t2, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("chain"), "{}", got.1);
+    // So is the subject: the user cannot act for themselves through the chain.
+    let got = h.exchange(&u, &t1, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+
+    // B attenuating its own T2 keeps the chain (depth unchanged, still allowed).
+    let got = h.exchange(&b, &t2, &[("expires_in", "30")]).await;
+    let t2b = claims_of(&issued(&got));
+    assert_eq!(t2b.act, t2c.act);
+    assert_eq!(t2b.exp, h.now() + 30);
+}
+
+#[tokio::test]
+async fn exchange_refuses_bad_subject_tokens_and_requests() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    // The same request is fine: what follows fails only for the reason named.
+    issued(&h.exchange(&a, &u_token, &[]).await);
+
+    let assertion = h.assertion(&a);
+    let client = [
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let got = h
+        .post_as(
+            &a,
+            "/oauth2/token",
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ],
+            &[],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "invalid_request");
+    assert!(description(&got).contains("subject_token"), "{}", got.1);
+    let got = h
+        .post_as(
+            &a,
+            "/oauth2/token",
+            &[("grant_type", TOKEN_EXCHANGE), ("subject_token", &u_token)],
+            &[],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "invalid_request");
+    for bad_type in [
+        "urn:ietf:params:oauth:token-type:id_token",
+        "urn:ietf:params:oauth:token-type:refresh_token",
+        "urn:ietf:params:oauth:token-type:jwt",
+    ] {
+        let got = h
+            .post_as(
+                &a,
+                "/oauth2/token",
+                &[
+                    ("grant_type", TOKEN_EXCHANGE),
+                    ("subject_token", &u_token),
+                    ("subject_token_type", bad_type),
+                ],
+                &[],
+            )
+            .await;
+        assert_oauth_error(&got, 400, "invalid_request");
+    }
+    let got = h
+        .exchange(
+            &a,
+            &u_token,
+            &[(
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:refresh_token",
+            )],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "invalid_request");
+
+    // Not a token, or not one of ours.
+    for garbage in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."] {
+        let got = h.exchange(&a, garbage, &[]).await;
+        assert_oauth_error(&got, 400, "invalid_grant");
+    }
+    // The user's real claims, widened and re-signed with a key the authority does not own,
+    // under the kid of its real signing key.
+    let mut forged = claims_of(&u_token);
+    forged.scope = "crm:contacts:read crm:contacts:write".into();
+    forged.jti = "forged-1".into();
+    let kid = h.authority.keys.current().active_kid.clone();
+    let other_key = SigningKey::generate(&mut OsRng);
+    let forged_token = jws::encode("at+jwt", Some(&kid), &forged, &other_key).unwrap();
+    let got = h.exchange(&a, &forged_token, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    // The real token with its payload swapped keeps the real signature: still refused.
+    let parts: Vec<&str> = u_token.split('.').collect();
+    let forged_payload = forged_token.split('.').nth(1).unwrap();
+    let spliced = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    assert_oauth_error(&h.exchange(&a, &spliced, &[]).await, 400, "invalid_grant");
+    // Same claims, real kid, and the client's own key (which the authority knows, as a
+    // client key, not a signing key).
+    let client_signed = jws::encode("at+jwt", Some(&kid), &forged, &a.key).unwrap();
+    assert_oauth_error(
+        &h.exchange(&a, &client_signed, &[]).await,
+        400,
+        "invalid_grant",
+    );
+
+    // A token of another tenant, even for a principal named the same.
+    let t2 = h.tenant("globex").await;
+    let foreign_user = user(&h, &t2, "alice").await;
+    let foreign_token = h.own_token(&foreign_user).await;
+    let got = h.exchange(&a, &foreign_token, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    // Nor can a client of the other tenant exchange ours.
+    let foreign_agent = h.agent(&t2, "assistant", AGENT_CEILING).await;
+    let got = h.exchange(&foreign_agent, &u_token, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+
+    // `actor_token` is not how the actor is named.
+    let a_token = h.own_token(&a).await;
+    let got = h
+        .exchange(
+            &a,
+            &u_token,
+            &[
+                ("actor_token", &a_token),
+                ("actor_token_type", ACCESS_TOKEN_TYPE),
+            ],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "invalid_request");
+    assert!(description(&got).contains("actor_token"), "{}", got.1);
+
+    // No client authentication at all.
+    let got = h
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &u_token),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ],
+            &[],
+        )
+        .await;
+    assert_oauth_error(&got, 401, "invalid_client");
+    // The client's assertion replayed (a second use of the same jti).
+    let mut with_used = client.to_vec();
+    with_used.extend_from_slice(&[
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", &u_token),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+    ]);
+    issued(&h.post_form("/oauth2/token", &with_used, &[]).await);
+    assert_oauth_error(
+        &h.post_form("/oauth2/token", &with_used, &[]).await,
+        401,
+        "invalid_client",
+    );
+
+    // An expired subject token (past exp and the leeway).
+    let old = h.own_token(&u).await;
+    h.clock.advance(900 + 31);
+    let got = h.exchange(&a, &old, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+
+    // A revoked subject token.
+    let fresh = h.own_token(&u).await;
+    issued(&h.exchange(&a, &fresh, &[]).await);
+    let (s, v) = h
+        .admin(
+            Method::POST,
+            "/tokens/revoke",
+            Some(json!({ "jti": claims_of(&fresh).jti })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = h.exchange(&a, &fresh, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("revoked"), "{}", got.1);
+}
+
+#[tokio::test]
+async fn a_disabled_subject_cannot_be_acted_for() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    let t1 = h.exchanged(&a, &u_token).await;
+    let (s, v) = h
+        .admin(Method::POST, &format!("/principals/{}/disable", u.id), None)
+        .await;
+    assert!(s == 200 || s == 204, "{s} {v}");
+    assert_oauth_error(&h.exchange(&a, &u_token, &[]).await, 400, "invalid_grant");
+    // Attenuating an already delegated token is refused too.
+    assert_oauth_error(&h.exchange(&a, &t1, &[]).await, 400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn dpop_proof_binds_the_issued_token() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let jkt = key.public_key().thumbprint();
+    let cc = [("grant_type", "client_credentials")];
+
+    let proof = h.dpop_proof(&key);
+    let got = h
+        .post_as(&a, "/oauth2/token", &cc, &[("DPoP", &proof)])
+        .await;
+    let bound = issued(&got);
+    assert_eq!(got.1["token_type"], "DPoP");
+    let c = claims_of(&bound);
+    assert_eq!(c.cnf.as_ref().map(|c| c.jkt.as_str()), Some(jkt.as_str()));
+
+    // Replay of the very same proof.
+    let got = h
+        .post_as(&a, "/oauth2/token", &cc, &[("DPoP", &proof)])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_dpop_proof");
+
+    let now = h.now();
+    let endpoint = h.token_endpoint();
+    let bad_proofs = [
+        (
+            "wrong htu",
+            h.dpop_proof_for(&key, "POST", &format!("{}/oauth2/introspect", h.url), now),
+        ),
+        (
+            "other host",
+            h.dpop_proof_for(&key, "POST", "https://elsewhere.example/oauth2/token", now),
+        ),
+        ("wrong htm", h.dpop_proof_for(&key, "GET", &endpoint, now)),
+        (
+            "iat 120 s ago",
+            h.dpop_proof_for(&key, "POST", &endpoint, now - 120),
+        ),
+        (
+            "iat 120 s ahead",
+            h.dpop_proof_for(&key, "POST", &endpoint, now + 120),
+        ),
+        ("not a JWS", "garbage".to_owned()),
+        // A client-assertion-shaped JWS is not a proof.
+        ("wrong typ", h.assertion(&a)),
+    ];
+    for (why, p) in &bad_proofs {
+        let got = h.post_as(&a, "/oauth2/token", &cc, &[("DPoP", p)]).await;
+        assert_eq!(got.0, 400, "{why}: {}", got.1);
+        assert_eq!(got.1["error"], "invalid_dpop_proof", "{why}: {}", got.1);
+    }
+    // Two proofs, each fine alone.
+    let (p1, p2) = (h.dpop_proof(&key), h.dpop_proof(&key));
+    let got = h
+        .post_as(&a, "/oauth2/token", &cc, &[("DPoP", &p1), ("DPoP", &p2)])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_dpop_proof");
+    // p1 was not consumed by the refused request.
+    let got = h.post_as(&a, "/oauth2/token", &cc, &[("DPoP", &p1)]).await;
+    assert_eq!(got.1["token_type"], "DPoP", "{}", got.1);
+
+    // Introspection reports the binding.
+    let v = h.introspect(&a, &bound).await;
+    assert_eq!(v["active"], true);
+    assert_eq!(v["token_type"], "DPoP");
+    assert_eq!(v["cnf"]["jkt"], jkt.as_str());
+}
+
+#[tokio::test]
+async fn a_bound_subject_token_is_exchanged_only_with_its_key() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let jkt = key.public_key().thumbprint();
+    let thief_key = SigningKey::generate(&mut OsRng);
+
+    // A's own bound token, attenuated.
+    let got = h
+        .post_as(
+            &a,
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            &[("DPoP", &h.dpop_proof(&key))],
+        )
+        .await;
+    let a_bound = issued(&got);
+    let got = h.exchange(&a, &a_bound, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    assert!(description(&got).contains("DPoP"), "{}", got.1);
+    let got = h
+        .exchange_with(&a, &a_bound, &[], &[("DPoP", &h.dpop_proof(&thief_key))])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    let got = h
+        .exchange_with(
+            &a,
+            &a_bound,
+            &[("scope", "crm:contacts:read")],
+            &[("DPoP", &h.dpop_proof(&key))],
+        )
+        .await;
+    let child = issued(&got);
+    assert_eq!(got.1["token_type"], "DPoP");
+    let c = claims_of(&child);
+    assert_eq!(c.cnf.as_ref().map(|c| c.jkt.as_str()), Some(jkt.as_str()));
+    assert_eq!(c.sub, a.id);
+    assert_eq!(c.act, None);
+    assert_eq!(c.scope, "crm:contacts:read");
+
+    // The user's bound token, delegated: the agent must prove the user's key.
+    let user_key = SigningKey::generate(&mut OsRng);
+    let got = h
+        .post_as(
+            &u,
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            &[("DPoP", &h.dpop_proof(&user_key))],
+        )
+        .await;
+    let u_bound = issued(&got);
+    assert_oauth_error(&h.exchange(&a, &u_bound, &[]).await, 400, "invalid_grant");
+    let got = h
+        .exchange_with(&a, &u_bound, &[], &[("DPoP", &h.dpop_proof(&key))])
+        .await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+
+    // An unbound subject token exchanged with a proof comes out bound to the proof's key.
+    let u_plain = h.own_token(&u).await;
+    let got = h
+        .exchange_with(&a, &u_plain, &[], &[("DPoP", &h.dpop_proof(&key))])
+        .await;
+    let bound_t1 = issued(&got);
+    assert_eq!(got.1["token_type"], "DPoP");
+    assert_eq!(claims_of(&bound_t1).cnf.map(|c| c.jkt), Some(jkt.clone()));
+    // A bad proof refuses the exchange with invalid_dpop_proof, not a silently unbound token.
+    let got = h
+        .exchange_with(
+            &a,
+            &u_plain,
+            &[],
+            &[(
+                "DPoP",
+                &h.dpop_proof_for(&key, "POST", &h.token_endpoint(), h.now() - 600),
+            )],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "invalid_dpop_proof");
+}
+
+#[tokio::test]
+async fn introspection_reports_only_usable_tokens() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let rs = h.agent(&t, "crm-api", "crm:contacts:read").await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    let t1 = h.exchanged(&a, &u_token).await;
+    let c = claims_of(&t1);
+
+    // Any client of the tenant (say, a resource server) may introspect.
+    let v = h.introspect(&rs, &t1).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["sub"], u.id.as_str());
+    assert_eq!(v["scope"], "crm:contacts:read");
+    assert_eq!(v["act"], json!({ "sub": a.id }));
+    assert_eq!(v["exp"], c.exp);
+    assert_eq!(v["iat"], c.iat);
+    assert_eq!(v["jti"], c.jti.as_str());
+    assert_eq!(v["client_id"], a.id.as_str());
+    assert_eq!(v["token_type"], "Bearer");
+
+    // Garbage, and a token signed by someone else.
+    assert!(!h.active(&rs, "garbage").await);
+    let kid = h.authority.keys.current().active_kid.clone();
+    let forged = jws::encode("at+jwt", Some(&kid), &c, &SigningKey::generate(&mut OsRng)).unwrap();
+    assert!(!h.active(&rs, &forged).await);
+
+    // A client of another tenant learns nothing.
+    let t2 = h.tenant("globex").await;
+    let spy = h.agent(&t2, "spy", "crm:contacts:read").await;
+    assert!(!h.active(&spy, &t1).await);
+
+    // No client authentication.
+    let got = h
+        .post_form("/oauth2/introspect", &[("token", &t1)], &[])
+        .await;
+    assert_oauth_error(&got, 401, "invalid_client");
+    // No token parameter.
+    let got = h.post_as(&rs, "/oauth2/introspect", &[], &[]).await;
+    assert_oauth_error(&got, 400, "invalid_request");
+
+    // Revoked.
+    let doomed = h.exchanged(&a, &u_token).await;
+    assert!(h.active(&rs, &doomed).await);
+    let (s, v) = h
+        .admin(
+            Method::POST,
+            "/tokens/revoke",
+            Some(json!({ "jti": claims_of(&doomed).jti, "reason": "test" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!h.active(&rs, &doomed).await);
+    assert!(h.active(&rs, &t1).await, "only that token");
+
+    // Expired: past exp and the leeway.
+    h.clock.set(c.exp + 31);
+    assert!(!h.active(&rs, &t1).await);
+}
+
+#[tokio::test]
+async fn rfc7009_revocation_by_the_tokens_client() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let stranger = h.agent(&t, "stranger", "crm:contacts:read").await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    let t1 = h.exchanged(&a, &u_token).await;
+
+    // A client the token does not name may not revoke it.
+    let got = h
+        .post_as(&stranger, "/oauth2/revoke", &[("token", &t1)], &[])
+        .await;
+    assert_oauth_error(&got, 400, "unauthorized_client");
+    let t2 = h.tenant("globex").await;
+    let foreign = h.agent(&t2, "foreign", "crm:contacts:read").await;
+    let got = h
+        .post_as(&foreign, "/oauth2/revoke", &[("token", &t1)], &[])
+        .await;
+    assert_oauth_error(&got, 400, "unauthorized_client");
+    assert!(
+        h.active(&a, &t1).await,
+        "a refused revocation changes nothing"
+    );
+
+    // Unsupported hint; no client; no token.
+    let got = h
+        .post_as(
+            &a,
+            "/oauth2/revoke",
+            &[("token", &t1), ("token_type_hint", "refresh_token")],
+            &[],
+        )
+        .await;
+    assert_oauth_error(&got, 400, "unsupported_token_type");
+    let got = h.post_form("/oauth2/revoke", &[("token", &t1)], &[]).await;
+    assert_oauth_error(&got, 401, "invalid_client");
+    let got = h.post_as(&a, "/oauth2/revoke", &[], &[]).await;
+    assert_oauth_error(&got, 400, "invalid_request");
+    assert!(h.active(&a, &t1).await);
+
+    // Garbage is answered 200 (RFC 7009 §2.2).
+    let got = h
+        .post_as(&a, "/oauth2/revoke", &[("token", "garbage")], &[])
+        .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+
+    // The token's client revokes it.
+    let got = h
+        .post_as(
+            &a,
+            "/oauth2/revoke",
+            &[("token", &t1), ("token_type_hint", "access_token")],
+            &[],
+        )
+        .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(!h.active(&a, &t1).await);
+    let got = h.exchange(&a, &t1, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    // Revoking again is harmless.
+    let got = h
+        .post_as(&a, "/oauth2/revoke", &[("token", &t1)], &[])
+        .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    // Only that token.
+    assert!(h.active(&a, &u_token).await);
+
+    // The subject named in a delegated token may revoke it too.
+    let t1b = h.exchanged(&a, &u_token).await;
+    let got = h
+        .post_as(&u, "/oauth2/revoke", &[("token", &t1b)], &[])
+        .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(!h.active(&a, &t1b).await);
+}
+
+/// U → A → B, with everyone's own token.
+struct Chain {
+    u: Agent,
+    a: Agent,
+    b: Agent,
+    grant: String,
+    u_own: String,
+    a_own: String,
+    b_own: String,
+    t1: String,
+    t2: String,
+}
+
+async fn chain(h: &Harness) -> Chain {
+    let t = h.tenant("acme").await;
+    let u = user(h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let b = h.agent(&t, "researcher", "crm:contacts:read").await;
+    let grant = h.grant(&u, &a, GRANT_SCOPES).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let u_own = h.own_token(&u).await;
+    let a_own = h.own_token(&a).await;
+    let b_own = h.own_token(&b).await;
+    let t1 = h.exchanged(&a, &u_own).await;
+    let t2 = h.exchanged(&b, &t1).await;
+    let c2 = claims_of(&t2);
+    assert_eq!(c2.act, Some(actor(&b.id, Some(actor(&a.id, None)))));
+    let x = Chain {
+        u,
+        a,
+        b,
+        grant,
+        u_own,
+        a_own,
+        b_own,
+        t1,
+        t2,
+    };
+    for tok in x.all() {
+        assert!(h.active(&x.b, tok).await);
+    }
+    x
+}
+
+impl Chain {
+    fn all(&self) -> [&String; 5] {
+        [&self.u_own, &self.a_own, &self.b_own, &self.t1, &self.t2]
+    }
+}
+
+async fn revoke(h: &Harness, path: &str, body: Option<Value>) -> Value {
+    let (s, v) = h.admin(Method::POST, path, body).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["seq"].as_i64().is_some_and(|s| s > 0), "{v}");
+    v
+}
+
+#[tokio::test]
+async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
+    let h = Harness::start().await;
+    let x = chain(&h).await;
+    let v = revoke(
+        &h,
+        &format!("/principals/{}/revoke", x.a.id),
+        Some(json!({ "reason": "compromised" })),
+    )
+    .await;
+    assert_eq!(v["kind"], "principal");
+    assert_eq!(v["principal"], x.a.id.as_str());
+    assert_eq!(v["reason"], "compromised");
+    for (tok, alive) in [
+        (&x.t1, false),
+        (&x.t2, false),
+        (&x.a_own, false),
+        (&x.u_own, true),
+        (&x.b_own, true),
+    ] {
+        assert_eq!(h.active(&x.b, tok).await, alive, "{:?}", claims_of(tok));
+    }
+    // B's T2 cannot be exchanged, nor A's T1.
+    assert_oauth_error(&h.exchange(&x.b, &x.t2, &[]).await, 400, "invalid_grant");
+    assert_oauth_error(&h.exchange(&x.a, &x.t1, &[]).await, 400, "invalid_grant");
+
+    // Tokens issued after the revocation live.
+    h.clock.advance(2);
+    let a_new = h.own_token(&x.a).await;
+    assert!(h.active(&x.b, &a_new).await);
+    let t1_new = h.exchanged(&x.a, &x.u_own).await;
+    assert!(h.active(&x.b, &t1_new).await);
+    let t2_new = h.exchanged(&x.b, &t1_new).await;
+    assert!(h.active(&x.b, &t2_new).await);
+    assert!(!h.active(&x.b, &x.t1).await, "the old ones stay dead");
+}
+
+#[tokio::test]
+async fn revoking_a_user_ends_every_token_issued_for_them() {
+    let h = Harness::start().await;
+    let x = chain(&h).await;
+    revoke(&h, &format!("/principals/{}/revoke", x.u.id), None).await;
+    for (tok, alive) in [
+        (&x.u_own, false),
+        (&x.t1, false),
+        (&x.t2, false),
+        (&x.a_own, true),
+        (&x.b_own, true),
+    ] {
+        assert_eq!(h.active(&x.b, tok).await, alive, "{:?}", claims_of(tok));
+    }
+    assert_oauth_error(&h.exchange(&x.a, &x.u_own, &[]).await, 400, "invalid_grant");
+    // Unknown principal.
+    let (s, _) = h
+        .admin(Method::POST, "/principals/usr_nope/revoke", None)
+        .await;
+    assert_eq!(s, 404);
+
+    h.clock.advance(2);
+    let u_new = h.own_token(&x.u).await;
+    assert!(h.active(&x.b, &u_new).await);
+    let t1_new = h.exchanged(&x.a, &u_new).await;
+    assert!(h.active(&x.b, &t1_new).await);
+}
+
+#[tokio::test]
+async fn revoking_a_grant_ends_that_link_and_every_token_through_it() {
+    let h = Harness::start().await;
+    let x = chain(&h).await;
+    let v = revoke(
+        &h,
+        &format!("/delegations/{}/revoke", x.grant),
+        Some(json!({ "reason": "user withdrew consent" })),
+    )
+    .await;
+    assert_eq!(v["kind"], "grant");
+    assert_eq!(v["grant"], x.grant.as_str());
+    assert_eq!(v["user"], x.u.id.as_str());
+    assert_eq!(v["agent"], x.a.id.as_str());
+    let (s, g) = h
+        .admin(Method::GET, &format!("/delegations/{}", x.grant), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(g["revoked_at"], h.now(), "{g}");
+
+    assert!(!h.active(&x.b, &x.t1).await, "A acting for U");
+    assert_oauth_error(&h.exchange(&x.a, &x.t1, &[]).await, 400, "invalid_grant");
+    // T2 (B acting for U through A) is covered by the test below.
+    for tok in [&x.u_own, &x.a_own, &x.b_own] {
+        assert!(h.active(&x.b, tok).await, "{:?}", claims_of(tok));
+    }
+    // A new exchange is refused: the grant is gone, not just its old tokens.
+    h.clock.advance(2);
+    let got = h.exchange(&x.a, &x.u_own, &[]).await;
+    assert_oauth_error(&got, 400, "invalid_grant");
+    // Revoking it again is a conflict; an unknown grant is not found.
+    let (s, _) = h
+        .admin(
+            Method::POST,
+            &format!("/delegations/{}/revoke", x.grant),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = h
+        .admin(Method::POST, "/delegations/dlg_nope/revoke", None)
+        .await;
+    assert_eq!(s, 404);
+    // A fresh grant delegates again.
+    h.grant(&x.u, &x.a, GRANT_SCOPES).await;
+    let t1_new = h.exchanged(&x.a, &x.u_own).await;
+    assert!(h.active(&x.b, &t1_new).await);
+}
+
+/// The grant U→A is the link between the subject and the innermost actor of T2
+/// (`act: {sub: B, act: {sub: A}}`, outermost = current actor per RFC 8693 §4.1).
+#[tokio::test]
+async fn revoking_a_grant_ends_sub_delegated_tokens_through_it() {
+    let h = Harness::start().await;
+    let x = chain(&h).await;
+    revoke(&h, &format!("/delegations/{}/revoke", x.grant), None).await;
+    assert!(!h.active(&x.b, &x.t1).await);
+    assert!(
+        !h.active(&x.b, &x.t2).await,
+        "B acting for U through A's delegation: {:?}",
+        claims_of(&x.t2)
+    );
+    assert_oauth_error(&h.exchange(&x.b, &x.t2, &[]).await, 400, "invalid_grant");
+}
+
+async fn stream(h: &Harness, headers: &[(&str, &str)], query: &str) -> reqwest::Response {
+    let mut req = h
+        .http
+        .get(format!("{}/revocations/stream{query}", h.url))
+        .bearer_auth(ADMIN);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    tokio::time::timeout(Duration::from_secs(5), req.send())
+        .await
+        .expect("stream response in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revocation_stream_pushes_events_and_resumes_without_gaps() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let grant = h.grant(&u, &a, GRANT_SCOPES).await;
+
+    // Authentication.
+    let url = format!("{}/revocations/stream", h.url);
+    let res = h.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = h
+        .http
+        .get(&url)
+        .bearer_auth("wadm_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = stream(&h, &[("Last-Event-ID", "abc")], "").await;
+    assert_eq!(res.status().as_u16(), 400);
+
+    // Live: the greeting heartbeat, then the event the revoke call reports.
+    let res = stream(&h, &[], "").await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut live = SseReader::new(res);
+    let hello = live.next().await;
+    assert_eq!(hello.event, "heartbeat", "{hello:?}");
+    assert_eq!(hello.json()["cursor"], 0);
+    assert_eq!(hello.json()["time"], h.now());
+
+    let r1 = revoke(&h, &format!("/principals/{}/revoke", a.id), None).await;
+    let seq1 = r1["seq"].as_i64().unwrap();
+    let m = live.next_of("revocation").await;
+    assert_eq!(m.id.as_deref(), Some(seq1.to_string().as_str()));
+    let d = m.json();
+    assert_eq!(d["kind"], "principal");
+    assert_eq!(d["principal"], a.id.as_str());
+    assert_eq!(d["seq"], seq1);
+    assert_eq!(d["issued_before"], r1["issued_before"]);
+
+    let r2 = revoke(&h, "/tokens/revoke", Some(json!({ "jti": "jti-42" }))).await;
+    let r3 = revoke(
+        &h,
+        &format!("/delegations/{}/revoke", grant["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let seqs = [
+        seq1,
+        r2["seq"].as_i64().unwrap(),
+        r3["seq"].as_i64().unwrap(),
+    ];
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let m2 = live.next_of("revocation").await;
+    assert_eq!(m2.id, Some(seqs[1].to_string()));
+    assert_eq!(m2.json()["kind"], "token");
+    assert_eq!(m2.json()["jti"], "jti-42");
+    let m3 = live.next_of("revocation").await;
+    assert_eq!(m3.id, Some(seqs[2].to_string()));
+    assert_eq!(m3.json()["kind"], "grant");
+    assert_eq!(m3.json()["user"], u.id.as_str());
+    assert_eq!(m3.json()["agent"], a.id.as_str());
+    // Quiet now: a heartbeat carrying the cursor.
+    let hb = live.next_within(Duration::from_secs(5)).await;
+    assert_eq!(hb.event, "heartbeat", "{hb:?}");
+    assert_eq!(hb.json()["cursor"], seqs[2]);
+
+    // From the start: everything, in order, then the caught-up heartbeat.
+    let mut replay = SseReader::new(stream(&h, &[("Last-Event-ID", "0")], "").await);
+    for (seq, kind) in seqs.iter().zip(["principal", "token", "grant"]) {
+        let m = replay.next().await;
+        assert_eq!(m.event, "revocation", "{m:?}");
+        assert_eq!(m.id, Some(seq.to_string()));
+        assert_eq!(m.json()["kind"], kind);
+    }
+    let m = replay.next().await;
+    assert_eq!(m.event, "heartbeat", "{m:?}");
+    assert_eq!(m.json()["cursor"], seqs[2]);
+
+    // From the middle, by query.
+    let mut mid = SseReader::new(stream(&h, &[], &format!("?after={}", seqs[0])).await);
+    let m = mid.next().await;
+    assert_eq!(m.id, Some(seqs[1].to_string()), "{m:?}");
+
+    // From the last id: nothing replayed, the first message is a heartbeat.
+    let last = seqs[2].to_string();
+    let mut resumed = SseReader::new(stream(&h, &[("Last-Event-ID", &last)], "").await);
+    let m = resumed.next().await;
+    assert_eq!(m.event, "heartbeat", "{m:?}");
+    assert_eq!(m.json()["cursor"], seqs[2]);
+    // ...and it still hears new events.
+    let r4 = revoke(&h, &format!("/principals/{}/revoke", u.id), None).await;
+    let m = resumed.next_of("revocation").await;
+    assert_eq!(m.id, Some(r4["seq"].as_i64().unwrap().to_string()));
+    assert_eq!(m.json()["principal"], u.id.as_str());
+}

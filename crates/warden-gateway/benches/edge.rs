@@ -1,0 +1,280 @@
+//! Two figures of the gateway's edge, each against a baseline measured in the same run:
+//!
+//! 1. Revocation propagation: an authority on a SQLite file and 8 gateways in this process,
+//!    each following the authority's revocation stream over loopback. Per revocation: the
+//!    time from the revoke call's answer to the moment every gateway's revocation view refuses
+//!    the token (checked in a tight loop), then, outside the timing, a real request to every
+//!    gateway must get 401. p50/p99 over `REVOCATIONS` (default 1,000).
+//! 2. The decision pipeline with DPoP on vs. off (criterion, in-process, no network): a cached
+//!    bearer token vs. a cached DPoP-bound token whose fresh proof is verified per request.
+//!
+//! Run: `cargo bench -p warden-gateway --bench edge`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use hyper::HeaderMap;
+use rand_core::OsRng;
+use serde_json::json;
+use tokio::net::TcpListener;
+use warden_authority::{router, server, Authority, AuthorityConfig};
+use warden_core::claims::{AccessClaims, Audience, Confirmation};
+use warden_core::crypto::SealingKey;
+use warden_core::dpop::{access_token_hash, create_proof, ProofClaims};
+use warden_core::id::random_token_id;
+use warden_core::time::{Clock as _, SystemClock};
+use warden_core::{jws, SigningKey};
+use warden_gateway::audit::{AuditEvent, AuditWriter};
+use warden_gateway::pipeline::Facts;
+use warden_gateway::{Gateway, GatewayConfig, StartOptions};
+use warden_store::sqlite::SqliteStore;
+
+const ADMIN: &str = "wadm_bench";
+const GATEWAYS: usize = 8;
+
+struct Discard;
+impl AuditWriter for Discard {
+    fn write_batch(&mut self, _: &[AuditEvent]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Setup {
+    authority: Arc<Authority>,
+    authority_url: String,
+    gateways: Vec<(Arc<Gateway>, String)>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(gateways: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority_url = format!("http://{}", listener.local_addr().unwrap());
+    let config = AuthorityConfig::new(authority_url.clone());
+    let limits = config.limits.clone();
+    let store = SqliteStore::open(&dir.path().join("warden.db"))
+        .await
+        .unwrap();
+    let authority = Authority::start(
+        config,
+        Arc::new(store),
+        SealingKey::generate(&mut OsRng),
+        ADMIN,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(server::serve(
+        listener,
+        router(Arc::clone(&authority)),
+        limits,
+        std::future::pending(),
+    ));
+    let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", up.local_addr().unwrap());
+    tokio::spawn(
+        async move { axum::serve(up, axum::Router::new().fallback(|| async { "ok" })).await },
+    );
+    let toml = format!(
+        r#"
+[gateway]
+authority = "{authority_url}"
+[[gateway.route]]
+prefix = "/crm/"
+upstream = "{upstream}"
+audience = "crm"
+[gateway.route.scopes]
+GET = "crm:contacts:read"
+"#
+    );
+    let mut list = Vec::new();
+    for i in 0..gateways {
+        let config = GatewayConfig::parse(&toml, "bench.toml", None).unwrap();
+        let gw = Gateway::start(
+            config,
+            StartOptions {
+                admin_token: ADMIN.into(),
+                clock: Arc::new(SystemClock),
+                audit_writer: Some(Box::new(Discard)),
+                name: format!("bench-{i}"),
+            },
+        )
+        .await
+        .unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(Arc::clone(&gw).serve(l, std::future::pending()));
+        list.push((gw, url));
+    }
+    Setup {
+        authority,
+        authority_url,
+        gateways: list,
+        _dir: dir,
+    }
+}
+
+fn token(s: &Setup, edit: impl FnOnce(&mut AccessClaims)) -> (String, AccessClaims) {
+    let keys = s.authority.keys.current();
+    let now = SystemClock.now();
+    let mut c = AccessClaims {
+        iss: s.authority_url.clone(),
+        sub: "agt_AAAAAAAAAAAAAAAAAAAAAA".into(),
+        aud: Audience::One("warden".into()),
+        exp: now + 600,
+        iat: now,
+        nbf: now,
+        jti: random_token_id(&mut OsRng),
+        client_id: "agt_AAAAAAAAAAAAAAAAAAAAAA".into(),
+        tenant: "tnt_AAAAAAAAAAAAAAAAAAAAAA".into(),
+        scope: "crm:contacts:read".into(),
+        act: None,
+        cnf: None,
+        allowed_ips: None,
+        max_uses: None,
+    };
+    edit(&mut c);
+    (
+        jws::encode("at+jwt", Some(&keys.active_kid), &c, &keys.active).unwrap(),
+        c,
+    )
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+fn propagation(rt: &tokio::runtime::Runtime) {
+    let revocations: usize = std::env::var("REVOCATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    rt.block_on(async {
+        let s = setup(GATEWAYS).await;
+        let http = reqwest::Client::new();
+        let mut took = Vec::with_capacity(revocations);
+        for _ in 0..revocations {
+            let (t, claims) = token(&s, |_| {});
+            let res = http
+                .post(format!("{}/admin/v1/tokens/revoke", s.authority_url))
+                .bearer_auth(ADMIN)
+                .json(&json!({ "jti": claims.jti }))
+                .send()
+                .await
+                .unwrap();
+            let answered = Instant::now();
+            assert_eq!(res.status(), 200);
+            while !s
+                .gateways
+                .iter()
+                .all(|(g, _)| g.revocations.check(&claims).is_err())
+            {
+                tokio::task::yield_now().await;
+                assert!(
+                    answered.elapsed() < Duration::from_secs(10),
+                    "never propagated"
+                );
+            }
+            took.push(answered.elapsed());
+            for (_, url) in &s.gateways {
+                let r = http
+                    .get(format!("{url}/crm/x"))
+                    .bearer_auth(&t)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    401,
+                    "the gateway's view refused but a request passed"
+                );
+            }
+        }
+        took.sort();
+        println!(
+            "revocation propagation to {GATEWAYS} gateways, {revocations} revocations: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            percentile(&took, 0.50),
+            percentile(&took, 0.99),
+            took[took.len() - 1]
+        );
+    });
+}
+
+fn dpop_on_off(rt: &tokio::runtime::Runtime, c: &mut Criterion) {
+    let s = rt.block_on(setup(1));
+    let (gw, url) = s.gateways[0].clone();
+    let host = url.trim_start_matches("http://").to_owned();
+    let headers_for = |auth: String, proof: Option<String>| {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", auth.parse().unwrap());
+        h.insert("host", host.parse().unwrap());
+        if let Some(p) = proof {
+            h.insert("dpop", p.parse().unwrap());
+        }
+        h
+    };
+    let decide = |h: &HeaderMap| {
+        let facts = Facts {
+            method: "GET",
+            path: "/crm/x",
+            raw_path: "/crm/x",
+            headers: h,
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            request_id: String::new(),
+        };
+        assert!(rt.block_on(gw.decide(&facts)).is_ok());
+    };
+    let (bearer, _) = token(&s, |_| {});
+    let key = SigningKey::generate(&mut OsRng);
+    let (bound, _) = token(&s, |c| {
+        c.cnf = Some(Confirmation {
+            jkt: key.public_key().thumbprint(),
+        })
+    });
+    let proof = || {
+        create_proof(
+            &key,
+            &ProofClaims {
+                jti: random_token_id(&mut OsRng),
+                htm: "GET".into(),
+                htu: format!("{url}/crm/x"),
+                iat: SystemClock.now(),
+                ath: Some(access_token_hash(&bound)),
+                nonce: None,
+            },
+        )
+        .unwrap()
+    };
+    let mut g = c.benchmark_group("decide");
+    let h = headers_for(format!("Bearer {bearer}"), None);
+    g.bench_function("bearer (cached token)", |b| b.iter(|| decide(&h)));
+    g.bench_function("dpop (cached token, fresh proof)", |b| {
+        b.iter_batched(
+            || headers_for(format!("DPoP {bound}"), Some(proof())),
+            |h| decide(&h),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if std::env::var("SKIP_PROPAGATION").is_err() {
+        propagation(&rt);
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    dpop_on_off(&rt, &mut c);
+    c.final_summary();
+}
