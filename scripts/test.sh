@@ -4,12 +4,17 @@
 #   the end-to-end demo (`warden demo` must exit 0),
 #   interop with real third-party clients (Python: PyJWT, Authlib; Node: openid-client, jose),
 #   the gateway behind a real nginx (auth_request) in front of a Python upstream.
+# The store's conformance suite runs against SQLite and against a throwaway PostgreSQL
+# (scripts/postgres.sh; the PostgreSQL tests fail rather than skip here).
 # Installs what it needs into throwaway directories; leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; if declare -F stop_postgres >/dev/null; then stop_postgres; fi' EXIT
+
+echo "== PostgreSQL (for the store's tests)"
+source scripts/postgres.sh
 
 echo "== cargo test (workspace)"
 cargo test --workspace 2>&1 | tee "$log"

@@ -1,11 +1,21 @@
 //! Warden's persistent state behind one [`Store`] trait.
 //!
-//! The trait speaks in Warden's types and knows nothing of SQL; [`sqlite::SqliteStore`] is the
-//! embedded default. The schema in `migrations/` is written in the SQL that SQLite and
-//! PostgreSQL share, so a PostgreSQL implementation reuses it and the trait unchanged.
-//! Every method is one transaction: a failure leaves nothing half applied.
+//! The trait speaks in Warden's types and knows nothing of SQL. Two backends implement it:
+//!
+//! - [`sqlite::SqliteStore`], the embedded default: one process, one database file.
+//! - [`postgres::PgStore`], for several authority replicas sharing one PostgreSQL database.
+//!   Replicas learn of each other's revocations through `LISTEN`/`NOTIFY`, so
+//!   [`Store::revocation_watch`] wakes for an append made by any of them.
+//!
+//! [`connect_url`] picks one from a URL. The schema in `migrations/` is written in the SQL
+//! that SQLite and PostgreSQL share; the one statement they spell differently (the
+//! revocation log's sequence column) has its PostgreSQL form in `migrations/postgres/`.
+//! Both backends pass the same conformance suite (`tests/it`), which is what "identical
+//! semantics" means here. Every method is one transaction: a failure leaves nothing half
+//! applied. See `docs/storage.md` for running on PostgreSQL.
 
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -23,9 +33,56 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage backend: {0}")]
     Backend(#[from] sqlx::Error),
+    /// The store could not be set up as asked (an unsupported URL, say).
+    #[error("store configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens the store a URL names:
+///
+/// - `postgres://…` or `postgresql://…`: [`postgres::PgStore::connect`], with the URL as
+///   sqlx reads it (`postgres://user:password@host:5432/warden`; a schema other than the
+///   default with `?options=-c%20search_path%3Dname`).
+/// - `sqlite://PATH`: [`sqlite::SqliteStore::open`] on the file `PATH`, created if missing;
+///   `sqlite:///var/lib/warden/warden.db` is absolute, `sqlite://warden.db` relative to the
+///   working directory. Nothing after the path is interpreted: no query parameters.
+///
+/// Any other scheme is a [`StoreError::Config`]. Error messages never repeat the URL, which
+/// may carry a password.
+pub async fn connect_url(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .filter(|s| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        });
+    match scheme.as_deref() {
+        Some("postgres" | "postgresql") => {
+            Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
+        }
+        Some("sqlite") => {
+            let path = url.get("sqlite://".len()..).unwrap_or_default();
+            if path.is_empty() {
+                return Err(StoreError::Config(
+                    "`sqlite://` needs a file path, as in `sqlite:///var/lib/warden/warden.db`"
+                        .into(),
+                ));
+            }
+            Ok(std::sync::Arc::new(
+                sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+            ))
+        }
+        Some(other) => Err(StoreError::Config(format!(
+            "store URL scheme `{other}` is not supported: use `postgres://`, `postgresql://` or `sqlite://`"
+        ))),
+        None => Err(StoreError::Config(
+            "store URL has no valid scheme: use `postgres://`, `postgresql://` or `sqlite://`".into(),
+        )),
+    }
+}
 
 /// What [`Store::idempotency_begin`] found under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
