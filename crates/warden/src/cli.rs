@@ -54,6 +54,10 @@ enum Command {
         /// Access-token lifetime in seconds (default 900; never above a tenant's ceiling).
         #[arg(long)]
         token_ttl: Option<i64>,
+        /// The store: `postgres://USER:PASS@HOST/DB` for replicas sharing one PostgreSQL
+        /// (they must share WARDEN_MASTER_KEY too); default: SQLite in the data directory.
+        #[arg(long, env = "WARDEN_DATABASE_URL")]
+        database: Option<String>,
         /// Run the gateway too, with the routes of this file (`[gateway]` table).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -280,6 +284,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             issuer,
             token_ttl,
+            database,
             config,
             gateway_listen,
             log_json,
@@ -288,6 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let running = serve::start(
                 &common.data_dir,
                 serve::ServeOptions {
+                    database,
                     listen,
                     issuer,
                     token_ttl_secs: token_ttl,

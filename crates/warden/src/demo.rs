@@ -45,6 +45,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let running = serve::start(
         dir.path(),
         ServeOptions {
+            database: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: None,
             token_ttl_secs: None,

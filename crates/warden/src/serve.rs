@@ -15,6 +15,8 @@ use warden_gateway::{Gateway, GatewayConfig, StartOptions};
 use warden_store::sqlite::SqliteStore;
 
 pub struct ServeOptions {
+    /// A `postgres://` (or `sqlite://`) URL; default: SQLite in the data directory.
+    pub database: Option<String>,
     pub listen: SocketAddr,
     pub issuer: Option<String>,
     pub token_ttl_secs: Option<i64>,
@@ -36,9 +38,17 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     let dir = DataDir::create(data_dir)?;
     let master = dir.master_key(std::env::var(MASTER_KEY_ENV).ok().as_deref())?;
     let admin_token = dir.admin_token()?;
-    let store = SqliteStore::open(&dir.database())
-        .await
-        .with_context(|| format!("cannot open the store in `{}`", data_dir.display()))?;
+    let store: Arc<dyn warden_store::Store> = match &opts.database {
+        // The URL may hold a password: errors name the backend, not the URL.
+        Some(url) => warden_store::connect_url(url)
+            .await
+            .context("cannot open the store named by --database")?,
+        None => Arc::new(
+            SqliteStore::open(&dir.database())
+                .await
+                .with_context(|| format!("cannot open the store in `{}`", data_dir.display()))?,
+        ),
+    };
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -49,14 +59,8 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         config.token_ttl_secs = ttl;
     }
     let limits = config.limits.clone();
-    let authority = Authority::start(
-        config,
-        Arc::new(store),
-        master,
-        &admin_token,
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let authority =
+        Authority::start(config, store, master, &admin_token, Arc::new(SystemClock)).await?;
     authority.maintain().await;
     let maintenance = authority.spawn_maintenance(Duration::from_secs(60));
     dir.write_server_info(&ServerInfo {

@@ -456,3 +456,152 @@ fn policy_test_passes_on_the_examples_and_fails_on_a_wrong_expectation() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 failed"));
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET through a gateway with `curl`; the HTTP status.
+fn status_via(gateway_port: u16, token: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://127.0.0.1:{gateway_port}/crm/x"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// Waits up to 10 s for `want`; the last status seen.
+fn until_status(gateway_port: u16, token: &str, want: u16) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = status_via(gateway_port, token);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two authority replicas on one PostgreSQL, each with its gateway: a revocation made
+/// through one replica is enforced by the other replica's gateway.
+#[test]
+fn replicas_on_one_postgresql_share_revocations() {
+    let Ok(database) = std::env::var("WARDEN_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("WARDEN_TEST_REQUIRE_POSTGRES").is_err(),
+            "WARDEN_TEST_POSTGRES_URL is required: source scripts/postgres.sh"
+        );
+        eprintln!("skipped: no WARDEN_TEST_POSTGRES_URL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for s in upstream.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    let port_a = free_port();
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nissuer = \"{issuer}\"\n[[gateway.route]]\nprefix = \"/crm/\"\nupstream = \"http://{upstream_addr}\"\naudience = \"crm\"\n[gateway.route.scopes]\nGET = \"crm:contacts:read\"\n"
+        ),
+    )
+    .unwrap();
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let replica = |name: &str, port: u16, gateway_port: u16| {
+        let data = dir.path().join(name);
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--issuer", &issuer, "--database", &database])
+            .args(["--gateway-listen", &format!("127.0.0.1:{gateway_port}")])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("WARDEN_MASTER_KEY", master)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server { child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !data.join("server.json").exists() {
+            assert!(Instant::now() < deadline, "replica {name} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, data)
+    };
+    let (gw_a, gw_b) = (free_port(), free_port());
+    // One after the other: the first creates the signing keys the second loads.
+    let (_a, data_a) = replica("a", port_a, gw_a);
+    let (_b, data_b) = replica("b", free_port(), gw_b);
+
+    json_of(&warden(&data_a, &["tenant", "create", "acme", "--json"]));
+    let key = dir.path().join("a.jwk");
+    assert!(warden(&data_a, &["keygen", "--out", key.to_str().unwrap()])
+        .status
+        .success());
+    let agent = json_of(&warden(
+        &data_a,
+        &[
+            "principal",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "agent",
+            "--name",
+            "a",
+            "--scopes",
+            "crm:contacts:read",
+            "--public-key",
+            dir.path().join("a.jwk.pub").to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let id = agent["id"].as_str().unwrap();
+    let token = |data: &Path| {
+        json_of(&warden(
+            data,
+            &[
+                "token",
+                "--client-id",
+                id,
+                "--key",
+                key.to_str().unwrap(),
+                "--json",
+            ],
+        ))["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let t = token(&data_a);
+    assert_eq!(until_status(gw_a, &t, 200), 200);
+    assert_eq!(
+        until_status(gw_b, &t, 200),
+        200,
+        "replica b's gateway accepts a's token"
+    );
+
+    // Revoked through replica b; both gateways refuse.
+    json_of(&warden(&data_b, &["revoke", "--principal", id, "--json"]));
+    assert_eq!(until_status(gw_a, &t, 401), 401, "replica a's gateway");
+    assert_eq!(until_status(gw_b, &t, 401), 401, "replica b's gateway");
+}
