@@ -383,6 +383,12 @@ async fn set_principal_disabled(
     a.store
         .set_principal_disabled(&p.id, disabled, a.now())
         .await?;
+    // Disabling also ends the tokens already out, wherever the principal appears in them:
+    // a disabled agent must not keep acting through a token issued a minute ago.
+    if disabled {
+        admin_revocation::revoke_tokens_of(a, p.id.clone(), Some("principal disabled".into()))
+            .await?;
+    }
     tracing::info!(principal = %p.id, disabled, "principal state changed");
     Ok(Json(resolve_principal(a, id).await?))
 }

@@ -152,15 +152,29 @@ pub struct Reason {
 }
 
 async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Option<String>> {
-    let empty = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() == b"0")
-        || headers.get(axum::http::header::CONTENT_TYPE).is_none();
-    let r: Reason = if empty {
-        Reason::default()
-    } else {
-        json_body(a, headers, body).await?
-    };
+    let limit = a.config.limits.max_body_bytes;
+    let bytes = crate::http::read_body(headers, body, limit)
+        .await
+        .map_err(|limit| {
+            Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large",
+                format!("request body exceeds {limit} bytes"),
+            )
+        })?;
+    // The body is optional; when present it must say what it is.
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if crate::http::media_type(headers).as_deref() != Some("application/json") {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type",
+            "send application/json",
+        ));
+    }
+    let r: Reason = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))?;
     if r.reason.as_ref().is_some_and(|r| r.len() > 500) {
         return Err(Problem::unprocessable(
             "reason is longer than 500 characters",
@@ -214,16 +228,25 @@ pub async fn revoke_principal(
 ) -> ApiResult<Json<Revocation>> {
     let reason = reason(&a, &headers, body).await?;
     let p = resolve_principal(&a, &id).await?;
+    revoke_tokens_of(&a, p.id, reason).await
+}
+
+/// Ends every token issued so far in which `principal` appears.
+pub(crate) async fn revoke_tokens_of(
+    a: &Authority,
+    principal: warden_core::PrincipalId,
+    reason: Option<String>,
+) -> ApiResult<Json<Revocation>> {
     let now = a.now();
     let event = NewRevocation {
-        target: RevocationTarget::Principal { principal: p.id },
+        target: RevocationTarget::Principal { principal },
         issued_before: cutoff(now),
         horizon: a.token_horizon(now),
         reason,
         created_at: now,
     };
     let appended = a.store.append_revocation(&event).await?;
-    published(&a, appended).await
+    published(a, appended).await
 }
 
 #[derive(Deserialize)]

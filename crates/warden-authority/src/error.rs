@@ -49,9 +49,6 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
         Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, d)
     }
-    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
-        Self::new("unsupported_token_type", StatusCode::BAD_REQUEST, d)
-    }
     pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
         Self::new("invalid_dpop_proof", StatusCode::BAD_REQUEST, d)
     }

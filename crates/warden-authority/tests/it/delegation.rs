@@ -534,6 +534,31 @@ async fn a_disabled_subject_cannot_be_acted_for() {
     assert_oauth_error(&h.exchange(&a, &u_token, &[]).await, 400, "invalid_grant");
     // Attenuating an already delegated token is refused too.
     assert_oauth_error(&h.exchange(&a, &t1, &[]).await, 400, "invalid_grant");
+    // Disabling ends the tokens already out, the delegated ones included.
+    assert!(!h.active(&a, &t1).await);
+    assert!(!h.active(&a, &u_token).await);
+}
+
+#[tokio::test]
+async fn disabling_an_agent_ends_the_tokens_it_acts_through() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let u = user(&h, &t, "alice").await;
+    let a = h.agent(&t, "assistant", AGENT_CEILING).await;
+    let rs = h.agent(&t, "resource", "crm:contacts:read").await;
+    h.grant(&u, &a, GRANT_SCOPES).await;
+    let u_token = h.own_token(&u).await;
+    let t1 = h.exchanged(&a, &u_token).await;
+    assert!(h.active(&rs, &t1).await);
+    let (s, v) = h
+        .admin(Method::POST, &format!("/principals/{}/disable", a.id), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!h.active(&rs, &t1).await, "the agent acts in this token");
+    assert!(
+        h.active(&rs, &u_token).await,
+        "the user's own token is untouched"
+    );
 }
 
 #[tokio::test]
@@ -748,8 +773,10 @@ async fn introspection_reports_only_usable_tokens() {
     assert!(!h.active(&rs, &doomed).await);
     assert!(h.active(&rs, &t1).await, "only that token");
 
-    // Expired: past exp and the leeway.
-    h.clock.set(c.exp + 31);
+    // Expired: "active" means usable now, so the verification leeway does not apply.
+    h.clock.set(c.exp - 1);
+    assert!(h.active(&rs, &t1).await);
+    h.clock.set(c.exp);
     assert!(!h.active(&rs, &t1).await);
 }
 
@@ -780,16 +807,19 @@ async fn rfc7009_revocation_by_the_tokens_client() {
         "a refused revocation changes nothing"
     );
 
-    // Unsupported hint; no client; no token.
+    // A hint that does not fit only widens the search (RFC 7009 §2.1).
+    let hinted = h.exchanged(&a, &u_token).await;
     let got = h
         .post_as(
             &a,
             "/oauth2/revoke",
-            &[("token", &t1), ("token_type_hint", "refresh_token")],
+            &[("token", &hinted), ("token_type_hint", "refresh_token")],
             &[],
         )
         .await;
-    assert_oauth_error(&got, 400, "unsupported_token_type");
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(!h.active(&a, &hinted).await);
+    // No client; no token.
     let got = h.post_form("/oauth2/revoke", &[("token", &t1)], &[]).await;
     assert_oauth_error(&got, 401, "invalid_client");
     let got = h.post_as(&a, "/oauth2/revoke", &[], &[]).await;
