@@ -23,7 +23,7 @@ use warden_store::{Principal, Tenant};
 
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
-use crate::{admin_revocation, idempotency, Authority};
+use crate::{admin_honeytoken, admin_revocation, idempotency, Authority};
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
     Router::new()
@@ -60,6 +60,10 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             get(admin_revocation::list_grants),
         )
         .route("/tokens/revoke", post(admin_revocation::revoke_token))
+        .route(
+            "/tenants/{tenant}/honeytokens",
+            post(admin_honeytoken::create),
+        )
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),
             idempotency::middleware,
@@ -130,7 +134,7 @@ pub(crate) fn created<T: Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
-fn validate_name(name: &str) -> ApiResult<()> {
+pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
     let ok = (1..=100).contains(&name.len())
         && name
             .bytes()
@@ -386,8 +390,9 @@ async fn set_principal_disabled(
     // Disabling also ends the tokens already out, wherever the principal appears in them:
     // a disabled agent must not keep acting through a token issued a minute ago.
     if disabled {
-        admin_revocation::revoke_tokens_of(a, p.id.clone(), Some("principal disabled".into()))
-            .await?;
+        let _event =
+            admin_revocation::revoke_tokens_of(a, p.id.clone(), Some("principal disabled".into()))
+                .await?;
     }
     tracing::info!(principal = %p.id, disabled, "principal state changed");
     Ok(Json(resolve_principal(a, id).await?))
@@ -443,6 +448,15 @@ async fn create_secret(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let p = resolve_principal(&a, &id).await?;
+    let secret = new_client_secret(&a, &p.id).await?;
+    tracing::info!(principal = %p.id, "client secret created");
+    Ok(created(
+        json!({ "client_id": p.id, "client_secret": secret }),
+    ))
+}
+
+/// Creates, stores (hashed) and returns a fresh client secret for `id`.
+pub(crate) async fn new_client_secret(a: &Authority, id: &PrincipalId) -> ApiResult<String> {
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
     let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(raw));
@@ -452,12 +466,9 @@ async fn create_secret(
         .map_err(|_| Problem::internal())?
         .map_err(|_| Problem::internal())?;
     a.store
-        .set_principal_secret_hash(&p.id, &hash, a.now())
+        .set_principal_secret_hash(id, &hash, a.now())
         .await?;
-    tracing::info!(principal = %p.id, "client secret created");
-    Ok(created(
-        json!({ "client_id": p.id, "client_secret": secret }),
-    ))
+    Ok(secret)
 }
 
 #[derive(Serialize)]

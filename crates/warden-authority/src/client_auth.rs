@@ -34,6 +34,30 @@ impl AuthenticatedClient {
     }
 }
 
+/// The client id a request claims, before anything is verified: for spotting honeytoken
+/// credentials, never for a decision.
+pub fn claimed_client_id(headers: &HeaderMap, params: &HashMap<String, String>) -> Option<String> {
+    if let Some(a) = params.get("client_assertion") {
+        return UnverifiedToken::parse(a)
+            .ok()?
+            .claims_unverified::<AssertionClaims>()
+            .ok()
+            .map(|c| c.iss);
+    }
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
+    if let Some(b) = basic {
+        let decoded = String::from_utf8(STANDARD.decode(b.trim()).ok()?).ok()?;
+        return decoded.split_once(':').map(|(id, _)| form_decode(id));
+    }
+    params.get("client_id").cloned()
+}
+
 pub async fn authenticate(
     a: &Authority,
     headers: &HeaderMap,

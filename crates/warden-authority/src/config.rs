@@ -36,6 +36,8 @@ pub struct AuthorityConfig {
     pub dpop_replay_capacity: usize,
     /// A revocation stream subscriber hears at least this often, events or not.
     pub revocation_heartbeat: Duration,
+    /// Where security alerts (honeytoken use) are POSTed as signed Security Event Tokens.
+    pub alert_webhook: Option<String>,
 }
 
 /// Explicit bounds on what a client can make the authority read.
@@ -81,6 +83,7 @@ impl AuthorityConfig {
             dpop_max_skew_secs: 60,
             dpop_replay_capacity: 1_000_000,
             revocation_heartbeat: Duration::from_secs(1),
+            alert_webhook: None,
         }
     }
 

@@ -32,6 +32,7 @@ pub async fn exchange(
     client: &AuthenticatedClient,
     params: &HashMap<String, String>,
     jkt: Option<String>,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<TokenResponse, OAuthError> {
     let subject_token = params
         .get("subject_token")
@@ -64,6 +65,9 @@ pub async fn exchange(
         .verify_own_token(subject_token, now)
         .map_err(|e| OAuthError::invalid_grant(format!("subject_token: {e}")))?;
     if let Err(why) = a.revocations.check(&parent) {
+        if let warden_core::revocation::Revoked::Honeytoken(p) = &why {
+            a.honeytoken_used(p, "token_exchange", peer);
+        }
         return Err(OAuthError::invalid_grant(format!("subject_token: {why}")));
     }
     if parent.max_uses.is_some() {

@@ -20,9 +20,11 @@ use crate::Authority;
 /// `POST /oauth2/introspect`: `{"active": false}` for anything not currently usable.
 pub async fn introspect(
     State(a): State<Arc<Authority>>,
+    peer: Option<axum::Extension<crate::server::ClientAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
         let client = authenticate(&a, &headers, &params).await?;
@@ -34,6 +36,10 @@ pub async fn introspect(
         let Ok(claims) = a.verify_own_token(token, now) else {
             return Ok(inactive);
         };
+        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(&claims) {
+            a.honeytoken_used(&p, "introspection", peer);
+            return Ok(inactive);
+        }
         // Verification tolerates clock skew; "active" means usable now, without it.
         if claims.exp <= now
             || claims.tenant != client.principal().tenant.as_str()
@@ -59,7 +65,13 @@ pub async fn introspect(
 
 /// `POST /oauth2/revoke`: the token's client, subject or any actor in its chain may revoke
 /// it. An invalid or unknown token is answered 200, as RFC 7009 §2.2 asks.
-pub async fn revoke(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn revoke(
+    State(a): State<Arc<Authority>>,
+    peer: Option<axum::Extension<crate::server::ClientAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
         let client = authenticate(&a, &headers, &params).await?;
@@ -73,6 +85,10 @@ pub async fn revoke(State(a): State<Arc<Authority>>, headers: HeaderMap, body: B
         let Ok(claims) = a.verify_own_token(token, now) else {
             return Ok(json!({}));
         };
+        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(&claims) {
+            a.honeytoken_used(&p, "revocation", peer);
+            return Ok(json!({}));
+        }
         let me = client.principal().id.as_str();
         if claims.tenant != client.principal().tenant.as_str()
             || (claims.client_id != me && !chain(&claims).any(|p| p == me))

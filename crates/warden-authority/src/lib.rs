@@ -6,7 +6,9 @@
 //! upstreams (that is the gateway's job).
 
 pub mod admin;
+mod admin_honeytoken;
 mod admin_revocation;
+pub mod alerts;
 mod client_auth;
 mod client_cache;
 pub mod config;
@@ -39,7 +41,8 @@ pub use keys::{Keyring, KeyringError};
 pub struct Authority {
     pub config: AuthorityConfig,
     pub store: Arc<dyn Store>,
-    pub keys: Keyring,
+    pub keys: Arc<Keyring>,
+    pub alerts: alerts::Alerts,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
     clients: client_cache::ClientCache,
@@ -68,12 +71,18 @@ impl Authority {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StartError> {
         config.validate().map_err(StartError::Config)?;
-        let keys = Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?;
+        let keys = Arc::new(Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?);
+        let alerts = alerts::Alerts::start(
+            config.alert_webhook.clone(),
+            config.issuer.clone(),
+            Arc::clone(&keys),
+        );
         let clients =
             client_cache::ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
         let revocations = Arc::new(revocation::RevocationHub::load(store.as_ref()).await?);
         revocations.spawn_follower(Arc::clone(&store));
         Ok(Arc::new(Self {
+            alerts,
             revocations,
             dpop_replay: std::sync::Mutex::new(warden_core::replay::ReplayCache::new(
                 config.dpop_replay_capacity,
@@ -113,6 +122,23 @@ impl Authority {
         Ok(parsed
             .verify_with(&self.keys.current().signing, &validation, now)?
             .into_claims())
+    }
+
+    /// Reports a honeytoken's use; the caller then refuses as it would any bad credential.
+    pub fn honeytoken_used(
+        &self,
+        principal: &str,
+        at: &'static str,
+        client: Option<std::net::IpAddr>,
+    ) {
+        self.alerts.raise(alerts::Alert {
+            severity: "high",
+            kind: "honeytoken_used",
+            principal: principal.to_owned(),
+            at,
+            client_ip: client.map(|ip| ip.to_string()),
+            time: self.now(),
+        });
     }
 
     fn is_admin_token(&self, presented: &str) -> bool {

@@ -42,8 +42,14 @@ pub struct TokenResponse {
     issued_token_type: Option<&'static str>,
 }
 
-async fn token(State(a): State<Arc<Authority>>, headers: HeaderMap, body: Body) -> Response {
-    match issue(&a, &headers, body).await {
+async fn token(
+    State(a): State<Arc<Authority>>,
+    peer: Option<axum::Extension<crate::server::ClientAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let peer = peer.map(|p| p.0 .0.ip());
+    match issue(&a, &headers, body, peer).await {
         Ok(t) => {
             let mut res = Json(t).into_response();
             let h = res.headers_mut();
@@ -62,8 +68,15 @@ async fn issue(
     a: &Authority,
     headers: &HeaderMap,
     body: Body,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<TokenResponse, OAuthError> {
     let params = read_form(a, headers, body).await?;
+    if let Some(id) = crate::client_auth::claimed_client_id(headers, &params) {
+        if a.revocations.is_honeytoken(&id) {
+            a.honeytoken_used(&id, "token_endpoint", peer);
+            return Err(OAuthError::invalid_client("client authentication failed"));
+        }
+    }
     enum Grant {
         ClientCredentials,
         Exchange,
@@ -83,7 +96,7 @@ async fn issue(
     let jkt = crate::dpop::proven_key(a, headers)?;
     match grant {
         Grant::ClientCredentials => client_credentials(a, &client, &params, jkt),
-        Grant::Exchange => crate::exchange::exchange(a, &client, &params, jkt).await,
+        Grant::Exchange => crate::exchange::exchange(a, &client, &params, jkt, peer).await,
     }
 }
 

@@ -138,6 +138,10 @@ impl RevocationHub {
         read(&self.state).view.check(claims)
     }
 
+    pub fn is_honeytoken(&self, principal: &str) -> bool {
+        read(&self.state).view.is_honeytoken(principal)
+    }
+
     /// Events after `cursor` still within their horizon, at most `limit`.
     pub fn events_after(&self, cursor: i64, limit: usize) -> Vec<RevocationEvent> {
         let s = read(&self.state);
@@ -167,6 +171,9 @@ fn to_event(r: &Revocation) -> RevocationEvent {
             principal: principal.to_string(),
         },
         RevocationTarget::Token { jti } => RevokedTarget::Token { jti: jti.clone() },
+        RevocationTarget::Honeytoken { principal } => RevokedTarget::Honeytoken {
+            principal: principal.to_string(),
+        },
         RevocationTarget::Grant { grant, user, agent } => RevokedTarget::Grant {
             grant: grant.clone(),
             user: user.to_string(),

@@ -22,6 +22,11 @@ pub enum RevokedTarget {
     Token {
         jti: String,
     },
+    /// A honeytoken principal: a credential bound to no real power, planted to be stolen. Any
+    /// token naming it is refused and reported, whenever it was issued.
+    Honeytoken {
+        principal: String,
+    },
     /// A delegation grant: `agent` may no longer act for `user`.
     Grant {
         grant: String,
@@ -49,14 +54,21 @@ pub struct RevocationEvent {
 /// Why [`RevocationView::check`] refused a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
+    /// A honeytoken was used: refuse, and raise a high-severity alert.
+    Honeytoken(String),
     Token,
     Principal(String),
-    Grant { user: String, agent: String },
+    Grant {
+        user: String,
+        agent: String,
+    },
 }
 
 impl std::fmt::Display for Revoked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // Reads like any revocation: the presenter must not learn it was a trap.
+            Self::Honeytoken(_) => f.write_str("token was revoked"),
             Self::Token => f.write_str("token was revoked"),
             Self::Principal(p) => write!(f, "principal {p} was revoked"),
             Self::Grant { user, agent } => {
@@ -86,6 +98,7 @@ pub struct RevocationView {
     principals: HashMap<String, Cutoff>,
     grants: HashMap<(String, String), Cutoff>,
     tokens: HashMap<String, i64>,
+    honeytokens: std::collections::HashSet<String>,
 }
 
 impl RevocationView {
@@ -121,6 +134,9 @@ impl RevocationView {
                     .and_modify(|c| c.merge(cutoff))
                     .or_insert(cutoff);
             }
+            RevokedTarget::Honeytoken { principal } => {
+                self.honeytokens.insert(principal.clone());
+            }
             RevokedTarget::Token { jti } => {
                 let horizon = self.tokens.entry(jti.clone()).or_insert(event.horizon);
                 *horizon = (*horizon).max(event.horizon);
@@ -131,6 +147,9 @@ impl RevocationView {
     /// Whether a token is revoked: by `jti`, by any principal in its chain, or by any
     /// delegation link in its chain.
     pub fn check(&self, claims: &AccessClaims) -> Result<(), Revoked> {
+        if let Some(p) = self.honeytoken_in(claims) {
+            return Err(Revoked::Honeytoken(p.to_owned()));
+        }
         if self.tokens.contains_key(&claims.jti) {
             return Err(Revoked::Token);
         }
@@ -163,6 +182,25 @@ impl RevocationView {
         Ok(())
     }
 
+    /// The honeytoken principal a token names, as subject or actor, if any. Also for tokens
+    /// that fail other checks (expired ones): a honeytoken's use is reported regardless.
+    pub fn honeytoken_in<'c>(&self, claims: &'c AccessClaims) -> Option<&'c str> {
+        if self.honeytokens.is_empty() {
+            return None;
+        }
+        std::iter::once(claims.sub.as_str())
+            .chain(
+                std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref())
+                    .map(|a| a.sub.as_str()),
+            )
+            .find(|p| self.honeytokens.contains(*p))
+    }
+
+    /// Whether `principal` is a honeytoken (a client authenticating as it is an attack).
+    pub fn is_honeytoken(&self, principal: &str) -> bool {
+        self.honeytokens.contains(principal)
+    }
+
     /// Forgets what no live token can be affected by any more.
     pub fn prune(&mut self, now: i64) {
         self.principals.retain(|_, c| c.horizon >= now);
@@ -172,7 +210,7 @@ impl RevocationView {
 
     /// Entries held, for metrics.
     pub fn len(&self) -> usize {
-        self.principals.len() + self.grants.len() + self.tokens.len()
+        self.principals.len() + self.grants.len() + self.tokens.len() + self.honeytokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -272,6 +310,32 @@ mod tests {
         assert_eq!(v.check(&token("usr_a", &["agt_b", "agt_c"], 100)), Ok(()));
         assert_eq!(v.check(&token("usr_a", &["agt_c"], 100)), Ok(()));
         assert_eq!(v.check(&token("usr_x", &["agt_b"], 100)), Ok(()));
+    }
+
+    #[test]
+    fn a_honeytoken_is_refused_wherever_it_appears_and_never_forgotten() {
+        let mut v = RevocationView::new();
+        v.apply(&event(
+            1,
+            RevokedTarget::Honeytoken {
+                principal: "agt_h".into(),
+            },
+            0,
+        ));
+        let as_subject = token("agt_h", &[], 5_000);
+        let as_actor = token("usr_a", &["agt_h"], 5_000);
+        assert_eq!(
+            v.check(&as_subject),
+            Err(Revoked::Honeytoken("agt_h".into()))
+        );
+        assert_eq!(v.check(&as_actor), Err(Revoked::Honeytoken("agt_h".into())));
+        assert_eq!(
+            Revoked::Honeytoken("agt_h".into()).to_string(),
+            Revoked::Token.to_string()
+        );
+        assert_eq!(v.check(&token("usr_a", &["agt_b"], 5_000)), Ok(()));
+        v.prune(i64::MAX - 1);
+        assert!(v.is_honeytoken("agt_h"));
     }
 
     #[test]

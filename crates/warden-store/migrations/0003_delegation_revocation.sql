@@ -18,7 +18,7 @@ CREATE INDEX delegation_grants_by_tenant ON delegation_grants (tenant_id, create
 -- after pruning, or a reconnecting gateway would skip events.
 CREATE TABLE revocations (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind           TEXT NOT NULL CHECK (kind IN ('principal', 'token', 'grant')),
+    kind           TEXT NOT NULL CHECK (kind IN ('principal', 'token', 'grant', 'honeytoken')),
     target         TEXT NOT NULL,
     grant_user     TEXT,
     grant_agent    TEXT,

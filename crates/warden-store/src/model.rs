@@ -122,6 +122,8 @@ pub enum RevocationTarget {
     Principal { principal: PrincipalId },
     /// One token, by `jti`.
     Token { jti: String },
+    /// A honeytoken principal: any token naming it, at any time, is an attack to report.
+    Honeytoken { principal: PrincipalId },
     /// Every token issued before `issued_before` in which `agent` acts for `user`.
     Grant {
         grant: String,
@@ -159,6 +161,7 @@ impl RevocationTarget {
         match self {
             Self::Principal { principal } => ("principal", principal.as_str(), None, None),
             Self::Token { jti } => ("token", jti, None, None),
+            Self::Honeytoken { principal } => ("honeytoken", principal.as_str(), None, None),
             Self::Grant { grant, user, agent } => {
                 ("grant", grant, Some(user.as_str()), Some(agent.as_str()))
             }
@@ -178,6 +181,9 @@ impl RevocationTarget {
                 principal: principal(target)?,
             }),
             ("token", _, _) => Ok(Self::Token { jti: target.into() }),
+            ("honeytoken", _, _) => Ok(Self::Honeytoken {
+                principal: principal(target)?,
+            }),
             ("grant", Some(user), Some(agent)) => Ok(Self::Grant {
                 grant: target.into(),
                 user: principal(user)?,

@@ -4,5 +4,6 @@
 
 mod admin;
 mod delegation;
+mod honeytoken;
 mod support;
 mod token;

@@ -411,6 +411,19 @@ async fn revocation_log(s: &dyn Store) {
         .await
         .unwrap();
     assert!(c.seq > b.seq);
+    let h = s
+        .append_revocation(&event(
+            RevocationTarget::Honeytoken {
+                principal: someone.clone(),
+            },
+            i64::MAX,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revocations_since(c.seq, 10).await.unwrap(),
+        std::slice::from_ref(&h)
+    );
 }
 
 /// Instantiates the suite for one backend. `$open` yields `Option<impl Store>`: `None`
