@@ -23,7 +23,7 @@ use warden_store::{Principal, Tenant};
 
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
-use crate::{admin_honeytoken, admin_revocation, idempotency, Authority};
+use crate::{admin_honeytoken, admin_report, admin_revocation, idempotency, Authority};
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
     Router::new()
@@ -64,6 +64,11 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             "/tenants/{tenant}/honeytokens",
             post(admin_honeytoken::create),
         )
+        .route(
+            "/tenants/{tenant}/access-report",
+            get(admin_report::access_report),
+        )
+        .route("/activity", post(admin_report::record_use))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),
             idempotency::middleware,

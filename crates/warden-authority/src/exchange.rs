@@ -70,6 +70,7 @@ pub async fn exchange(
         }
         return Err(OAuthError::invalid_grant(format!("subject_token: {why}")));
     }
+    a.activity.used(&parent.sub, now);
     if parent.max_uses.is_some() {
         return Err(OAuthError::invalid_grant(
             "subject_token is single-use and cannot be exchanged",

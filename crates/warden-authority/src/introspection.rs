@@ -47,6 +47,7 @@ pub async fn introspect(
         {
             return Ok(inactive);
         }
+        a.activity.used(&claims.sub, now);
         let mut body = serde_json::to_value(&claims).map_err(|_| OAuthError::server_error())?;
         if let Some(o) = body.as_object_mut() {
             o.insert("active".into(), true.into());

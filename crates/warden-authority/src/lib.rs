@@ -5,8 +5,10 @@
 //! The authority is the only writer of identity state; it never verifies requests for
 //! upstreams (that is the gateway's job).
 
+mod activity;
 pub mod admin;
 mod admin_honeytoken;
+mod admin_report;
 mod admin_revocation;
 pub mod alerts;
 mod client_auth;
@@ -43,6 +45,7 @@ pub struct Authority {
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keyring>,
     pub alerts: alerts::Alerts,
+    activity: activity::ActivityRecorder,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
     clients: client_cache::ClientCache,
@@ -82,6 +85,7 @@ impl Authority {
         let revocations = Arc::new(revocation::RevocationHub::load(store.as_ref()).await?);
         revocations.spawn_follower(Arc::clone(&store));
         Ok(Arc::new(Self {
+            activity: activity::ActivityRecorder::default(),
             alerts,
             revocations,
             dpop_replay: std::sync::Mutex::new(warden_core::replay::ReplayCache::new(
@@ -162,6 +166,15 @@ impl Authority {
             .await
     }
 
+    /// Merges the activity gathered since the last flush into the store.
+    pub async fn flush_activity(&self) -> Result<(), warden_store::StoreError> {
+        let pending = self.activity.drain();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.store.record_activity(&pending).await
+    }
+
     /// Latest time at which a token issued now can still be accepted anywhere.
     pub fn token_horizon(&self, now: i64) -> i64 {
         now + self.config.max_token_ttl_secs + self.config.leeway_secs
@@ -201,6 +214,9 @@ impl Authority {
         ];
         self.revocations.prune(now);
         crate::dpop::prune(self, now);
+        if let Err(e) = self.flush_activity().await {
+            tracing::warn!(error = %e, "recording activity failed; those times are lost");
+        }
         for e in results.into_iter().flatten() {
             tracing::warn!(error = %e, "maintenance step failed; it will be retried");
         }

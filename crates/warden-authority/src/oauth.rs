@@ -160,6 +160,10 @@ pub fn mint(
             tracing::error!(error = %e, "token encoding failed");
             OAuthError::server_error()
         })?;
+    a.activity.issued(&claims.client_id, claims.iat);
+    if claims.sub != claims.client_id {
+        a.activity.issued(&claims.sub, claims.iat);
+    }
     tracing::info!(
         sub = %claims.sub, client_id = %claims.client_id, jti = %claims.jti,
         scope = %claims.scope, aud = ?claims.aud, act = ?claims.act, bound = claims.cnf.is_some(),

@@ -207,4 +207,9 @@ pub trait Store: Send + Sync + 'static {
     /// Carries the newest `seq` known to have been appended, by this process or by any other
     /// process on the same database; watchers wake and read `revocations_since`.
     fn revocation_watch(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Merges activity: each time only ever moves forward.
+    async fn record_activity(&self, updates: &[Activity]) -> Result<()>;
+    /// Activity of the tenant's principals (those with any recorded).
+    async fn activity(&self, tenant: &TenantId) -> Result<Vec<Activity>>;
 }

@@ -193,3 +193,11 @@ impl RevocationTarget {
         }
     }
 }
+
+/// When a principal last obtained and last used a token (`None`: not since records began).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activity {
+    pub principal: PrincipalId,
+    pub last_issued_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}

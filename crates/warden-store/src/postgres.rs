@@ -26,8 +26,9 @@ use tokio::sync::watch;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState, NewRevocation,
-    Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState,
+    NewRevocation, Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store,
+    StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction. 0003 has a PostgreSQL
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_delegation_revocation.sql"),
     ),
+    (4, include_str!("../migrations/0004_activity.sql")),
 ];
 
 /// The channel on which every revocation announces its `seq`, as text.
@@ -952,5 +954,44 @@ impl Store for PgStore {
 
     fn revocation_watch(&self) -> watch::Receiver<i64> {
         self.revocations.subscribe()
+    }
+
+    async fn record_activity(&self, updates: &[Activity]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for u in updates {
+            sqlx::query(
+                "INSERT INTO principal_activity (principal_id, last_issued_at, last_used_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (principal_id) DO UPDATE SET \
+                 last_issued_at = GREATEST(principal_activity.last_issued_at, EXCLUDED.last_issued_at), \
+                 last_used_at = GREATEST(principal_activity.last_used_at, EXCLUDED.last_used_at)",
+            )
+            .bind(u.principal.as_str())
+            .bind(u.last_issued_at)
+            .bind(u.last_used_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn activity(&self, tenant: &TenantId) -> Result<Vec<Activity>> {
+        sqlx::query(
+            "SELECT a.principal_id, a.last_issued_at, a.last_used_at FROM principal_activity a \
+             JOIN principals p ON p.id = a.principal_id WHERE p.tenant_id = $1 \
+             ORDER BY a.principal_id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r: &PgRow| {
+            Ok(Activity {
+                principal: PrincipalId::parse(r.try_get("principal_id")?).map_err(corrupt)?,
+                last_issued_at: r.try_get("last_issued_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+            })
+        })
+        .collect()
     }
 }

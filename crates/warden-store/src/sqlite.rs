@@ -20,8 +20,9 @@ use sqlx::Row;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::{
-    AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState, NewRevocation,
-    Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState,
+    NewRevocation, Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store,
+    StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.
@@ -32,6 +33,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/0003_delegation_revocation.sql"),
     ),
+    (4, include_str!("../migrations/0004_activity.sql")),
 ];
 
 /// Rows per multi-row insert: three bound values each, well under SQLite's variable limit.
@@ -799,5 +801,44 @@ impl Store for SqliteStore {
 
     fn revocation_watch(&self) -> tokio::sync::watch::Receiver<i64> {
         self.revocations.subscribe()
+    }
+
+    async fn record_activity(&self, updates: &[Activity]) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for u in updates {
+            sqlx::query(
+                "INSERT INTO principal_activity (principal_id, last_issued_at, last_used_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (principal_id) DO UPDATE SET \
+                 last_issued_at = MAX(COALESCE(principal_activity.last_issued_at, excluded.last_issued_at), COALESCE(excluded.last_issued_at, principal_activity.last_issued_at)), \
+                 last_used_at = MAX(COALESCE(principal_activity.last_used_at, excluded.last_used_at), COALESCE(excluded.last_used_at, principal_activity.last_used_at))",
+            )
+            .bind(u.principal.as_str())
+            .bind(u.last_issued_at)
+            .bind(u.last_used_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn activity(&self, tenant: &TenantId) -> Result<Vec<Activity>> {
+        sqlx::query(
+            "SELECT a.principal_id, a.last_issued_at, a.last_used_at FROM principal_activity a \
+             JOIN principals p ON p.id = a.principal_id WHERE p.tenant_id = $1 \
+             ORDER BY a.principal_id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r: &SqliteRow| {
+            Ok(Activity {
+                principal: PrincipalId::parse(r.try_get("principal_id")?).map_err(corrupt)?,
+                last_issued_at: r.try_get("last_issued_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+            })
+        })
+        .collect()
     }
 }

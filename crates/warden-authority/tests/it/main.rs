@@ -5,5 +5,6 @@
 mod admin;
 mod delegation;
 mod honeytoken;
+mod report;
 mod support;
 mod token;

@@ -15,8 +15,8 @@ use rand_core::OsRng;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
-    AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState, NewRevocation,
-    Principal, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState,
+    NewRevocation, Principal, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -428,6 +428,35 @@ async fn revocation_log(s: &dyn Store) {
 
 /// Instantiates the suite for one backend. `$open` yields `Option<impl Store>`: `None`
 /// skips the test (a backend whose server is not available here).
+async fn activity_only_moves_forward(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let p = principal(&t, PrincipalKind::Agent, "bot");
+    s.create_principal(&p).await.unwrap();
+    let a = |issued, used| Activity {
+        principal: p.id.clone(),
+        last_issued_at: issued,
+        last_used_at: used,
+    };
+    s.record_activity(&[a(Some(100), None)]).await.unwrap();
+    assert_eq!(s.activity(&t.id).await.unwrap(), [a(Some(100), None)]);
+    s.record_activity(&[a(Some(90), Some(120)), a(None, Some(110))])
+        .await
+        .unwrap();
+    assert_eq!(s.activity(&t.id).await.unwrap(), [a(Some(100), Some(120))]);
+    s.record_activity(&[a(Some(150), None)]).await.unwrap();
+    assert_eq!(s.activity(&t.id).await.unwrap(), [a(Some(150), Some(120))]);
+    // A principal that does not exist (reported by a gateway) is kept out of reports.
+    s.record_activity(&[Activity {
+        principal: PrincipalId::generate(PrincipalKind::Agent, &mut OsRng),
+        last_issued_at: Some(1),
+        last_used_at: None,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.activity(&t.id).await.unwrap().len(), 1);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -466,6 +495,11 @@ macro_rules! conformance {
             async fn revocation_log() {
                 let Some(store) = $open else { return };
                 super::revocation_log(&store).await
+            }
+            #[tokio::test]
+            async fn activity_only_moves_forward() {
+                let Some(store) = $open else { return };
+                super::activity_only_moves_forward(&store).await
             }
         }
     };

@@ -1,0 +1,544 @@
+//! The writer: one std thread that owns the log file, numbers and chains entries, writes a
+//! batch with one `write_all`, makes it durable with `sync_data`, and only then acknowledges
+//! it, signs checkpoints and hands the batch to sinks.
+//!
+//! The writer is a plain thread, not a tokio task, so an fsync never stalls an async worker.
+//! Callers serialize their entry before queuing, so the writer's serial work is formatting,
+//! hashing and I/O. This module must not interpret entries; it only stores them.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use warden_core::time::{Clock, SystemClock};
+
+use crate::entry::{Entry, Seq};
+use crate::export::{Batch, Sink};
+use crate::record::{
+    checkpoint_line, write_entry_line, Checkpoint, CheckpointSigner, Digest, CHECKPOINT_FILE,
+    LOG_FILE,
+};
+use crate::verify::{scan_chain, Finding, Report, VerifyError};
+
+/// Limits and cadence of a log. Every field has a default.
+pub struct Options {
+    /// Entries queued or being written at once. [`AuditLog::append`] waits for room;
+    /// [`AuditLog::try_append`] reports [`TryAppendError::QueueFull`] instead. Default 65,536.
+    pub queue_capacity: usize,
+    /// The most entries written (and fsynced) together. Default 8,192.
+    pub max_batch: usize,
+    /// Sign a checkpoint after this many entries. Default 10,000.
+    pub checkpoint_every: u64,
+    /// …or when this long has passed with unsigned entries. Default 60 s.
+    pub checkpoint_interval: Duration,
+    /// The largest serialized entry accepted. Default 16 KiB.
+    pub max_entry_bytes: usize,
+    /// Stamps checkpoints (unix seconds, written as milliseconds).
+    pub clock: Arc<dyn Clock>,
+    /// Receive every durable batch, on the writer thread, in order.
+    pub sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 65_536,
+            max_batch: 8_192,
+            checkpoint_every: 10_000,
+            checkpoint_interval: Duration::from_secs(60),
+            max_entry_bytes: 16 * 1024,
+            clock: Arc::new(SystemClock),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_batch", &self.max_batch)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open audit log `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The existing log does not verify; it is not continued. Move it aside (and keep it as
+    /// evidence) to start a new one.
+    #[error("existing audit log `{path}` does not verify")]
+    Tampered {
+        path: PathBuf,
+        #[source]
+        finding: Finding,
+    },
+    #[error("invalid audit options: {0}")]
+    Options(&'static str),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("entry is {len} bytes; the limit is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("entry does not serialize")]
+    Encode,
+    #[error("audit log is closed")]
+    Closed,
+    /// A write or fsync failed. The log stops accepting entries: after a failed fsync the
+    /// file's contents are unknown, so it must be reopened (and verified) to continue.
+    #[error("audit log write failed")]
+    Io(#[source] Arc<io::Error>),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TryAppendError {
+    /// The bounded queue is full: the writer is behind. The entry was not queued; the caller
+    /// decides whether to drop it (and count the drop) or to refuse its request.
+    #[error("audit queue is full")]
+    QueueFull,
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+type Ack = oneshot::Sender<Result<Seq, AppendError>>;
+
+enum Msg {
+    Append {
+        json: Vec<u8>,
+        ack: Option<Ack>,
+        /// Held until the entry is durable, so `queue_capacity` bounds everything in flight.
+        _permit: OwnedSemaphorePermit,
+    },
+    /// Sign a checkpoint now; replies with the entries it covers.
+    Checkpoint(oneshot::Sender<Result<u64, AppendError>>),
+    Close(oneshot::Sender<Result<u64, AppendError>>),
+}
+
+struct Shared {
+    tx: mpsc::Sender<Msg>,
+    queue: Arc<Semaphore>,
+    durable: AtomicU64,
+    failed: AtomicBool,
+    max_entry_bytes: usize,
+    sink_failures: AtomicU64,
+}
+
+/// A handle on an open audit log. Cheap to clone; the writer stops when [`AuditLog::close`]
+/// is called or the last handle is dropped (both sign a final checkpoint).
+#[derive(Clone)]
+pub struct AuditLog {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("durable_seq", &self.durable_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log in `dir`. The existing log's chain is checked first and a
+    /// torn final line (a crash mid-write; never acknowledged) is cut; the returned report
+    /// names it in `torn_tail`. A log whose chain is broken is refused.
+    ///
+    /// Checkpoint signatures are not checked here (older ones may be under a rotated key);
+    /// use [`crate::verify_dir`] for that.
+    pub fn open(
+        dir: &Path,
+        signer: Arc<dyn CheckpointSigner>,
+        opts: Options,
+    ) -> Result<(Self, Report), OpenError> {
+        if opts.queue_capacity == 0 || opts.max_batch == 0 || opts.checkpoint_every == 0 {
+            return Err(OpenError::Options(
+                "queue_capacity, max_batch and checkpoint_every must be positive",
+            ));
+        }
+        let path = dir.join(LOG_FILE);
+        let io_err = |source| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err)?;
+        if created {
+            file.sync_all().map_err(io_err)?;
+            sync_dir(dir).map_err(io_err)?;
+        }
+        let report = match scan_chain(&path) {
+            Ok(r) => r,
+            Err(VerifyError::Tampered(finding)) => {
+                return Err(OpenError::Tampered { path, finding })
+            }
+            Err(VerifyError::Io { source, .. }) => return Err(io_err(source)),
+            Err(VerifyError::Anchor { .. }) => unreachable_anchor(&path)?,
+        };
+        if report.torn_tail.is_some() {
+            file.set_len(report.valid_len).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        }
+        let cp_path = dir.join(CHECKPOINT_FILE);
+        let mut sidecar = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cp_path)
+            .map_err(|source| OpenError::Io {
+                path: cp_path.clone(),
+                source,
+            })?;
+        cut_torn_sidecar(&cp_path, &mut sidecar).map_err(|source| OpenError::Io {
+            path: cp_path.clone(),
+            source,
+        })?;
+        file.flush().map_err(io_err)?;
+
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            tx,
+            queue: Arc::new(Semaphore::new(opts.queue_capacity)),
+            durable: AtomicU64::new(report.entries),
+            failed: AtomicBool::new(false),
+            max_entry_bytes: opts.max_entry_bytes,
+            sink_failures: AtomicU64::new(0),
+        });
+        let writer = Writer {
+            file,
+            sidecar,
+            signer,
+            seq: report.entries,
+            head: report.head,
+            checkpoints: report.checkpoints,
+            unsigned: report.entries - report.signed_entries,
+            buf: Vec::with_capacity(1 << 20),
+            shared: Arc::clone(&shared),
+            clock: Arc::clone(&opts.clock),
+            sinks: opts.sinks,
+            checkpoint_every: opts.checkpoint_every,
+            checkpoint_interval: opts.checkpoint_interval,
+            max_batch: opts.max_batch,
+            failure: None,
+        };
+        std::thread::Builder::new()
+            .name("warden-audit-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(io_err)?;
+        Ok((Self { shared }, report))
+    }
+
+    /// Appends an entry and resolves once it is durable (written and fsynced), with its
+    /// sequence number. Waits for queue room when the writer is behind.
+    pub async fn append(&self, entry: &Entry) -> Result<Seq, AppendError> {
+        let json = self.encode(entry)?;
+        let permit = Arc::clone(&self.shared.queue)
+            .acquire_owned()
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        let (ack, done) = oneshot::channel();
+        self.send(Msg::Append {
+            json,
+            ack: Some(ack),
+            _permit: permit,
+        })?;
+        done.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Queues an entry without waiting, for callers that must never block on the audit log
+    /// (gateway decisions). `Ok` means queued, not durable; durability follows within one
+    /// batch. When the queue is full the entry is refused with
+    /// [`TryAppendError::QueueFull`].
+    pub fn try_append(&self, entry: &Entry) -> Result<(), TryAppendError> {
+        let json = self.encode(entry)?;
+        let permit = Arc::clone(&self.shared.queue)
+            .try_acquire_owned()
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => TryAppendError::QueueFull,
+                tokio::sync::TryAcquireError::Closed => AppendError::Closed.into(),
+            })?;
+        self.send(Msg::Append {
+            json,
+            ack: None,
+            _permit: permit,
+        })?;
+        Ok(())
+    }
+
+    /// The highest sequence number known durable.
+    pub fn durable_seq(&self) -> Seq {
+        Seq(self.shared.durable.load(Ordering::Acquire))
+    }
+
+    /// How many times a sink refused a batch.
+    pub fn sink_failures(&self) -> u64 {
+        self.shared.sink_failures.load(Ordering::Relaxed)
+    }
+
+    /// Signs a checkpoint over everything queued before this call (none if nothing is
+    /// unsigned); resolves with the entries it covers once it is durable.
+    pub async fn checkpoint(&self) -> Result<u64, AppendError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Msg::Checkpoint(ack))?;
+        done.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Writes everything queued, signs a final checkpoint and stops the writer; resolves
+    /// with the number of entries in the log. Other handles then get [`AppendError::Closed`].
+    pub async fn close(&self) -> Result<u64, AppendError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Msg::Close(ack))?;
+        let n = done.await.map_err(|_| AppendError::Closed)??;
+        self.shared.queue.close();
+        Ok(n)
+    }
+
+    fn encode(&self, entry: &Entry) -> Result<Vec<u8>, AppendError> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        let json = serde_json::to_vec(entry).map_err(|_| AppendError::Encode)?;
+        if json.len() > self.shared.max_entry_bytes {
+            return Err(AppendError::TooLarge {
+                len: json.len(),
+                max: self.shared.max_entry_bytes,
+            });
+        }
+        Ok(json)
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), AppendError> {
+        self.shared.tx.send(msg).map_err(|_| AppendError::Closed)
+    }
+}
+
+fn unreachable_anchor(path: &Path) -> Result<Report, OpenError> {
+    // scan_chain reads no anchors; kept total rather than panicking.
+    Err(OpenError::Io {
+        path: path.to_owned(),
+        source: io::Error::other("unexpected anchor error"),
+    })
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// The sidecar is appended to after the log's fsync; a crash can tear its last line too.
+fn cut_torn_sidecar(path: &Path, file: &mut File) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < bytes.len() {
+        file.set_len(keep as u64)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+struct Writer {
+    file: File,
+    sidecar: File,
+    signer: Arc<dyn CheckpointSigner>,
+    /// The last entry's seq (written, not necessarily durable yet).
+    seq: u64,
+    head: Digest,
+    checkpoints: u64,
+    /// Entries after the last checkpoint.
+    unsigned: u64,
+    buf: Vec<u8>,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    sinks: Vec<Box<dyn Sink>>,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    max_batch: usize,
+    /// Set by the first failed write; every later request gets it.
+    failure: Option<Arc<io::Error>>,
+}
+
+enum Control {
+    None,
+    Checkpoint(oneshot::Sender<Result<u64, AppendError>>),
+    Close(oneshot::Sender<Result<u64, AppendError>>),
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut last_checkpoint = Instant::now();
+        let mut batch = Vec::with_capacity(self.max_batch);
+        loop {
+            let wait = self
+                .checkpoint_interval
+                .saturating_sub(last_checkpoint.elapsed());
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.unsigned > 0 {
+                        let _ = self.commit(&mut Vec::new(), true);
+                    }
+                    last_checkpoint = Instant::now();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.commit(&mut Vec::new(), true);
+                    return;
+                }
+            };
+            let mut control = Control::None;
+            let mut msg = Some(first);
+            while let Some(m) = msg.take() {
+                match m {
+                    Msg::Append { json, ack, _permit } => batch.push((json, ack, _permit)),
+                    Msg::Checkpoint(ack) => control = Control::Checkpoint(ack),
+                    Msg::Close(ack) => control = Control::Close(ack),
+                }
+                if !matches!(control, Control::None) || batch.len() >= self.max_batch {
+                    break;
+                }
+                msg = rx.try_recv().ok();
+            }
+            let force = !matches!(control, Control::None)
+                || (self.unsigned > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval);
+            let signed_before = self.checkpoints;
+            let result = self.commit(&mut batch, force);
+            if self.checkpoints != signed_before {
+                last_checkpoint = Instant::now();
+            }
+            match control {
+                Control::None => {}
+                Control::Checkpoint(ack) => {
+                    let _ = ack.send(result.map(|()| self.seq));
+                }
+                Control::Close(ack) => {
+                    let _ = ack.send(result.map(|()| self.seq));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes `batch` (and a checkpoint when due or `force`d with entries unsigned), makes it
+    /// durable, acknowledges it, then feeds sinks. Empties `batch`.
+    fn commit(
+        &mut self,
+        batch: &mut Vec<(Vec<u8>, Option<Ack>, OwnedSemaphorePermit)>,
+        force: bool,
+    ) -> Result<(), AppendError> {
+        if let Some(e) = &self.failure {
+            let err = AppendError::Io(Arc::clone(e));
+            for (_, ack, _) in batch.drain(..) {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Err(err.clone()));
+                }
+            }
+            return Err(err);
+        }
+        let first_seq = self.seq + 1;
+        self.buf.clear();
+        let mut cp_lines: Vec<(usize, usize)> = Vec::new();
+        for (json, _, _) in batch.iter() {
+            self.seq += 1;
+            let start = self.buf.len();
+            write_entry_line(&mut self.buf, self.seq, &self.head, json);
+            self.head = Digest::of_line(self.buf.get(start..).unwrap_or_default());
+            self.buf.push(b'\n');
+            self.unsigned += 1;
+            if self.unsigned >= self.checkpoint_every {
+                cp_lines.push(self.push_checkpoint());
+            }
+        }
+        if force && self.unsigned > 0 {
+            cp_lines.push(self.push_checkpoint());
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let e = Arc::new(e);
+            self.failure = Some(Arc::clone(&e));
+            self.shared.failed.store(true, Ordering::Release);
+            let err = AppendError::Io(e);
+            for (_, ack, _) in batch.drain(..) {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Err(err.clone()));
+                }
+            }
+            return Err(err);
+        }
+        self.shared.durable.store(self.seq, Ordering::Release);
+        for (i, (_, ack, _)) in batch.drain(..).enumerate() {
+            if let Some(ack) = ack {
+                let _ = ack.send(Ok(Seq(first_seq + i as u64)));
+            }
+        }
+        // After the log is durable, never before: the sidecar must not claim entries the
+        // log might lose.
+        if !cp_lines.is_empty() {
+            let mut side = Vec::new();
+            for &(s, e) in &cp_lines {
+                side.extend_from_slice(self.buf.get(s..e).unwrap_or_default());
+            }
+            if let Err(e) = self
+                .sidecar
+                .write_all(&side)
+                .and_then(|()| self.sidecar.sync_data())
+            {
+                self.failure = Some(Arc::new(e));
+                self.shared.failed.store(true, Ordering::Release);
+            }
+        }
+        let b = Batch::new(&self.buf, first_seq, self.seq);
+        for sink in &mut self.sinks {
+            if sink.deliver(&b).is_err() {
+                self.shared.sink_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a signed checkpoint line to the buffer; returns its byte range (with newline).
+    fn push_checkpoint(&mut self) -> (usize, usize) {
+        self.checkpoints += 1;
+        let cp = Checkpoint {
+            seq: self.checkpoints,
+            count: self.seq,
+            head: self.head.to_b64(),
+            time: self.clock.now().saturating_mul(1000),
+            kid: self.signer.kid(),
+        };
+        let start = self.buf.len();
+        self.buf
+            .extend_from_slice(&checkpoint_line(self.signer.as_ref(), &cp));
+        self.buf.push(b'\n');
+        self.unsigned = 0;
+        (start, self.buf.len())
+    }
+}
