@@ -69,6 +69,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             get(admin_report::access_report),
         )
         .route("/activity", post(admin_report::record_use))
+        .layer(middleware::from_fn_with_state(Arc::clone(&a), audit_change))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),
             idempotency::middleware,
@@ -91,6 +92,51 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
         Some(_) => Problem::unauthorized("admin token is not valid").into_response(),
         None => {
             Problem::unauthorized("admin token required (Authorization: Bearer …)").into_response()
+        }
+    }
+}
+
+/// Every successful change is recorded in the audit log, and answered only once the record is
+/// durable. Should the log fail, the caller learns that the change is not on record.
+async fn audit_change(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        return next.run(req).await;
+    }
+    // The full path, as the caller sent it, not the one the nested router sees.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
+    let client = req
+        .extensions()
+        .get::<crate::server::ClientAddr>()
+        .map(|c| c.0.ip());
+    let res = next.run(req).await;
+    if !res.status().is_success() {
+        return res;
+    }
+    let kind = if path.ends_with("/revoke") {
+        warden_audit::Kind::Revocation
+    } else {
+        warden_audit::Kind::Lifecycle
+    };
+    let mut entry = warden_audit::Entry::new(a.now() * 1000, kind, format!("{method} {path}"));
+    entry.actor = Some("admin".into());
+    entry.resource = Some(path);
+    entry.decision = warden_audit::Decision::Allow;
+    entry.reasons = vec![res.status().as_u16().to_string()];
+    entry.client_ip = client;
+    match a.audit(entry).await {
+        Ok(()) => res,
+        Err(e) => {
+            tracing::error!(error = %e, "a change was applied but could not be audited");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit log unavailable",
+                "the change was applied but is not on record; the audit log is failing",
+            )
+            .into_response()
         }
     }
 }

@@ -12,6 +12,8 @@ use base64::Engine as _;
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use warden_core::crypto::SealingKey;
+use warden_core::jwks::Jwk;
+use warden_core::SigningKey;
 use zeroize::Zeroizing;
 
 pub const MASTER_KEY_ENV: &str = "WARDEN_MASTER_KEY";
@@ -19,6 +21,11 @@ const MASTER_KEY_FILE: &str = "master.key";
 const ADMIN_TOKEN_FILE: &str = "admin.token";
 const SERVER_FILE: &str = "server.json";
 const DATABASE_FILE: &str = "warden.db";
+const AUDIT_DIR: &str = "audit";
+const AUDIT_KEY_FILE: &str = "audit.key";
+/// The audit key's public half, for `warden audit verify`; pin a copy elsewhere, since anyone
+/// who can rewrite the log can rewrite this file too.
+pub const AUDIT_PUBLIC_KEY_FILE: &str = "audit.pub.jwk";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -31,6 +38,8 @@ pub enum DataDirError {
     BadMasterKey(String),
     #[error("`{0}` is readable by group or others; run `chmod 600` on it")]
     Permissions(PathBuf),
+    #[error("`{0}` cannot be opened with this master key")]
+    BadAuditKey(PathBuf),
     #[error("no running server recorded in `{0}`; start one with `warden serve`")]
     NoServer(PathBuf),
 }
@@ -88,6 +97,30 @@ impl DataDir {
             URL_SAFE_NO_PAD.encode(k.as_ref())
         })?;
         decode_master(text.trim(), &path.display().to_string())
+    }
+
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join(AUDIT_DIR)
+    }
+
+    /// The key that signs audit checkpoints: sealed under the master key in `audit.key`
+    /// (0600), created on first use; its public half is written to `audit.pub.jwk`.
+    pub fn audit_key(&self, master: &SealingKey) -> Result<SigningKey, DataDirError> {
+        const CONTEXT: &[u8] = b"warden audit checkpoint key";
+        let path = self.root.join(AUDIT_KEY_FILE);
+        let text = read_or_create_secret(&path, || {
+            let key = SigningKey::generate(&mut OsRng);
+            URL_SAFE_NO_PAD.encode(master.seal(&mut OsRng, key.to_bytes().as_ref(), CONTEXT))
+        })?;
+        let bad = || DataDirError::BadAuditKey(path.clone());
+        let sealed = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| bad())?;
+        let secret = master.open(&sealed, CONTEXT).map_err(|_| bad())?;
+        let key = SigningKey::from_bytes(&secret).map_err(|_| bad())?;
+        let public = self.root.join(AUDIT_PUBLIC_KEY_FILE);
+        let jwk = Jwk::from_public_key(&key.public_key(), Some(key.public_key().thumbprint()));
+        fs::write(&public, serde_json::to_vec_pretty(&jwk).unwrap_or_default())
+            .map_err(io(&public))?;
+        Ok(key)
     }
 
     /// The bootstrap admin token, created on first use with mode 0600.

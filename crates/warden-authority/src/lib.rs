@@ -46,6 +46,7 @@ pub struct Authority {
     pub keys: Arc<Keyring>,
     pub alerts: alerts::Alerts,
     activity: activity::ActivityRecorder,
+    audit: std::sync::OnceLock<warden_audit::AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
     clients: client_cache::ClientCache,
@@ -86,6 +87,7 @@ impl Authority {
         revocations.spawn_follower(Arc::clone(&store));
         Ok(Arc::new(Self {
             activity: activity::ActivityRecorder::default(),
+            audit: std::sync::OnceLock::new(),
             alerts,
             revocations,
             dpop_replay: std::sync::Mutex::new(warden_core::replay::ReplayCache::new(
@@ -164,6 +166,29 @@ impl Authority {
                 self.retired_key_publish_secs(),
             )
             .await
+    }
+
+    /// Sends every later event to `log`. Once only; false if a log was already attached.
+    pub fn attach_audit(&self, log: warden_audit::AuditLog) -> bool {
+        self.audit.set(log).is_ok()
+    }
+
+    /// Records `entry` and returns once it is durable (immediately if no log is attached).
+    pub async fn audit(&self, entry: warden_audit::Entry) -> Result<(), warden_audit::AppendError> {
+        match self.audit.get() {
+            Some(log) => log.append(&entry).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `entry` without waiting; a full queue is logged, never waited on (for refusals
+    /// and alerts, which an attacker can multiply).
+    pub fn audit_nowait(&self, entry: warden_audit::Entry) {
+        if let Some(log) = self.audit.get() {
+            if let Err(e) = log.try_append(&entry) {
+                tracing::warn!(error = %e, action = %entry.action, "audit entry not recorded");
+            }
+        }
     }
 
     /// Merges the activity gathered since the last flush into the store.

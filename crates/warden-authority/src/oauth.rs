@@ -40,6 +40,9 @@ pub struct TokenResponse {
     scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     issued_token_type: Option<&'static str>,
+    /// What the audit log records of this issuance; never sent.
+    #[serde(skip)]
+    audit: Option<warden_audit::Entry>,
 }
 
 async fn token(
@@ -50,7 +53,15 @@ async fn token(
 ) -> Response {
     let peer = peer.map(|p| p.0 .0.ip());
     match issue(&a, &headers, body, peer).await {
-        Ok(t) => {
+        Ok(mut t) => {
+            // No token leaves before its issuance is on record.
+            if let Some(mut entry) = t.audit.take() {
+                entry.client_ip = peer;
+                if let Err(e) = a.audit(entry).await {
+                    tracing::error!(error = %e, "issuance could not be audited; token withheld");
+                    return OAuthError::server_error().into_response();
+                }
+            }
             let mut res = Json(t).into_response();
             let h = res.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -59,6 +70,15 @@ async fn token(
         }
         Err(e) => {
             tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            let mut entry = warden_audit::Entry::new(
+                a.now() * 1000,
+                warden_audit::Kind::Issuance,
+                "token.request",
+            );
+            entry.decision = warden_audit::Decision::Deny;
+            entry.reasons = vec![e.code.to_owned(), e.description.clone()];
+            entry.client_ip = peer;
+            a.audit_nowait(entry);
             e.into_response()
         }
     }
@@ -169,7 +189,23 @@ pub fn mint(
         scope = %claims.scope, aud = ?claims.aud, act = ?claims.act, bound = claims.cnf.is_some(),
         "token issued"
     );
+    let (kind, action) = match issued_token_type {
+        Some(_) => (warden_audit::Kind::Exchange, "token.exchange"),
+        None => (warden_audit::Kind::Issuance, "token.issue"),
+    };
+    let mut entry = warden_audit::Entry::new(claims.iat * 1000, kind, action);
+    entry.actor = Some(claims.client_id.clone());
+    entry.subject = Some(claims.sub.clone());
+    entry.act = crate::exchange::chain(claims)
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    entry.jti = Some(claims.jti.clone());
+    entry.resource = Some(claims.aud.iter().collect::<Vec<_>>().join(" "));
+    entry.decision = warden_audit::Decision::Allow;
+    entry.reasons = vec![format!("scope={}", claims.scope)];
     Ok(TokenResponse {
+        audit: Some(entry),
         access_token,
         token_type: if claims.cnf.is_some() {
             "DPoP"

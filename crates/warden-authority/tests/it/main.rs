@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod audit;
 mod delegation;
 mod honeytoken;
 mod report;

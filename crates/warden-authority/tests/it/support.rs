@@ -462,3 +462,18 @@ impl SseReader {
         }
     }
 }
+
+/// Waits until `cond` holds, checking every 10 ms, for at most 5 s.
+pub async fn eventually_async<F, Fut>(mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
