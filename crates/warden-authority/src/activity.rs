@@ -8,9 +8,12 @@ use std::sync::Mutex;
 use warden_core::PrincipalId;
 use warden_store::Activity;
 
+/// Last issuance and last use, per principal id.
+type Times = (Option<i64>, Option<i64>);
+
 #[derive(Default)]
 pub struct ActivityRecorder {
-    pending: Mutex<HashMap<String, (Option<i64>, Option<i64>)>>,
+    pending: Mutex<HashMap<String, Times>>,
 }
 
 impl ActivityRecorder {
