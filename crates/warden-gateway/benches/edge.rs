@@ -7,8 +7,12 @@
 //!    gateway must get 401. p50/p99 over `REVOCATIONS` (default 1,000).
 //! 2. The decision pipeline with DPoP on vs. off (criterion, in-process, no network): a cached
 //!    bearer token vs. a cached DPoP-bound token whose fresh proof is verified per request.
+//! 3. The decision pipeline with behavioural telemetry off vs. on (criterion, in-process): the
+//!    same cached bearer token of one steady identity, through a gateway without and one with
+//!    `[gateway.behaviour]` (every request observed: window, baseline, network, route).
 //!
-//! Run: `cargo bench -p warden-gateway --bench edge`.
+//! Run: `cargo bench -p warden-gateway --bench edge` (`SKIP_PROPAGATION=1` skips the first;
+//! a trailing filter such as `-- behaviour` picks criterion cases).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -50,7 +54,7 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn setup(gateways: usize) -> Setup {
+async fn setup(gateways: usize, extra_toml: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let authority_url = format!("http://{}", listener.local_addr().unwrap());
@@ -83,6 +87,7 @@ async fn setup(gateways: usize) -> Setup {
         r#"
 [gateway]
 authority = "{authority_url}"
+{extra_toml}
 [[gateway.route]]
 prefix = "/crm/"
 upstream = "{upstream}"
@@ -154,7 +159,7 @@ fn propagation(rt: &tokio::runtime::Runtime) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
     rt.block_on(async {
-        let s = setup(GATEWAYS).await;
+        let s = setup(GATEWAYS, "").await;
         let http = reqwest::Client::new();
         let mut took = Vec::with_capacity(revocations);
         for _ in 0..revocations {
@@ -205,7 +210,7 @@ fn propagation(rt: &tokio::runtime::Runtime) {
 }
 
 fn dpop_on_off(rt: &tokio::runtime::Runtime, c: &mut Criterion) {
-    let s = rt.block_on(setup(1));
+    let s = rt.block_on(setup(1, ""));
     let (gw, url) = s.gateways[0].clone();
     let host = url.trim_start_matches("http://").to_owned();
     let headers_for = |auth: String, proof: Option<String>| {
@@ -262,6 +267,40 @@ fn dpop_on_off(rt: &tokio::runtime::Runtime, c: &mut Criterion) {
     g.finish();
 }
 
+fn behaviour_on_off(rt: &tokio::runtime::Runtime, c: &mut Criterion) {
+    let off = rt.block_on(setup(1, ""));
+    let on = rt.block_on(setup(1, "[gateway.behaviour]\nenabled = true\n"));
+    assert!(on.gateways[0].0.behaviour.is_some() && off.gateways[0].0.behaviour.is_none());
+    let mut g = c.benchmark_group("decide");
+    for (name, s) in [
+        ("bearer, behaviour off", &off),
+        ("bearer, behaviour on (steady identity)", &on),
+    ] {
+        let (gw, _) = s.gateways[0].clone();
+        let (bearer, _) = token(s, |_| {});
+        let mut h = HeaderMap::new();
+        h.insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+        let decide = || {
+            let facts = Facts {
+                method: "GET",
+                path: "/crm/x",
+                raw_path: "/crm/x",
+                headers: &h,
+                client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+                request_id: String::new(),
+            };
+            assert!(rt.block_on(gw.decide(&facts)).is_ok());
+        };
+        g.bench_function(name, |b| b.iter(decide));
+    }
+    g.finish();
+    // The identity was observed and nothing was raised: a steady identity costs only the
+    // bookkeeping measured above.
+    let b = on.gateways[0].0.behaviour.as_ref().unwrap();
+    assert_eq!(b.tracked(), 1);
+    assert_eq!(on.gateways[0].0.alerts.as_ref().unwrap().raised_total(), 0);
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -276,5 +315,6 @@ fn main() {
         .measurement_time(Duration::from_secs(5))
         .configure_from_args();
     dpop_on_off(&rt, &mut c);
+    behaviour_on_off(&rt, &mut c);
     c.final_summary();
 }

@@ -21,7 +21,8 @@ use crate::lock;
 pub struct AuditEvent {
     pub time: i64,
     pub request_id: String,
-    /// `allow`, `deny`, or `gap` (decisions lost to a full queue).
+    /// `allow`, `deny`, `gap` (decisions lost to a full queue), `alert` (a behaviour
+    /// anomaly and the response to it) or `lift` (an admin lifted a restriction).
     pub decision: &'static str,
     /// The pipeline phase that decided.
     pub phase: &'static str,
@@ -42,6 +43,14 @@ pub struct AuditEvent {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
+    /// For `alert` and `lift`: the anomaly (`velocity`, `new_network`, `novelty`,
+    /// `denied_storm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<&'static str>,
+    /// For `alert`: the response (`alert`, `downgrade`, `throttle`, `quarantine`); for
+    /// `lift`: the restriction lifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<&'static str>,
 }
 
 /// Where audit entries end up.
@@ -204,5 +213,7 @@ fn gap_event(dropped: u64) -> AuditEvent {
         policy_ids: Vec::new(),
         status: 0,
         dropped: Some(dropped),
+        anomaly: None,
+        response: None,
     }
 }

@@ -10,6 +10,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use warden_core::Scope;
 
+use crate::behaviour::{BehaviourConfig, Response};
+
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,36 @@ struct RawGateway {
     #[serde(default)]
     replay_cache_entries: Option<usize>,
     #[serde(default)]
+    behaviour: Option<toml::Spanned<RawBehaviour>>,
+    #[serde(default)]
     route: Vec<toml::Spanned<RawRoute>>,
+}
+
+/// `[gateway.behaviour]`: off unless `enabled = true`; every other key has a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBehaviour {
+    #[serde(default)]
+    enabled: bool,
+    window_secs: Option<i64>,
+    ewma_alpha: Option<f64>,
+    burst_factor: Option<f64>,
+    burst_min_requests: Option<u32>,
+    max_requests_per_window: Option<u32>,
+    mature_after_windows: Option<u32>,
+    /// Refused requests in one window that make a storm (`denied_storm` is the response).
+    denied_storm_threshold: Option<u32>,
+    velocity: Option<Response>,
+    new_network: Option<Response>,
+    novelty: Option<Response>,
+    denied_storm: Option<Response>,
+    downgrade_secs: Option<i64>,
+    throttle_secs: Option<i64>,
+    throttle_per_sec: Option<u32>,
+    max_identities: Option<usize>,
+    idle_secs: Option<i64>,
+    alert_webhook: Option<String>,
+    alert_queue: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +170,8 @@ struct RawRoute {
 /// A validated route.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// Position in [`GatewayConfig::routes`].
+    pub index: usize,
     pub prefix: String,
     pub upstream: Upstream,
     pub audience: String,
@@ -185,6 +218,8 @@ pub struct GatewayConfig {
     pub revocation_max_staleness: Duration,
     pub dpop_max_skew_secs: i64,
     pub replay_cache_entries: usize,
+    /// Behavioural defence; `None` when off.
+    pub behaviour: Option<BehaviourConfig>,
     pub routes: Vec<Route>,
 }
 
@@ -306,6 +341,7 @@ impl GatewayConfig {
                 (None, Some(_)) => return Err(bad("burst without rate".into())),
             };
             routes.push(Route {
+                index: 0,
                 prefix: r.prefix,
                 upstream,
                 audience: r.audience.into_inner(),
@@ -318,6 +354,17 @@ impl GatewayConfig {
         }
         // Longest prefix first, so the first match is the longest.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        for (i, r) in routes.iter_mut().enumerate() {
+            r.index = i;
+        }
+        let behaviour = match g.behaviour {
+            None => None,
+            Some(spanned) => {
+                let at = spanned.span().start;
+                behaviour_config(spanned.into_inner())
+                    .map_err(|reason| invalid(at, format!("behaviour: {reason}")))?
+            }
+        };
         Ok(Self {
             listen: g
                 .listen
@@ -346,6 +393,7 @@ impl GatewayConfig {
             ),
             dpop_max_skew_secs,
             replay_cache_entries: g.replay_cache_entries.unwrap_or(1_000_000).max(1),
+            behaviour,
             routes,
         })
     }
@@ -360,6 +408,109 @@ impl GatewayConfig {
     pub fn route_for(&self, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| path.starts_with(&r.prefix))
     }
+}
+
+/// Validates `[gateway.behaviour]`; `None` when it is not enabled.
+fn behaviour_config(b: RawBehaviour) -> Result<Option<BehaviourConfig>, String> {
+    if !b.enabled {
+        return Ok(None);
+    }
+    let d = BehaviourConfig::default();
+    let in_range = |name: &str, v: i64, lo: i64, hi: i64| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{name} must be {lo} to {hi}"))
+        }
+    };
+    let window_secs = in_range(
+        "window_secs",
+        b.window_secs.unwrap_or(d.window_secs),
+        1,
+        86_400,
+    )?;
+    let ewma_alpha = b.ewma_alpha.unwrap_or(d.ewma_alpha);
+    if !(ewma_alpha > 0.0 && ewma_alpha <= 1.0) {
+        return Err("ewma_alpha must be above 0 and at most 1".into());
+    }
+    let burst_factor = b.burst_factor.unwrap_or(d.burst_factor);
+    if !(burst_factor > 1.0 && burst_factor <= 1_000.0) {
+        return Err("burst_factor must be above 1 and at most 1000".into());
+    }
+    let positive = |name: &str, v: Option<u32>, default: u32| match v.unwrap_or(default) {
+        0 => Err(format!("{name} must be positive")),
+        n => Ok(n),
+    };
+    let max_requests_per_window = match b.max_requests_per_window {
+        Some(0) => {
+            return Err("max_requests_per_window must be positive (omit it for no cap)".into())
+        }
+        v => v,
+    };
+    if let Some(url) = &b.alert_webhook {
+        if !url.starts_with("http://") {
+            return Err(format!(
+                "alert_webhook: `{url}` must be an http:// URL (terminate TLS in a sidecar)"
+            ));
+        }
+        url.parse::<hyper::Uri>()
+            .map_err(|_| format!("alert_webhook: `{url}` is not a URL"))?;
+    }
+    let alert_queue = b.alert_queue.unwrap_or(d.alert_queue);
+    if !(1..=1_000_000).contains(&alert_queue) {
+        return Err("alert_queue must be 1 to 1000000".into());
+    }
+    let max_identities = b.max_identities.unwrap_or(d.max_identities);
+    if !(16..=100_000_000).contains(&max_identities) {
+        return Err("max_identities must be 16 to 100000000".into());
+    }
+    Ok(Some(BehaviourConfig {
+        window_secs,
+        ewma_alpha,
+        burst_factor,
+        burst_min_requests: positive(
+            "burst_min_requests",
+            b.burst_min_requests,
+            d.burst_min_requests,
+        )?,
+        max_requests_per_window,
+        mature_after_windows: positive(
+            "mature_after_windows",
+            b.mature_after_windows,
+            d.mature_after_windows,
+        )?,
+        denied_storm: positive(
+            "denied_storm_threshold",
+            b.denied_storm_threshold,
+            d.denied_storm,
+        )?,
+        on_velocity: b.velocity.unwrap_or(d.on_velocity),
+        on_new_network: b.new_network.unwrap_or(d.on_new_network),
+        on_novelty: b.novelty.unwrap_or(d.on_novelty),
+        on_denied_storm: b.denied_storm.unwrap_or(d.on_denied_storm),
+        downgrade_secs: in_range(
+            "downgrade_secs",
+            b.downgrade_secs.unwrap_or(d.downgrade_secs),
+            1,
+            30 * 86_400,
+        )?,
+        throttle_secs: in_range(
+            "throttle_secs",
+            b.throttle_secs.unwrap_or(d.throttle_secs),
+            1,
+            30 * 86_400,
+        )?,
+        throttle_per_sec: positive("throttle_per_sec", b.throttle_per_sec, d.throttle_per_sec)?,
+        max_identities,
+        idle_secs: in_range(
+            "idle_secs",
+            b.idle_secs.unwrap_or(d.idle_secs),
+            window_secs,
+            365 * 86_400,
+        )?,
+        alert_webhook: b.alert_webhook,
+        alert_queue,
+    }))
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -468,5 +619,60 @@ GET = "crm:admin:read"
         assert!(error_of(&https).contains("upstream"));
         assert!(error_of("[gateway]\nlisten = \"nope\"\n").starts_with("w.toml:2:"));
         assert!(error_of("[gateway]\n").contains("authority"));
+    }
+
+    #[test]
+    fn behaviour_is_off_by_default_and_strict_when_on() {
+        let c = GatewayConfig::parse(GOOD, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(c.behaviour.is_none());
+        assert_eq!(c.routes.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1]);
+        let on = format!(
+            "{GOOD}\n[gateway.behaviour]\nenabled = true\nvelocity = \"downgrade\"\n\
+             alert_webhook = \"http://127.0.0.1:9999/hook\"\n"
+        );
+        let b = GatewayConfig::parse(&on, "w.toml", None)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+            .behaviour
+            .unwrap_or_else(|| unreachable!("enabled"));
+        assert_eq!(b.on_velocity, Response::Downgrade);
+        assert_eq!(b.on_denied_storm, Response::Throttle, "default");
+        assert_eq!(b.window_secs, 60);
+        let disabled = format!("{GOOD}\n[gateway.behaviour]\nwindow_secs = 10\n");
+        assert!(GatewayConfig::parse(&disabled, "w.toml", None)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+            .behaviour
+            .is_none());
+
+        let lines = GOOD.lines().count();
+        let typo = format!("{GOOD}\n[gateway.behaviour]\nenabled = true\nvelocty = \"alert\"\n");
+        let e = error_of(&typo);
+        assert!(
+            e.starts_with(&format!("w.toml:{}:", lines + 4)) && e.contains("velocty"),
+            "{e}"
+        );
+        let bad = format!("{GOOD}\n[gateway.behaviour]\nenabled = true\nnovelty = \"ban\"\n");
+        let e = error_of(&bad);
+        assert!(
+            e.starts_with(&format!("w.toml:{}:", lines + 4)) && e.contains("ban"),
+            "{e}"
+        );
+        let https =
+            format!("{GOOD}\n[gateway.behaviour]\nenabled = true\nalert_webhook = \"https://x\"\n");
+        let e = error_of(&https);
+        assert!(
+            e.starts_with(&format!("w.toml:{}:", lines + 2)) && e.contains("alert_webhook"),
+            "{e}"
+        );
+        for (key, value) in [
+            ("ewma_alpha", "0.0"),
+            ("burst_factor", "1.0"),
+            ("window_secs", "0"),
+            ("throttle_per_sec", "0"),
+            ("max_requests_per_window", "0"),
+            ("alert_queue", "0"),
+        ] {
+            let bad = format!("{GOOD}\n[gateway.behaviour]\nenabled = true\n{key} = {value}\n");
+            assert!(error_of(&bad).contains(key), "{key}: {}", error_of(&bad));
+        }
     }
 }

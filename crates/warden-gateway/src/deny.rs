@@ -1,6 +1,7 @@
 //! Refusals and how they answer: 401 with an RFC 6750 challenge for missing or bad tokens,
-//! 403 problem+json for scope, network and policy, 429 with `Retry-After`, 502/504 for an
-//! upstream's failure. The reason a client reads never contains a token.
+//! 403 problem+json for scope, network, policy and a read-only downgrade, 429 with
+//! `Retry-After`, 502/504 for an upstream's failure. The reason a client reads never contains
+//! a token.
 
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
@@ -36,6 +37,18 @@ pub enum Deny {
     /// The replay cache is full of live values; accepting more would forget some.
     ReplayCacheFull,
     AuditBacklog,
+    /// Behaviour: the token is quarantined (its revocation is on its way, or has arrived).
+    Quarantined,
+    /// Behaviour: the identity is downgraded to safe methods.
+    ReadOnly {
+        until: i64,
+        cause: &'static str,
+    },
+    /// Behaviour: the identity is throttled.
+    Throttled {
+        retry_after_secs: u64,
+        cause: &'static str,
+    },
     UpstreamUnreachable(String),
     UpstreamTimeout,
 }
@@ -54,6 +67,7 @@ impl Deny {
             Self::Policy { .. } => "policy",
             Self::RateLimited { .. } => "rate",
             Self::AuditBacklog => "audit",
+            Self::Quarantined | Self::ReadOnly { .. } | Self::Throttled { .. } => "behaviour",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout => "forward",
         }
     }
@@ -62,16 +76,18 @@ impl Deny {
         match self {
             Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::UntrustedCaller => StatusCode::FORBIDDEN,
-            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidDpop(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::InvalidDpop(_)
+            | Self::Quarantined => StatusCode::UNAUTHORIZED,
             Self::RevocationStale | Self::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InsufficientScope(_) | Self::Network(_) | Self::Policy { .. } => {
-                StatusCode::FORBIDDEN
-            }
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InsufficientScope(_)
+            | Self::Network(_)
+            | Self::Policy { .. }
+            | Self::ReadOnly { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AuditBacklog => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -97,8 +113,44 @@ impl Deny {
                 format!("rate limit exceeded; retry after {retry_after_secs} s")
             }
             Self::AuditBacklog => "the audit log cannot take more entries; retry shortly".into(),
+            Self::Quarantined => {
+                "token is quarantined after anomalous behaviour and is being revoked".into()
+            }
+            Self::ReadOnly { until, cause } => format!(
+                "restriction `downgrade`: this identity may only use GET, HEAD and OPTIONS until {until} (after a {cause} anomaly)"
+            ),
+            Self::Throttled {
+                retry_after_secs,
+                cause,
+            } => format!(
+                "restriction `throttle`: this identity is throttled (after a {cause} anomaly); retry after {retry_after_secs} s"
+            ),
             Self::UpstreamUnreachable(_) => "the upstream could not be reached".into(),
             Self::UpstreamTimeout => "the upstream did not answer in time".into(),
+        }
+    }
+
+    /// A refusal that suggests probing — authorization and proof failures, not back-pressure
+    /// or the gateway's own trouble — counts toward a denied storm.
+    pub fn suggests_probing(&self) -> bool {
+        matches!(
+            self,
+            Self::NoRoute
+                | Self::MethodNotAllowed(_)
+                | Self::InsufficientScope(_)
+                | Self::Network(_)
+                | Self::Policy { .. }
+                | Self::InvalidDpop(_)
+        )
+    }
+
+    /// The behaviour restriction behind the refusal, named in the problem body.
+    fn restriction(&self) -> Option<&'static str> {
+        match self {
+            Self::Quarantined => Some("quarantine"),
+            Self::ReadOnly { .. } => Some("downgrade"),
+            Self::Throttled { .. } => Some("throttle"),
+            _ => None,
         }
     }
 
@@ -141,6 +193,9 @@ impl Deny {
         if let Self::Policy { policy_ids, .. } = &self {
             body["policy_ids"] = json!(policy_ids);
         }
+        if let Some(r) = self.restriction() {
+            body["restriction"] = json!(r);
+        }
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
         *res.status_mut() = status;
         let h = res.headers_mut();
@@ -150,6 +205,10 @@ impl Deny {
         );
         let challenge = match &self {
             Self::MissingToken => Some("Bearer realm=\"warden\"".to_owned()),
+            Self::Quarantined => Some(
+                "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"token is quarantined\""
+                    .to_owned(),
+            ),
             Self::InvalidToken(r) => Some(format!(
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
                 quote_safe(r)
@@ -168,7 +227,10 @@ impl Deny {
             h.insert(WWW_AUTHENTICATE, v);
         }
         match &self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::Throttled {
+                retry_after_secs, ..
+            } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     h.insert(RETRY_AFTER, v);
                 }

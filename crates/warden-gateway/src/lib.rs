@@ -5,11 +5,15 @@
 //! the hot path): `verify` (bearer token, EdDSA against the cached JWKS, claims) → `route`
 //! (longest prefix) → `scope` → `network` (`allowed_ips` against the client address) →
 //! `policy` (Cedar) → `rate` (GCRA per identity) → `swap` (a short internal token for that
-//! upstream) → `forward`. Every decision is handed to the audit sink without waiting on
-//! disk. The same pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and
-//! Envoy.
+//! upstream) → `forward`. With `[gateway.behaviour]` on, a `behaviour` phase after `route`
+//! enforces the restrictions anomalies put in place and learns from every request (see
+//! [`behaviour`]). Every decision is handed to the audit sink without waiting on disk. The
+//! same pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and Envoy.
 
+mod admin;
+pub mod alert;
 pub mod audit;
+pub mod behaviour;
 pub mod config;
 mod deny;
 mod http_client;
@@ -33,6 +37,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rand_core::OsRng;
 use serde_json::json;
 use tokio::net::TcpListener;
+use warden_core::crypto::sha256;
 use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::time::Clock;
@@ -83,6 +88,11 @@ pub struct Gateway {
     /// `jti`s of single-use (`max_uses: 1`) tokens already spent.
     single_use: std::sync::Mutex<ReplayCache>,
     limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    /// Behavioural defence, when `[gateway.behaviour]` is enabled.
+    pub behaviour: Option<behaviour::Behaviour>,
+    pub alerts: Option<alert::Alerts>,
+    /// SHA-256 of the admin token, for the gateway's own admin endpoints.
+    admin_token_hash: [u8; 32],
     key: GatewayKey,
     client: HttpClient,
     clock: Arc<dyn Clock>,
@@ -166,6 +176,18 @@ impl Gateway {
                 Some((r.prefix.clone(), RateLimiter::keyed(quota)))
             })
             .collect();
+        let (behaviour, alerts, receivers) = match &config.behaviour {
+            Some(b) => {
+                let (alerts, receivers) =
+                    alert::Alerts::new(b.alert_webhook.as_deref(), b.alert_queue);
+                (
+                    Some(behaviour::Behaviour::new(b.clone())),
+                    Some(alerts),
+                    Some(receivers),
+                )
+            }
+            None => (None, None, None),
+        };
         let gateway = Arc::new(Self {
             tokens: TokenCache::new(config.token_cache_entries),
             revocations,
@@ -176,10 +198,16 @@ impl Gateway {
             policies,
             audit,
             limiters,
+            behaviour,
+            alerts,
+            admin_token_hash: sha256(opts.admin_token.as_bytes()),
             key,
             client,
             clock: opts.clock,
         });
+        if let Some(receivers) = receivers {
+            alert::Alerts::spawn(&gateway, receivers, opts.admin_token.clone());
+        }
         gateway.spawn_key_renewal(opts.admin_token, opts.name);
         Ok(gateway)
     }
@@ -192,8 +220,8 @@ impl Gateway {
         &self.key.kid
     }
 
-    /// Every 30 s: sweep expired tokens, idle rate-limit state, revocations and one-time values
-    /// past their horizon; every 10 min: renew the
+    /// Every 30 s: sweep expired tokens, idle rate-limit state, revocations, one-time values
+    /// past their horizon and idle behaviour state; every 10 min: renew the
     /// gateway key's registration.
     fn spawn_key_renewal(self: &Arc<Self>, admin_token: String, name: String) {
         let weak = Arc::downgrade(self);
@@ -213,6 +241,9 @@ impl Gateway {
                 g.revocations.prune(now);
                 lock(&g.dpop_replay).prune(now);
                 lock(&g.single_use).prune(now);
+                if let Some(b) = &g.behaviour {
+                    b.sweep(now);
+                }
                 if last_renewal.elapsed() >= KEY_RENEW_EVERY {
                     match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key)
                         .await

@@ -16,7 +16,9 @@ use warden_core::replay::FirstUse;
 use warden_core::{ScopeSet, TokenError, Validation};
 use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
 
+use crate::alert::Revoke;
 use crate::audit::AuditEvent;
+use crate::behaviour::{Finding, Imposed, Observation, Verdict};
 use crate::config::{FailMode, ForwardAuth, Route};
 use crate::deny::Deny;
 use crate::http_client::{full, Body};
@@ -63,6 +65,12 @@ impl Gateway {
         }
         if raw == "/metrics" {
             return self.metrics();
+        }
+        if raw
+            .strip_prefix(crate::admin::PREFIX)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            return self.admin(&req, &raw, peer);
         }
         let path = match crate::path::normalize(&raw) {
             Ok(p) => p,
@@ -213,6 +221,11 @@ impl Gateway {
             "policies": self.policies.as_ref().map(|p| p.current().len()),
             "verified_tokens_cached": self.tokens.len(),
             "audit_dropped_total": self.audit.dropped_total(),
+            "behaviour": self.behaviour.as_ref().zip(self.alerts.as_ref()).map(|(b, a)| json!({
+                "identities": b.tracked(),
+                "alerts_raised_total": a.raised_total(),
+                "alerts_dropped_total": a.dropped_total(),
+            })),
             "gateway_key": self.key_id(),
         });
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
@@ -227,7 +240,7 @@ impl Gateway {
     /// Prometheus text exposition of the gateway's health figures.
     fn metrics(&self) -> Response<Body> {
         let r = &self.revocations;
-        let gauges: [(&str, &str, f64); 7] = [
+        let mut gauges: Vec<(&str, &str, f64)> = vec![
             (
                 "warden_gateway_revocation_view_fresh",
                 "1 while the revocation view is within its staleness bound",
@@ -264,6 +277,55 @@ impl Gateway {
                 self.audit.dropped_total() as f64,
             ),
         ];
+        if let (Some(b), Some(a)) = (&self.behaviour, &self.alerts) {
+            gauges.extend([
+                (
+                    "warden_gateway_behaviour_identities",
+                    "identities whose behaviour is tracked",
+                    b.tracked() as f64,
+                ),
+                (
+                    "warden_gateway_behaviour_untracked_total",
+                    "requests not observed because the identity table was full",
+                    b.untracked_total() as f64,
+                ),
+                (
+                    "warden_gateway_behaviour_restrictions",
+                    "restrictions in force",
+                    b.restrictions(self.now()).len() as f64,
+                ),
+                (
+                    "warden_gateway_alerts_raised_total",
+                    "behaviour anomalies reported",
+                    a.raised_total() as f64,
+                ),
+                (
+                    "warden_gateway_alerts_dropped_total",
+                    "alerts lost to a full alert queue",
+                    a.dropped_total() as f64,
+                ),
+                (
+                    "warden_gateway_alerts_delivered_total",
+                    "alerts the webhook accepted",
+                    a.delivered_total() as f64,
+                ),
+                (
+                    "warden_gateway_alerts_failed_total",
+                    "alerts the webhook did not accept",
+                    a.failed_total() as f64,
+                ),
+                (
+                    "warden_gateway_quarantine_revocations_total",
+                    "quarantined tokens revoked at the authority",
+                    a.revoked_total() as f64,
+                ),
+                (
+                    "warden_gateway_quarantine_revocations_failed_total",
+                    "quarantined tokens that could not be revoked",
+                    a.revoke_failed_total() as f64,
+                ),
+            ]);
+        }
         let mut text = String::new();
         for (name, help, value) in gauges {
             text.push_str(&format!(
@@ -314,11 +376,22 @@ impl Gateway {
                 Err((_, _, d)) => d.status().as_u16(),
             },
             dropped: None,
+            anomaly: None,
+            response: None,
         };
         if self.audit.try_record(event).is_err() {
             match route.map_or(FailMode::Closed, |r| r.fail_mode) {
-                FailMode::Closed => outcome = Err((verified, route, Deny::AuditBacklog)),
+                FailMode::Closed => outcome = Err((verified.clone(), route, Deny::AuditBacklog)),
                 FailMode::Open => self.audit.count_dropped(),
+            }
+        }
+        // behaviour: refusals that suggest probing feed the storm detector
+        if let (Some(b), Some(v), Err((_, _, deny))) = (&self.behaviour, &verified, &outcome) {
+            if deny.suggests_probing() {
+                let expires = v.claims.exp + Validation::DEFAULT_LEEWAY;
+                if let Some(f) = b.record_denial(&v.identity, &v.claims.jti, expires, now) {
+                    self.raise(f, v, route, facts, now);
+                }
             }
         }
         outcome.map_err(|(_, _, d)| d)
@@ -358,6 +431,43 @@ impl Gateway {
                 Deny::MethodNotAllowed(facts.method.to_owned()),
             ));
         };
+
+        // behaviour: learn from the request, then enforce the restrictions in force
+        if let Some(b) = &self.behaviour {
+            let assessment = b.observe(
+                &Observation {
+                    identity: &verified.identity,
+                    jti: &verified.claims.jti,
+                    token_expires: verified.claims.exp + Validation::DEFAULT_LEEWAY,
+                    route: route.index,
+                    route_prefix: &route.prefix,
+                    method: facts.method,
+                    client_ip: facts.client_ip,
+                },
+                now,
+            );
+            for f in assessment.findings {
+                self.raise(f, &verified, Some(route), facts, now);
+            }
+            let refusal = match assessment.verdict {
+                Verdict::Allow => None,
+                Verdict::Quarantined => Some(Deny::Quarantined),
+                Verdict::ReadOnly { until, cause } => Some(Deny::ReadOnly {
+                    until,
+                    cause: cause.name(),
+                }),
+                Verdict::Throttled {
+                    retry_after_secs,
+                    cause,
+                } => Some(Deny::Throttled {
+                    retry_after_secs,
+                    cause: cause.name(),
+                }),
+            };
+            if let Some(d) = refusal {
+                return Err(fail(Some(route), d));
+            }
+        }
 
         // scope
         if !verified.scopes.covers(required) {
@@ -438,6 +548,87 @@ impl Gateway {
             internal_token,
             policy_ids,
         })
+    }
+
+    /// Reports a behaviour finding: an audit entry, a signed webhook alert (queued), and for
+    /// a quarantine the revocation at the authority (queued). Never waits.
+    fn raise(&self, f: Finding, v: &Verified, route: Option<&Route>, facts: &Facts<'_>, now: i64) {
+        let anomaly = f.anomaly.name();
+        let response = f.response.name();
+        tracing::warn!(
+            identity = %v.identity, jti = %v.claims.jti, anomaly, response,
+            detail = %f.detail, "behaviour anomaly"
+        );
+        let restriction = match &f.imposed {
+            None => serde_json::Value::Null,
+            Some(Imposed::Downgrade { until }) => json!({ "kind": "downgrade", "until": until }),
+            Some(Imposed::Throttle { until, per_sec }) => {
+                json!({ "kind": "throttle", "until": until, "per_sec": per_sec })
+            }
+            Some(Imposed::Quarantine { jti, until }) => {
+                json!({ "kind": "quarantine", "jti": jti, "until": until })
+            }
+        };
+        let event = AuditEvent {
+            time: now,
+            request_id: facts.request_id.clone(),
+            decision: "alert",
+            phase: "behaviour",
+            reason: format!("{anomaly}: {}; response: {response}", f.detail),
+            sub: Some(v.claims.sub.clone()),
+            act: v.actor.clone(),
+            jti: Some(v.claims.jti.clone()),
+            route: route.map(|r| r.prefix.clone()),
+            method: facts.method.to_owned(),
+            path: facts.path.to_owned(),
+            client_ip: facts.client_ip,
+            policy_ids: Vec::new(),
+            status: 0,
+            dropped: None,
+            anomaly: Some(anomaly),
+            response: Some(response),
+        };
+        if self.audit.try_record(event).is_err() {
+            self.audit.count_dropped();
+        }
+        if let Some(alerts) = &self.alerts {
+            alerts.send(&json!({
+                "type": "warden.behaviour.alert",
+                "id": random_token_id(&mut OsRng),
+                "time": now,
+                "gateway": self.key_id(),
+                "identity": v.identity,
+                "sub": v.claims.sub,
+                "act": v.actor,
+                "jti": v.claims.jti,
+                "anomaly": anomaly,
+                "detail": f.detail,
+                "response": response,
+                "restriction": restriction,
+                "request": {
+                    "id": facts.request_id,
+                    "method": facts.method,
+                    "path": facts.path,
+                    "route": route.map(|r| r.prefix.as_str()),
+                    "client_ip": facts.client_ip,
+                },
+            }));
+            if let Some(Imposed::Quarantine { jti, .. }) = f.imposed {
+                let mut reason = format!(
+                    "quarantined by gateway {}: {anomaly}: {}",
+                    self.key_id(),
+                    f.detail
+                );
+                if reason.len() > 500 {
+                    let cut = (0..=500)
+                        .rev()
+                        .find(|i| reason.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    reason.truncate(cut);
+                }
+                alerts.revoke(Revoke { jti, reason });
+            }
+        }
     }
 
     /// Cedar's decision, or the same decision made earlier for this token by the same policy
@@ -535,8 +726,13 @@ impl Gateway {
             ),
         };
         let (actor, delegation_depth) = chain(claims.act.as_ref());
+        let identity = match &actor {
+            Some(a) => format!("{}~{a}", claims.sub),
+            None => claims.sub.clone(),
+        };
         let v = Arc::new(Verified {
             kid: kid.unwrap_or_default(),
+            identity,
             claims,
             scopes,
             allowed_ips,

@@ -33,6 +33,9 @@ pub const MAX_CACHED_DECISIONS: usize = 64;
 #[derive(Debug)]
 pub struct Verified {
     pub kid: String,
+    /// Who the behaviour detectors learn about: `sub`, or `sub~actor` for a delegated token,
+    /// so an agent acting for a user has a baseline of its own.
+    pub identity: String,
     pub claims: AccessClaims,
     pub scopes: ScopeSet,
     /// `allowed_ips`, parsed; `None` when the token has no restriction.
