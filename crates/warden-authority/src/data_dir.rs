@@ -38,7 +38,7 @@ pub enum DataDirError {
     BadMasterKey(String),
     #[error("`{0}` is readable by group or others; run `chmod 600` on it")]
     Permissions(PathBuf),
-    #[error("`{0}` cannot be opened with this master key")]
+    #[error("`{0}` cannot be opened with this master key: is WARDEN_MASTER_KEY (or master.key) the one it was created with?")]
     BadAuditKey(PathBuf),
     #[error("no running server recorded in `{0}`; start one with `warden serve`")]
     NoServer(PathBuf),

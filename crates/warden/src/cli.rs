@@ -54,6 +54,9 @@ enum Command {
         /// Access-token lifetime in seconds (default 900; never above a tenant's ceiling).
         #[arg(long)]
         token_ttl: Option<i64>,
+        /// Mirror every durable audit batch to stdout as JSON lines (for a SIEM pipeline).
+        #[arg(long)]
+        audit_stdout: bool,
         /// The store: `postgres://USER:PASS@HOST/DB` for replicas sharing one PostgreSQL
         /// (they must share WARDEN_MASTER_KEY too); default: SQLite in the data directory.
         #[arg(long, env = "WARDEN_DATABASE_URL")]
@@ -124,6 +127,27 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Reports for reviews.
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create honeytokens: credentials bound to no power whose use raises an alert.
+    Honeytoken {
+        #[command(subcommand)]
+        action: HoneytokenAction,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage the token-signing keys.
     Keys {
         #[command(subcommand)]
@@ -155,6 +179,66 @@ enum Command {
         count: usize,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check the whole chain and every checkpoint signature; name the first break.
+    Verify {
+        /// The audit public key (JWK) to trust; default: the data directory's
+        /// `audit.pub.jwk`. Pin a copy elsewhere: whoever can rewrite the log can rewrite
+        /// that file too.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print entries as JSON lines, exactly as stored.
+    Export {
+        /// Unix seconds, or a duration ago such as `30m`, `24h`, `7d` (default: everything).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportAction {
+    /// Who can do what: principals, kinds, owners, scope ceilings, delegation grants, last
+    /// issuance and last use.
+    Access {
+        /// One tenant (default: all).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+enum HoneytokenAction {
+    /// Mint a realistic-looking credential (client id, secret, access token) bound to no
+    /// power; its use anywhere is refused and raises a high-severity alert.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// A name an attacker would find plausible.
+        #[arg(long)]
+        name: String,
+        /// Scopes the bait token claims (cosmetic).
+        #[arg(long)]
+        scopes: Option<String>,
     },
 }
 
@@ -284,6 +368,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             issuer,
             token_ttl,
+            audit_stdout,
             database,
             config,
             gateway_listen,
@@ -293,6 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let running = serve::start(
                 &common.data_dir,
                 serve::ServeOptions {
+                    audit_stdout,
                     database,
                     listen,
                     issuer,
@@ -530,6 +616,108 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out, common.json);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit { action, common } => {
+            let dir = DataDir::existing(&common.data_dir);
+            match action {
+                AuditAction::Verify { key } => {
+                    let key_file = key.unwrap_or_else(|| {
+                        dir.path()
+                            .join(warden_authority::data_dir::AUDIT_PUBLIC_KEY_FILE)
+                    });
+                    let text = std::fs::read_to_string(&key_file)
+                        .with_context(|| format!("cannot read `{}`", key_file.display()))?;
+                    let jwk: warden_core::jwks::Jwk = serde_json::from_str(&text)
+                        .with_context(|| format!("`{}` is not a JWK", key_file.display()))?;
+                    let keys = warden_audit::KeyRing::new().with(jwk.to_public_key()?);
+                    match warden_audit::verify_dir(&dir.audit_dir(), &keys) {
+                        Ok(report) => {
+                            let out = json!({
+                                "status": "ok",
+                                "entries": report.entries,
+                                "checkpoints": report.checkpoints,
+                                "signed_entries": report.signed_entries,
+                                "head": report.head.to_b64(),
+                                "torn_tail": report.torn_tail.map(|t| t.line),
+                            });
+                            print(&out, common.json);
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(warden_audit::VerifyError::Tampered(finding)) => {
+                            eprintln!("audit log does not verify: {finding}");
+                            Ok(ExitCode::FAILURE)
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                AuditAction::Export { since, format: _ } => {
+                    let since_ms = match since {
+                        None => i64::MIN,
+                        Some(s) => parse_since(&s, unix_now())? * 1000,
+                    };
+                    let log = dir.audit_dir().join("audit.jsonl");
+                    let stdout = std::io::stdout();
+                    warden_audit::export(&log, since_ms, std::io::BufWriter::new(stdout.lock()))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Report {
+            action: ReportAction::Access { tenant, format },
+            common,
+        } => {
+            let admin = connect(&common.data_dir)?;
+            let tenants: Vec<String> = match tenant {
+                Some(t) => vec![t],
+                None => admin
+                    .get("/tenants")
+                    .await?
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            let mut rows = Vec::new();
+            for t in &tenants {
+                let report = admin
+                    .get(&format!("/tenants/{}/access-report", seg(t)))
+                    .await?;
+                for mut row in report.as_array().cloned().unwrap_or_default() {
+                    row["tenant"] = json!(t);
+                    rows.push(row);
+                }
+            }
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                ReportFormat::Csv => print!("{}", crate::report::access_csv(&rows)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Honeytoken {
+            action:
+                HoneytokenAction::Create {
+                    tenant,
+                    name,
+                    scopes,
+                },
+            common,
+        } => {
+            let admin = connect(&common.data_dir)?;
+            let mut body = json!({ "name": name });
+            if let Some(s) = scopes {
+                body["scopes"] = json!(s);
+            }
+            let out = admin
+                .post(
+                    &format!("/tenants/{}/honeytokens", seg(&tenant)),
+                    Some(&body),
+                )
+                .await?;
+            print(&out, common.json);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys { action, common } => {
             let admin = connect(&common.data_dir)?;
             let out = match action {
@@ -685,6 +873,25 @@ fn one_line(v: &Value) -> String {
         .filter_map(|k| field(k).map(|x| format!("{k}={x}")))
         .collect::<Vec<_>>()
         .join("  ")
+}
+
+/// `--since`: unix seconds, or a duration ago (`90s`, `30m`, `24h`, `7d`).
+fn parse_since(s: &str, now: i64) -> anyhow::Result<i64> {
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(t);
+    }
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--since `{s}`: give unix seconds or e.g. 30m, 24h, 7d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("--since `{s}`: the unit must be s, m, h or d"),
+    };
+    Ok(now - n.saturating_mul(secs))
 }
 
 pub fn unix_now() -> i64 {

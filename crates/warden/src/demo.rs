@@ -46,6 +46,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         dir.path(),
         ServeOptions {
             database: None,
+            audit_stdout: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: None,
             token_ttl_secs: None,

@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod keyfile;
 mod oauth_client;
+mod report;
 mod serve;
 
 use std::process::ExitCode;

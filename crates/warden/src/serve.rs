@@ -15,6 +15,8 @@ use warden_gateway::{Gateway, GatewayConfig, StartOptions};
 use warden_store::sqlite::SqliteStore;
 
 pub struct ServeOptions {
+    /// Mirror every durable audit batch to stdout as JSON lines (for a SIEM pipeline).
+    pub audit_stdout: bool,
     /// A `postgres://` (or `sqlite://`) URL; default: SQLite in the data directory.
     pub database: Option<String>,
     pub listen: SocketAddr,
@@ -59,8 +61,10 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         config.token_ttl_secs = ttl;
     }
     let limits = config.limits.clone();
+    let audit = open_audit(&dir, &master, opts.audit_stdout)?;
     let authority =
         Authority::start(config, store, master, &admin_token, Arc::new(SystemClock)).await?;
+    authority.attach_audit(audit.clone());
     authority.maintain().await;
     let maintenance = authority.spawn_maintenance(Duration::from_secs(60));
     dir.write_server_info(&ServerInfo {
@@ -89,6 +93,10 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         }
         let result = authority_task.await;
         maintenance.abort();
+        // A final signed checkpoint covers everything written.
+        if let Err(e) = audit.close().await {
+            tracing::error!(error = %e, "closing the audit log failed");
+        }
         dir.remove_server_info();
         result
             .context("server task failed")?
@@ -101,6 +109,34 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         shutdown: gw_tx,
         task,
     })
+}
+
+/// Opens the audit log in the data directory, cutting a torn tail a crash left behind.
+fn open_audit(
+    dir: &DataDir,
+    master: &warden_core::crypto::SealingKey,
+    to_stdout: bool,
+) -> anyhow::Result<warden_audit::AuditLog> {
+    let key = dir.audit_key(master)?;
+    let path = dir.audit_dir();
+    std::fs::create_dir_all(&path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    let mut options = warden_audit::Options::default();
+    if to_stdout {
+        options
+            .sinks
+            .push(Box::new(warden_audit::JsonLinesSink(std::io::stdout())));
+    }
+    let (log, report) = warden_audit::AuditLog::open(&path, Arc::new(key), options)
+        .with_context(|| format!("cannot open the audit log in `{}`", path.display()))?;
+    if let Some(torn) = report.torn_tail {
+        tracing::warn!(
+            line = torn.line,
+            bytes = torn.len,
+            "cut the audit log's torn last line (a crash mid-write; never acknowledged)"
+        );
+    }
+    Ok(log)
 }
 
 /// Starts a gateway against `authority_url` with the routes of `config`.

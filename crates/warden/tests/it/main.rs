@@ -246,6 +246,33 @@ fn admin_commands_drive_a_running_server() {
     assert!(!warden(&data, &["revoke", "--principal", "agt_nope"])
         .status
         .success());
+
+    // Honeytokens and the access review.
+    let bait = json_of(&warden(
+        &data,
+        &[
+            "honeytoken",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "billing-export",
+            "--json",
+        ],
+    ));
+    assert!(bait["client_secret"].as_str().unwrap().starts_with("wsec_"));
+    assert!(bait["access_token"].as_str().unwrap().starts_with("eyJ"));
+    let report = json_of(&warden(&data, &["report", "access", "--tenant", "acme"]));
+    let rows = report.as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["principal"] == id && r["scopes"] == "crm:contacts:read email:send"));
+    let csv = warden(&data, &["report", "access", "--format", "csv"]);
+    assert!(csv.status.success());
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    assert!(csv.starts_with("tenant,principal,kind,name,owner"), "{csv}");
+    assert!(csv.contains(id), "{csv}");
+    assert_eq!(csv.lines().count(), rows.len() + 1, "one row per principal");
 }
 
 #[test]
@@ -604,4 +631,44 @@ fn replicas_on_one_postgresql_share_revocations() {
     json_of(&warden(&data_b, &["revoke", "--principal", id, "--json"]));
     assert_eq!(until_status(gw_a, &t, 401), 401, "replica a's gateway");
     assert_eq!(until_status(gw_b, &t, 401), 401, "replica b's gateway");
+}
+
+/// The audit log of a real server: every change is on it, `audit verify` accepts it, and
+/// names the entry someone edited afterwards; `audit export` prints the entries.
+#[test]
+fn audit_verify_accepts_the_servers_log_and_names_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let _server = start(&data);
+        json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
+        json_of(&warden(&data, &["tenant", "create", "globex", "--json"]));
+    }
+    let verified = json_of(&warden(&data, &["audit", "verify", "--json"]));
+    assert_eq!(verified["status"], "ok", "{verified}");
+    assert!(verified["entries"].as_u64().unwrap() >= 2, "{verified}");
+
+    let out = warden(&data, &["audit", "export"]);
+    assert!(out.status.success());
+    let exported = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(exported.contains("POST /admin/v1/tenants"), "{exported}");
+    let out = warden(&data, &["audit", "export", "--since", "1h"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), exported);
+    assert!(!warden(&data, &["audit", "export", "--since", "soon"])
+        .status
+        .success());
+
+    // Someone rewrites history: the first tenant creation becomes another.
+    let log = data.join("audit").join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let edited = text.replacen("POST /admin/v1/tenants", "POST /admin/v1/tenantz", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&log, edited).unwrap();
+    let out = warden(&data, &["audit", "verify"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not verify") && err.contains("line 1"),
+        "{err}"
+    );
 }
