@@ -19,6 +19,8 @@ pub enum Deny {
     MissingToken,
     /// The credential is not a valid token for this gateway.
     InvalidToken(String),
+    /// A honeytoken, naming this principal: refused like a revoked token, and reported.
+    Honeytoken(String),
     NoRoute,
     MethodNotAllowed(String),
     InsufficientScope(String),
@@ -58,7 +60,7 @@ impl Deny {
     pub fn phase(&self) -> &'static str {
         match self {
             Self::BadPath(_) | Self::UntrustedCaller => "request",
-            Self::MissingToken | Self::InvalidToken(_) => "verify",
+            Self::MissingToken | Self::InvalidToken(_) | Self::Honeytoken(_) => "verify",
             Self::InvalidDpop(_) | Self::ReplayCacheFull => "possession",
             Self::RevocationStale => "revocation",
             Self::NoRoute | Self::MethodNotAllowed(_) => "route",
@@ -79,6 +81,7 @@ impl Deny {
             Self::MissingToken
             | Self::InvalidToken(_)
             | Self::InvalidDpop(_)
+            | Self::Honeytoken(_)
             | Self::Quarantined => StatusCode::UNAUTHORIZED,
             Self::RevocationStale | Self::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
@@ -100,6 +103,8 @@ impl Deny {
             Self::UntrustedCaller => "forward auth answers only trusted proxies".into(),
             Self::MissingToken => "no bearer token".into(),
             Self::InvalidToken(r) | Self::InvalidDpop(r) => r.clone(),
+            // The presenter must not learn that it was a trap.
+            Self::Honeytoken(_) => "token was revoked".into(),
             Self::RevocationStale => {
                 "the gateway cannot confirm the token is not revoked; retry shortly".into()
             }
@@ -213,6 +218,10 @@ impl Deny {
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
                 quote_safe(r)
             )),
+            Self::Honeytoken(_) => Some(
+                "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"token was revoked\""
+                    .to_owned(),
+            ),
             Self::InvalidDpop(r) => Some(format!(
                 "DPoP algs=\"EdDSA\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
                 quote_safe(r)

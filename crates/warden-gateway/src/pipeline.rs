@@ -13,6 +13,7 @@ use warden_core::dpop::{verify_proof, DpopError, ProofRequest};
 use warden_core::id::random_token_id;
 use warden_core::jws::{self, UnverifiedToken};
 use warden_core::replay::FirstUse;
+use warden_core::revocation::Revoked;
 use warden_core::{ScopeSet, TokenError, Validation};
 use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
 
@@ -344,6 +345,9 @@ impl Gateway {
     pub async fn decide<'g>(&'g self, facts: &Facts<'_>) -> Result<Allowed<'g>, Deny> {
         let now = self.now();
         let mut outcome = self.phases(facts, now).await;
+        if let Err((_, _, Deny::Honeytoken(principal))) = &outcome {
+            self.honeytoken_used(principal, facts, now);
+        }
         let (verified, route) = match &outcome {
             Ok(a) => (Some(Arc::clone(&a.verified)), Some(a.route)),
             Err((v, r, _)) => (v.clone(), *r),
@@ -409,8 +413,10 @@ impl Gateway {
         let fail = |route: Option<&'g Route>, d: Deny| (Some(Arc::clone(&verified)), route, d);
 
         // revocation: every level of the delegation chain, on cache hits too
-        if let Err(why) = self.revocations.check(&verified.claims) {
-            return Err(fail(None, Deny::InvalidToken(why.to_string())));
+        match self.revocations.check(&verified.claims) {
+            Ok(()) => {}
+            Err(Revoked::Honeytoken(p)) => return Err(fail(None, Deny::Honeytoken(p))),
+            Err(why) => return Err(fail(None, Deny::InvalidToken(why.to_string()))),
         }
 
         // possession
@@ -548,6 +554,53 @@ impl Gateway {
             internal_token,
             policy_ids,
         })
+    }
+
+    /// A honeytoken was presented: a high-severity alert (log, audit entry, signed webhook
+    /// when one is configured). Never waits.
+    fn honeytoken_used(&self, principal: &str, facts: &Facts<'_>, now: i64) {
+        tracing::error!(
+            target: "warden::alert", severity = "high", kind = "honeytoken_used",
+            principal, client_ip = %facts.client_ip, path = facts.path, "security alert"
+        );
+        let event = AuditEvent {
+            time: now,
+            request_id: facts.request_id.clone(),
+            decision: "alert",
+            phase: "verify",
+            reason: format!("honeytoken {principal} presented"),
+            sub: Some(principal.to_owned()),
+            act: None,
+            jti: None,
+            route: None,
+            method: facts.method.to_owned(),
+            path: facts.path.to_owned(),
+            client_ip: facts.client_ip,
+            policy_ids: Vec::new(),
+            status: 401,
+            dropped: None,
+            anomaly: Some("honeytoken"),
+            response: Some("refuse"),
+        };
+        if self.audit.try_record(event).is_err() {
+            self.audit.count_dropped();
+        }
+        if let Some(alerts) = &self.alerts {
+            alerts.send(&json!({
+                "type": "warden.honeytoken.used",
+                "id": random_token_id(&mut OsRng),
+                "severity": "high",
+                "time": now,
+                "gateway": self.key_id(),
+                "principal": principal,
+                "request": {
+                    "id": facts.request_id,
+                    "method": facts.method,
+                    "path": facts.path,
+                    "client_ip": facts.client_ip,
+                },
+            }));
+        }
     }
 
     /// Reports a behaviour finding: an audit entry, a signed webhook alert (queued), and for
@@ -690,7 +743,10 @@ impl Gateway {
             let c = &hit.claims;
             if now > c.exp + leeway {
                 self.tokens.remove(token);
-                return Err(Deny::InvalidToken(TokenError::Expired.to_string()));
+                return Err(match self.revocations.honeytoken_in(c) {
+                    Some(p) => Deny::Honeytoken(p),
+                    None => Deny::InvalidToken(TokenError::Expired.to_string()),
+                });
             }
             if c.nbf > now + leeway {
                 return Err(Deny::InvalidToken(TokenError::NotYetValid.to_string()));
@@ -712,9 +768,21 @@ impl Gateway {
                 keys = self.jwks.keys();
             }
         }
+        let unverified: Option<AccessClaims> = parsed.claims_unverified().ok();
         let verified = parsed
             .verify_with::<AccessClaims>(&keys, &validation, now)
-            .map_err(|e| Deny::InvalidToken(e.to_string()))?;
+            .map_err(|e| {
+                // An expired token passed the signature check first: a genuine honeytoken,
+                // reported even though it would be refused anyway.
+                let honeytoken = (e == TokenError::Expired)
+                    .then_some(unverified.as_ref())
+                    .flatten()
+                    .and_then(|c| self.revocations.honeytoken_in(c));
+                match honeytoken {
+                    Some(p) => Deny::Honeytoken(p),
+                    None => Deny::InvalidToken(e.to_string()),
+                }
+            })?;
         let claims = verified.into_claims();
         let scopes = ScopeSet::parse(&claims.scope)
             .map_err(|e| Deny::InvalidToken(format!("token scope: {e}")))?;

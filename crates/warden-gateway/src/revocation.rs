@@ -63,6 +63,11 @@ impl RevocationFeed {
         self.read().check(claims)
     }
 
+    /// The honeytoken principal a token names, if any, whatever else is wrong with it.
+    pub fn honeytoken_in(&self, claims: &AccessClaims) -> Option<String> {
+        self.read().honeytoken_in(claims).map(str::to_owned)
+    }
+
     /// How long since the stream last spoke; `None` if it never has.
     pub fn age(&self) -> Option<Duration> {
         let heard = self.last_heard_ms.load(Ordering::Acquire);

@@ -177,3 +177,85 @@ async fn a_gateway_reconnecting_after_an_authority_restart_misses_no_revocation(
     reached(&env, appended.seq).await;
     assert_eq!(env.get("/crm/a", Some(&token)).await.status(), 401);
 }
+
+#[tokio::test]
+async fn a_honeytoken_is_refused_like_any_revoked_token_and_reported() {
+    let (env, _) = Env::start(Options::default()).await;
+    let tenants: Value = env
+        .http
+        .get(format!("{}/admin/v1/tenants", env.authority_url))
+        .bearer_auth(crate::support::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = tenants[0]["id"].as_str().unwrap();
+    let (status, bait) = env
+        .admin_post(
+            &format!("/tenants/{tenant}/honeytokens"),
+            json!({ "name": "billing-export", "scopes": "crm:contacts:read" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{bait}");
+    let token = bait["access_token"].as_str().unwrap().to_owned();
+    let principal = bait["principal"].as_str().unwrap().to_owned();
+    let head = env.authority.revocations.head();
+    reached(&env, head).await;
+
+    let res = env.get("/crm/a", Some(&token)).await;
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("revoked") && !challenge.contains("honey"),
+        "{challenge}"
+    );
+    let alerted = |n: usize| {
+        env.audit
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.anomaly == Some("honeytoken") && e.sub.as_deref() == Some(&principal))
+            .count()
+            >= n
+    };
+    assert!(
+        eventually(|| alerted(1)).await,
+        "no honeytoken alert audited"
+    );
+
+    // Still reported once it has expired (a stolen bait is often tried late), whether the
+    // gateway has seen it before or not.
+    let (_, unseen) = env
+        .admin_post(
+            &format!("/tenants/{tenant}/honeytokens"),
+            json!({ "name": "payroll-sync" }),
+        )
+        .await;
+    let unseen_principal = unseen["principal"].as_str().unwrap().to_owned();
+    reached(&env, env.authority.revocations.head()).await;
+    env.clock.advance(3_600);
+    let res = env.get("/crm/a", Some(&token)).await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        eventually(|| alerted(2)).await,
+        "expired honeytoken not reported"
+    );
+    let res = env
+        .get("/crm/a", Some(unseen["access_token"].as_str().unwrap()))
+        .await;
+    assert_eq!(res.status(), 401);
+    let reported = || {
+        env.audit.lock().unwrap().iter().any(|e| {
+            e.anomaly == Some("honeytoken") && e.sub.as_deref() == Some(unseen_principal.as_str())
+        })
+    };
+    assert!(
+        eventually(reported).await,
+        "an expired honeytoken never seen before is reported"
+    );
+}
