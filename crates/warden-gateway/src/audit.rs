@@ -81,6 +81,72 @@ impl AuditWriter for JsonlFile {
     }
 }
 
+/// Decisions into Warden's hash-chained audit log (`warden-audit`), the one the authority
+/// writes too when both run in one process. Entries are handed over without waiting; only
+/// when the log's own queue is full does this writer wait for room, so back-pressure reaches
+/// the gateway's bounded queue (and its documented fail mode), never a request.
+pub struct ChainedLog {
+    log: warden_audit::AuditLog,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ChainedLog {
+    /// `runtime` drives the rare waits for room; the writer thread itself is not async.
+    pub fn new(log: warden_audit::AuditLog, runtime: tokio::runtime::Handle) -> Self {
+        Self { log, runtime }
+    }
+}
+
+impl AuditWriter for ChainedLog {
+    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()> {
+        for e in events {
+            let entry = to_entry(e);
+            match self.log.try_append(&entry) {
+                Ok(()) => {}
+                Err(warden_audit::TryAppendError::QueueFull) => {
+                    self.runtime
+                        .block_on(self.log.append(&entry))
+                        .map_err(std::io::Error::other)?;
+                }
+                Err(other) => return Err(std::io::Error::other(other)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_entry(e: &AuditEvent) -> warden_audit::Entry {
+    use warden_audit::{Decision, Kind};
+    let kind = match e.decision {
+        "alert" => Kind::Alert,
+        "lift" => Kind::Lifecycle,
+        _ => Kind::Decision,
+    };
+    let mut entry = warden_audit::Entry::new(e.time.saturating_mul(1000), kind, e.method.clone());
+    entry.decision = match e.decision {
+        "allow" => Decision::Allow,
+        "deny" => Decision::Deny,
+        _ => Decision::NotApplicable,
+    };
+    entry.actor = e.act.clone().or_else(|| e.sub.clone());
+    entry.subject = e.sub.clone();
+    entry.act = e.act.iter().cloned().collect();
+    entry.jti = e.jti.clone();
+    entry.resource = Some(match &e.route {
+        Some(r) => format!("{r} {}", e.path),
+        None => e.path.clone(),
+    });
+    entry.reasons = std::iter::once(format!("{}: {}", e.phase, e.reason))
+        .chain(e.anomaly.map(|a| format!("anomaly: {a}")))
+        .chain(e.response.map(|r| format!("response: {r}")))
+        .chain(e.dropped.map(|n| format!("{n} decisions not recorded")))
+        .chain(e.policy_ids.iter().map(|p| format!("policy: {p}")))
+        .collect();
+    entry.client_ip = Some(e.client_ip);
+    entry.request_id = Some(e.request_id.clone());
+    entry
+}
+
 /// Entries as structured log lines (target `warden::audit`), when no file is configured.
 pub struct TracingWriter;
 

@@ -229,6 +229,7 @@ impl Gateway {
             let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
             tick.tick().await;
             let mut last_renewal = std::time::Instant::now();
+            let mut reported_until = 0;
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { return };
@@ -244,6 +245,7 @@ impl Gateway {
                 if let Some(b) = &g.behaviour {
                     b.sweep(now);
                 }
+                g.report_use(&admin_token, &mut reported_until).await;
                 if last_renewal.elapsed() >= KEY_RENEW_EVERY {
                     match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key)
                         .await
@@ -256,6 +258,42 @@ impl Gateway {
                 }
             }
         });
+    }
+
+    /// Tells the authority which principals this gateway served since the last report, and
+    /// when (for access reviews: requests never reach the authority). Best effort: a failed
+    /// report is retried with the next one.
+    pub async fn report_use(&self, admin_token: &str, reported_until: &mut i64) {
+        let mut used: HashMap<String, i64> = HashMap::new();
+        self.tokens.for_each(|v| {
+            let at = v.last_used.load(std::sync::atomic::Ordering::Relaxed);
+            if at > *reported_until {
+                for p in std::iter::once(&v.claims.sub).chain(v.actor.as_ref()) {
+                    let e = used.entry(p.clone()).or_insert(at);
+                    *e = (*e).max(at);
+                }
+            }
+        });
+        let Some(&newest) = used.values().max() else {
+            return;
+        };
+        let url = format!("{}/admin/v1/activity", self.config.authority);
+        let body = json!({ "used": used });
+        match json_request(
+            &self.client,
+            hyper::Method::POST,
+            &url,
+            Some(admin_token),
+            Some(&body),
+        )
+        .await
+        {
+            Ok((200, _)) => *reported_until = newest,
+            Ok((status, answer)) => {
+                tracing::warn!(status, detail = %answer["detail"], "usage report refused")
+            }
+            Err(e) => tracing::warn!(error = %e, "usage report failed; will retry"),
+        }
     }
 
     /// Serves until `shutdown` completes.

@@ -547,6 +547,9 @@ impl Gateway {
         }
 
         // swap
+        verified
+            .last_used
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         let internal_token = self.internal_token(&verified, route, required, facts.method, now);
         Ok(Allowed {
             route,
@@ -808,6 +811,7 @@ impl Gateway {
             delegation_depth,
             internal: Mutex::new(Default::default()),
             decisions: Mutex::new(Default::default()),
+            last_used: std::sync::atomic::AtomicI64::new(0),
         });
         self.tokens.insert(token, Arc::clone(&v));
         Ok(v)

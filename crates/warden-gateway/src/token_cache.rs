@@ -45,6 +45,9 @@ pub struct Verified {
     pub delegation_depth: u32,
     pub internal: Mutex<MintedTokens>,
     pub decisions: Mutex<CachedDecisions>,
+    /// When a request with this token was last allowed (unix seconds; 0: never), reported
+    /// to the authority for access reviews.
+    pub last_used: std::sync::atomic::AtomicI64,
 }
 
 pub struct TokenCache {
@@ -95,6 +98,15 @@ impl TokenCache {
 
     pub fn remove(&self, token: &str) {
         self.shard(token).remove(token);
+    }
+
+    /// Visits every cached token (for periodic reports; holds one shard's lock at a time).
+    pub fn for_each(&self, mut f: impl FnMut(&Verified)) {
+        for s in &self.shards {
+            for v in crate::lock(s).values() {
+                f(v);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -426,7 +426,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "the gateway needs the admin token to publish its key: --admin-token-file or WARDEN_ADMIN_TOKEN"
                 ),
             };
-            let (url, handle) = serve::start_gateway(&config, &authority, &token, listen).await?;
+            let (url, handle) =
+                serve::start_gateway(&config, &authority, &token, listen, None).await?;
             eprintln!("warden gateway on {url} (authority {authority})");
             tokio::select! {
                 r = handle => { r??; }

@@ -79,9 +79,16 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         let _ = rx.await;
     }));
     let gateway = match &opts.config {
-        Some(path) => {
-            Some(start_gateway(path, &authority_url, &admin_token, opts.gateway_listen).await?)
-        }
+        Some(path) => Some(
+            start_gateway(
+                path,
+                &authority_url,
+                &admin_token,
+                opts.gateway_listen,
+                Some(audit.clone()),
+            )
+            .await?,
+        ),
         None => None,
     };
     let gateway_url = gateway.as_ref().map(|(url, _)| url.clone());
@@ -145,6 +152,7 @@ pub async fn start_gateway(
     authority_url: &str,
     admin_token: &str,
     listen: Option<SocketAddr>,
+    audit: Option<warden_audit::AuditLog>,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let mut config = GatewayConfig::load(config, Some(authority_url))?;
     if let Some(l) = listen {
@@ -159,7 +167,13 @@ pub async fn start_gateway(
         StartOptions {
             admin_token: admin_token.to_owned(),
             clock: Arc::new(SystemClock),
-            audit_writer: None,
+            // All-in-one: decisions join the authority's chain. Alone: the config's file.
+            audit_writer: audit.map(|log| {
+                Box::new(warden_gateway::audit::ChainedLog::new(
+                    log,
+                    tokio::runtime::Handle::current(),
+                )) as Box<dyn warden_gateway::audit::AuditWriter>
+            }),
             name: format!("gateway-{}", std::process::id()),
         },
     )

@@ -521,3 +521,47 @@ async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
         .await
     );
 }
+
+#[tokio::test]
+async fn the_gateway_reports_which_principals_it_served_for_access_reviews() {
+    let (env, _) = Env::start(Options::default()).await;
+    let token = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&token)).await.status(), 200);
+    let served_at = env.now();
+    let mut reported_until = 0;
+    env.gateway
+        .report_use(crate::support::ADMIN, &mut reported_until)
+        .await;
+    assert_eq!(reported_until, served_at);
+    let tenants: Value = env
+        .http
+        .get(format!("{}/admin/v1/tenants", env.authority_url))
+        .bearer_auth(crate::support::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let report: Value = env
+        .http
+        .get(format!(
+            "{}/admin/v1/tenants/{}/access-report",
+            env.authority_url,
+            tenants[0]["id"].as_str().unwrap()
+        ))
+        .bearer_auth(crate::support::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["principal"] == env.agent_id.as_str())
+        .unwrap();
+    assert_eq!(row["last_used_at"], served_at);
+}

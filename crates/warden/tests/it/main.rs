@@ -444,6 +444,21 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         !upstream_saw.contains(token),
         "the upstream saw the external token"
     );
+
+    // The gateway's decision joined the authority's audit chain (it is written without
+    // holding the request, so wait for it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = warden(&data, &["audit", "export"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains(r#""kind":"decision""#) && text.contains(r#""decision":"allow""#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no gateway decision in {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let verified = json_of(&warden(&data, &["audit", "verify", "--json"]));
+    assert_eq!(verified["status"], "ok");
 }
 
 #[test]
