@@ -9,7 +9,8 @@
 #   3. warden gateway, a fresh token on every request (full verification each time)
 #   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
 #   and, to show what the policy phase costs, 2 again on a second gateway without policies
-#   (`warden gateway`, same authority, audit on).
+#   (`warden gateway`, same authority, audit on); and 2c, that second gateway's config with
+#   behavioural telemetry on (`[gateway.behaviour] enabled = true`): 2c vs 2b is its cost.
 #
 # Every case proxies GET to the same upstream: nginx (1 worker) answering `200 ok`.
 # The gateway is `warden serve --config` (release build) with audit on (`audit_log` in the
@@ -99,9 +100,9 @@ die() {
   exit 1
 }
 
-read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT < <(python3 -c '
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
@@ -235,6 +236,20 @@ taskset -c 1 "$WARDEN_BIN" gateway --authority "$AUTHORITY_URL" --config "$TMP/w
 PIDS+=($!)
 wait_http "warden gateway without policies" "http://127.0.0.1:$GW2_PORT/healthz"
 
+# A third, as the second but with behavioural telemetry on: 2c vs 2b is its cost.
+sed "s|$TMP/audit-nopolicy.jsonl|$TMP/audit-behaviour.jsonl|" "$TMP/warden-nopolicy.toml" >"$TMP/warden-behaviour.toml"
+python3 - "$TMP/warden-behaviour.toml" <<'PY'
+import sys
+p = sys.argv[1]
+text = open(p).read()
+head, sep, routes = text.partition("[[gateway.route]]")
+open(p, "w").write(head + "[gateway.behaviour]\nenabled = true\n\n" + sep + routes)
+PY
+taskset -c 1 "$WARDEN_BIN" gateway --authority "$AUTHORITY_URL" --config "$TMP/warden-behaviour.toml" \
+  --listen "127.0.0.1:$GW3_PORT" --admin-token-file "$DATA/admin.token" >"$TMP/warden-behaviour.log" 2>&1 &
+PIDS+=($!)
+wait_http "warden gateway with behaviour" "http://127.0.0.1:$GW3_PORT/healthz"
+
 # ---- identity: tenant, agent, token ------------------------------------------------
 warden() { "$WARDEN_BIN" "$@" --data-dir "$DATA"; }
 warden tenant create bench --json >/dev/null || die "tenant create failed"
@@ -245,7 +260,7 @@ AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])'
 TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read) || die "token failed"
 
 for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$GW_PORT/api/x" "http://127.0.0.1:$FRONT_PORT/api/x" \
-  "http://127.0.0.1:$GW2_PORT/api/x"; do
+  "http://127.0.0.1:$GW2_PORT/api/x" "http://127.0.0.1:$GW3_PORT/api/x"; do
   body=$(curl -s --max-time 5 -H "Authorization: Bearer $TOKEN" "$url") || true
   [[ "$body" == ok ]] || die "sanity check: GET $url answered: ${body:0:300}"
 done
@@ -338,6 +353,8 @@ measure cached "$GW" -H "Authorization: Bearer $TOKEN"
 perf_report cached >"$TMP/perf-cached.txt"
 say "case 2b: gateway without policies, one token (cache hits)"
 measure nopolicy "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+say "case 2c: as 2b with behavioural telemetry on"
+measure behaviour "http://127.0.0.1:$GW3_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 
 # Case 3 needs a distinct token for every request of its warm-up and its run. It cannot
 # be faster than case 2, so case 2's rate bounds how many it can use.
@@ -385,13 +402,15 @@ measure authz-c1 "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer 
 unset C D
 
 # ---- report ------------------------------------------------------------------------------
-audit_lines=$(wc -l <"$TMP/audit.jsonl")
+# `warden serve` puts its gateway's decisions in the chained audit log of its data directory.
+audit_lines=$({ cat "$TMP/audit.jsonl" "$DATA/audit/audit.jsonl" 2>/dev/null || true; } | wc -l)
 health=$(curl -s "http://127.0.0.1:$GW_PORT/healthz")
 read -r rps1 p50_1 p99_1 < <(wrk_fields "$TMP/plain.wrk")
 read -r rps2 p50_2 p99_2 < <(wrk_fields "$TMP/cached.wrk")
 read -r rps3 p50_3 p99_3 < <(wrk_fields "$TMP/fresh.wrk")
 read -r rps4 p50_4 p99_4 < <(wrk_fields "$TMP/authz.wrk")
 read -r rps2b p50_2b p99_2b < <(wrk_fields "$TMP/nopolicy.wrk")
+read -r rps2c p50_2c p99_2c < <(wrk_fields "$TMP/behaviour.wrk")
 
 echo
 echo "gateway benchmark: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), warden $("$WARDEN_BIN" --version | awk '{print $NF}')"
@@ -412,6 +431,7 @@ printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- 
 row "1 nginx proxy (baseline)" "$rps1" "$p50_1" "$p99_1" plain
 row "2 warden gateway, one token (cache hits)" "$rps2" "$p50_2" "$p99_2" cached
 row "2b the same without policies (audit on)" "$rps2b" "$p50_2b" "$p99_2b" nopolicy
+row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
 row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
 row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
 echo
@@ -430,13 +450,14 @@ for pair in "1 nginx proxy (baseline):plain-c1" "2 warden gateway, one token (ca
 done
 read -r _ _ l99_2 < <(wrk_fields "$TMP/cached-c1.wrk")
 echo
-awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
+awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r2c="$rps2c" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
   -v l1="$l99_1" -v l2="$l99_2" -v c="$CONNECTIONS" 'BEGIN {
   t2 = r2 / r1; a2 = q2 - q1; t3 = r3 / r1
   printf "target cache hit >= 0.90x plain: %.2fx %s\n", t2, (t2 >= 0.9 ? "met" : "MISSED")
   printf "target cache hit <= 1 ms added p99: %+.2f ms at %d connections %s; %+.3f ms over one connection %s\n", a2, c, (a2 <= 1 ? "met" : "MISSED"), l2 - l1, (l2 - l1 <= 1 ? "met" : "MISSED")
   printf "target fresh token >= 0.50x plain: %.2fx %s\n", t3, (t3 >= 0.5 ? "met" : "MISSED")
   printf "auth_request pattern vs gateway (case 4 vs 2): %.2fx throughput, %+.2f ms p50, %+.2f ms p99\n", r4 / r2, m4 - m2, q4 - q2
+  printf "target behaviour on >= 0.95x off (case 2c vs 2b): %.2fx %s\n", r2c / r2b, (r2c / r2b >= 0.95 ? "met" : "MISSED")
 }'
 echo "case 3 tokens: ${fresh_note#fresh_tokens: }"
 echo "gateway health after the run: $health"

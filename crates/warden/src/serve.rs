@@ -155,6 +155,12 @@ pub async fn start_gateway(
     audit: Option<warden_audit::AuditLog>,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let mut config = GatewayConfig::load(config, Some(authority_url))?;
+    if let (Some(_), Some(file)) = (&audit, &config.audit_log) {
+        tracing::warn!(
+            file = %file.display(),
+            "audit_log is not used by `warden serve`: gateway decisions join the chained audit log in the data directory"
+        );
+    }
     if let Some(l) = listen {
         config.listen = l;
     }
