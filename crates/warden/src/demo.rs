@@ -1,6 +1,7 @@
-//! `warden demo`: the foundation end to end on temporary ports and a temporary data
-//! directory. Each step prints what it did and whether it held; the exit code is 0 only if
-//! every step held.
+//! `warden demo`: Warden end to end on temporary ports and a temporary data directory —
+//! an agent's own token, then an agent acting for a person (delegation grant, token
+//! exchange), a revocation that ends it, and the audit log that recorded it all. Each step
+//! prints what it did and whether it held; the exit code is 0 only if every step held.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -227,8 +228,36 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         replay,
     );
 
+    delegation(
+        &mut steps,
+        &http,
+        &admin,
+        &tenant_id,
+        &agent_id,
+        &agent_key,
+        &token_endpoint,
+        &url,
+    )
+    .await;
+
     let _ = running.shutdown.send(());
     let _ = running.task.await;
+    let audit = (|| {
+        let text = std::fs::read_to_string(dir.path().join("audit.pub.jwk"))?;
+        let jwk: Jwk = serde_json::from_str(&text)?;
+        let keys = warden_audit::KeyRing::new().with(jwk.to_public_key()?);
+        let report = warden_audit::verify_dir(&dir.path().join("audit"), &keys)?;
+        anyhow::Ok(format!(
+            "{} entries, {} signed checkpoint(s); head {}",
+            report.entries,
+            report.checkpoints,
+            report.head.to_b64()
+        ))
+    })();
+    steps.record(
+        "audit log verifies: hash chain and signed checkpoints (`warden audit verify`)",
+        audit,
+    );
     println!();
     if steps.failed == 0 {
         println!("All {} steps held.", steps.n);
@@ -237,6 +266,130 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         println!("{} of {} steps failed.", steps.failed, steps.n);
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// A person delegates to the agent, the agent acts for them, and revoking the person ends it.
+#[allow(clippy::too_many_arguments)]
+async fn delegation(
+    steps: &mut Steps,
+    http: &reqwest::Client,
+    admin: &AdminClient,
+    tenant_id: &str,
+    agent_id: &str,
+    agent_key: &SigningKey,
+    token_endpoint: &str,
+    url: &str,
+) {
+    let user_key = SigningKey::generate(&mut rand_core::OsRng);
+    let user = async {
+        let u = admin
+            .post(
+                &format!("/tenants/{tenant_id}/principals"),
+                Some(&json!({
+                    "kind": "user", "name": "ann", "scopes": "crm:contacts:read crm:contacts:write",
+                    "public_key": Jwk::from_public_key(&user_key.public_key(), None),
+                })),
+            )
+            .await?;
+        let id = u["id"].as_str().unwrap_or_default().to_owned();
+        admin
+            .post(
+                "/delegations",
+                Some(&json!({ "user": id, "agent": agent_id, "scopes": "crm:contacts:read crm:contacts:write" })),
+            )
+            .await?;
+        let assertion = client_assertion(&id, token_endpoint, &user_key, unix_now())?;
+        match request_token(http, token_endpoint, &assertion, None, None).await? {
+            TokenOutcome::Issued(t) => anyhow::Ok((id, t.access_token)),
+            TokenOutcome::Refused { error, description, .. } => bail!("{error}: {description}"),
+        }
+    }
+    .await;
+    let (user_id, user_token) = match &user {
+        Ok((id, t)) => (id.clone(), t.clone()),
+        Err(_) => (String::new(), String::new()),
+    };
+    steps.record(
+        "user `ann` (own key) grants mail-agent to act for her, and signs in",
+        user.map(|(id, _)| format!("user {id}; grant: crm:contacts:read crm:contacts:write")),
+    );
+
+    let form = |extra: &[(&str, &str)]| -> anyhow::Result<Vec<(String, String)>> {
+        let assertion = client_assertion(agent_id, token_endpoint, agent_key, unix_now())?;
+        let mut f = vec![
+            (
+                "client_assertion_type".to_owned(),
+                crate::oauth_client::JWT_BEARER.to_owned(),
+            ),
+            ("client_assertion".to_owned(), assertion),
+        ];
+        f.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Ok(f)
+    };
+    let post = |path: String, body: Vec<(String, String)>| async move {
+        let v: Value = http
+            .post(format!("{url}{path}"))
+            .form(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(v)
+    };
+    let exchanged = async {
+        let v = post(
+            "/oauth2/token".into(),
+            form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", &user_token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ])?,
+        )
+        .await?;
+        let Some(t) = v["access_token"].as_str() else { bail!("exchange refused: {v}") };
+        let claims: warden_core::AccessClaims =
+            warden_core::jws::UnverifiedToken::parse(t)?.claims_unverified()?;
+        let actor = claims.act.as_ref().map(|a| a.sub.as_str());
+        if claims.sub != user_id || actor != Some(agent_id) || claims.scope != "crm:contacts:read" {
+            bail!("unexpected delegated token: {claims:?}");
+        }
+        anyhow::Ok((t.to_owned(), format!("sub {} act {{sub: {agent_id}}} scope `{}` — ann's ∩ the agent's ceiling ∩ the grant", claims.sub, claims.scope)))
+    }
+    .await;
+    let delegated = exchanged
+        .as_ref()
+        .map(|(t, _)| t.clone())
+        .unwrap_or_default();
+    steps.record(
+        "agent exchanges ann's token to act for her (RFC 8693): never more than she holds",
+        exchanged.map(|(_, d)| d),
+    );
+
+    let introspect = |token: String| async move {
+        let v = post("/oauth2/introspect".into(), form(&[("token", &token)])?).await?;
+        anyhow::Ok(v["active"].as_bool() == Some(true))
+    };
+    let revoked = async {
+        if !introspect(delegated.clone()).await? {
+            bail!("the delegated token is not active before the revocation");
+        }
+        admin
+            .post(&format!("/principals/{user_id}/revoke"), Some(&json!({ "reason": "demo" })))
+            .await?;
+        if introspect(delegated.clone()).await? {
+            bail!("the delegated token is still active after ann was revoked");
+        }
+        anyhow::Ok("introspection (RFC 7662): active before, inactive after; gateways get the same event over the revocation stream".to_owned())
+    }
+    .await;
+    steps.record(
+        "revoking ann ends the agent's delegated token too (cascade)",
+        revoked,
+    );
 }
 
 async fn discover(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {

@@ -8,6 +8,8 @@ use warden_core::id::random_token_id;
 use warden_core::{jws, SigningKey};
 
 /// Signs an RFC 7523 client assertion for `client_id`, addressed to `audience`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 pub fn client_assertion(
     client_id: &str,
     audience: &str,
@@ -52,10 +54,7 @@ pub async fn request_token(
 ) -> anyhow::Result<TokenOutcome> {
     let mut form = vec![
         ("grant_type", "client_credentials"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
+        ("client_assertion_type", JWT_BEARER),
         ("client_assertion", assertion),
     ];
     if let Some(s) = scope {
