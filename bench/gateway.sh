@@ -8,6 +8,7 @@
 #   2. warden gateway, one token reused (verified-token cache hits)
 #   3. warden gateway, a fresh token on every request (full verification each time)
 #   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
+#   5. warden gateway, one DPoP-bound token with a fresh proof per request (vs. case 2)
 #   and, to show what the policy phase costs, 2 again on a second gateway without policies
 #   (`warden gateway`, same authority, audit on); and 2c, that second gateway's config with
 #   behavioural telemetry on (`[gateway.behaviour] enabled = true`): 2c vs 2b is its cost.
@@ -390,6 +391,32 @@ if grep -q 'wrapped [1-9]' <<<"$fresh_note"; then
   say "WARNING: case 3 ran out of distinct tokens and reused some (raise FRESH_MAX or lower DURATION)"
 fi
 
+# Case 5: one DPoP-bound token, a fresh proof per request (each proof is single use, so
+# each request pays the proof's Ed25519 verification). Compare with case 2 (one bearer token).
+warden keygen --out "$TMP/dpop.jwk" >/dev/null
+DPOP_TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read --dpop-key "$TMP/dpop.jwk") \
+  || die "DPoP-bound token failed"
+proofs_needed=$(((cached_rps * (DURATION + WARMUP)) * 11 / 10 + 1000))
+((proofs_needed > FRESH_MAX)) && proofs_needed=$FRESH_MAX
+say "making $proofs_needed DPoP proofs for case 5"
+taskset -c 0 "$WARDEN_BIN" dpop-proof --key "$TMP/dpop.jwk" --url "$GW" --token "$DPOP_TOKEN" \
+  --count "$proofs_needed" >"$TMP/proofs.txt" || die "warden dpop-proof failed"
+warm_p=$((proofs_needed * WARMUP / (DURATION + WARMUP)))
+head -n "$warm_p" "$TMP/proofs.txt" >"$TMP/proofs-warm.txt"
+tail -n +"$((warm_p + 1))" "$TMP/proofs.txt" >"$TMP/proofs-run.txt"
+say "case 5: gateway, DPoP-bound token, a fresh proof per request"
+wait_quiet dpop
+taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/dpop_proofs.lua" "$GW" \
+  -- "$DPOP_TOKEN" "$TMP/proofs-warm.txt" >"$TMP/dpop-warm.out" 2>&1 || true
+before=$(cpu_sample)
+taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/dpop_proofs.lua" "$GW" \
+  -- "$DPOP_TOKEN" "$TMP/proofs-run.txt" >"$TMP/dpop.wrk" 2>&1 || die "wrk failed for dpop: $(tail -n 5 "$TMP/dpop.wrk")"
+after=$(cpu_sample)
+cpu_busy "$before" "$after" >"$TMP/dpop.cpu"
+flag_errors dpop
+dpop_note=$(grep '^dpop_proofs:' "$TMP/dpop.wrk" || true)
+say "case 5 ${dpop_note#dpop_proofs: }"
+
 say "case 4: nginx auth_request -> warden /authz -> upstream"
 measure authz "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 
@@ -411,6 +438,7 @@ read -r rps3 p50_3 p99_3 < <(wrk_fields "$TMP/fresh.wrk")
 read -r rps4 p50_4 p99_4 < <(wrk_fields "$TMP/authz.wrk")
 read -r rps2b p50_2b p99_2b < <(wrk_fields "$TMP/nopolicy.wrk")
 read -r rps2c p50_2c p99_2c < <(wrk_fields "$TMP/behaviour.wrk")
+read -r rps5 p50_5 p99_5 < <(wrk_fields "$TMP/dpop.wrk")
 
 echo
 echo "gateway benchmark: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), warden $("$WARDEN_BIN" --version | awk '{print $NF}')"
@@ -434,6 +462,7 @@ row "2b the same without policies (audit on)" "$rps2b" "$p50_2b" "$p99_2b" nopol
 row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
 row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
 row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
+row "5 warden gateway, DPoP token, fresh proof" "$rps5" "$p50_5" "$p99_5" dpop
 echo
 echo "one connection (-c1 -d$(((DURATION + 1) / 2))s): latency without queueing"
 echo
@@ -450,7 +479,7 @@ for pair in "1 nginx proxy (baseline):plain-c1" "2 warden gateway, one token (ca
 done
 read -r _ _ l99_2 < <(wrk_fields "$TMP/cached-c1.wrk")
 echo
-awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r2c="$rps2c" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
+awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r2c="$rps2c" -v r5="$rps5" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
   -v l1="$l99_1" -v l2="$l99_2" -v c="$CONNECTIONS" 'BEGIN {
   t2 = r2 / r1; a2 = q2 - q1; t3 = r3 / r1
   printf "target cache hit >= 0.90x plain: %.2fx %s\n", t2, (t2 >= 0.9 ? "met" : "MISSED")
@@ -458,6 +487,7 @@ awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r
   printf "target fresh token >= 0.50x plain: %.2fx %s\n", t3, (t3 >= 0.5 ? "met" : "MISSED")
   printf "auth_request pattern vs gateway (case 4 vs 2): %.2fx throughput, %+.2f ms p50, %+.2f ms p99\n", r4 / r2, m4 - m2, q4 - q2
   printf "target behaviour on >= 0.95x off (case 2c vs 2b): %.2fx %s\n", r2c / r2b, (r2c / r2b >= 0.95 ? "met" : "MISSED")
+  printf "DPoP on vs off (case 5 vs 2): %.2fx throughput\n", r5 / r2
 }'
 echo "case 3 tokens: ${fresh_note#fresh_tokens: }"
 echo "gateway health after the run: $health"

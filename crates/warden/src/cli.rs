@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -127,6 +129,23 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Make DPoP proofs (RFC 9449) for requests with a DPoP-bound token, one per line.
+    DpopProof {
+        /// The key the token is bound to (private JWK, as `warden keygen` writes).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request's URL as the client addresses it (query ignored).
+        #[arg(long)]
+        url: String,
+        /// The access token the proofs accompany (their `ath`).
+        #[arg(long)]
+        token: Option<String>,
+        /// How many distinct proofs (each is single-use), e.g. for load tests.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -177,6 +196,9 @@ enum Command {
         /// Obtain this many distinct tokens (one per line), e.g. for load tests.
         #[arg(long, default_value_t = 1)]
         count: usize,
+        /// Bind the token to this key (DPoP, RFC 9449): a private JWK as `warden keygen` writes.
+        #[arg(long)]
+        dpop_key: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -617,6 +639,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&out, common.json);
             Ok(ExitCode::SUCCESS)
         }
+        Command::DpopProof {
+            key,
+            method,
+            url,
+            token,
+            count,
+        } => {
+            let key = keyfile::read_private(&key)?;
+            if warden_core::dpop::normalize_htu(&url).is_none() {
+                anyhow::bail!("--url `{url}` must be an absolute http(s) URL");
+            }
+            let method = method.to_ascii_uppercase();
+            let now = unix_now();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for _ in 0..count {
+                let proof =
+                    crate::oauth_client::dpop_proof(&key, &method, &url, token.as_deref(), now)?;
+                writeln!(out, "{proof}")?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { action, common } => {
             let dir = DataDir::existing(&common.data_dir);
             match action {
@@ -751,12 +795,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scope,
             resource,
             count,
+            dpop_key,
             common,
         } => {
             let info = DataDir::existing(&common.data_dir).server_info()?;
             let http = reqwest::Client::new();
             let endpoint = discover_token_endpoint(&http, &info.authority_url).await?;
             let key = std::sync::Arc::new(keyfile::read_private(&key)?);
+            let dpop_key = dpop_key
+                .map(|f| keyfile::read_private(&f))
+                .transpose()?
+                .map(std::sync::Arc::new);
             if count <= 1 {
                 let t = obtain_token(
                     &http,
@@ -765,12 +814,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &key,
                     scope.as_deref(),
                     resource.as_deref(),
+                    dpop_key.as_deref(),
                     unix_now(),
                 )
                 .await?;
                 if common.json {
                     print(
-                        &json!({ "access_token": t.access_token, "expires_in": t.expires_in, "scope": t.scope }),
+                        &json!({ "access_token": t.access_token, "token_type": t.token_type, "expires_in": t.expires_in, "scope": t.scope }),
                         true,
                     );
                 } else {
@@ -792,6 +842,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         client_id.clone(),
                     );
                     let (scope, resource) = (scope.clone(), resource.clone());
+                    let dpop_key = dpop_key.clone();
                     set.spawn(async move {
                         obtain_token(
                             &http,
@@ -800,6 +851,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             &key,
                             scope.as_deref(),
                             resource.as_deref(),
+                            dpop_key.as_deref(),
                             unix_now(),
                         )
                         .await

@@ -126,6 +126,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             &assertion,
             Some("crm:contacts:read"),
             None,
+            None,
         )
         .await?
         {
@@ -185,6 +186,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             &assertion,
             Some("crm:contacts:delete"),
             None,
+            None,
         )
         .await?
         {
@@ -208,7 +210,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     );
 
     let replay = async {
-        match request_token(&http, &token_endpoint, &first_assertion, None, None).await? {
+        match request_token(&http, &token_endpoint, &first_assertion, None, None, None).await? {
             TokenOutcome::Issued(_) => bail!("a replayed client assertion was accepted"),
             TokenOutcome::Refused {
                 status,
@@ -299,7 +301,7 @@ async fn delegation(
             )
             .await?;
         let assertion = client_assertion(&id, token_endpoint, &user_key, unix_now())?;
-        match request_token(http, token_endpoint, &assertion, None, None).await? {
+        match request_token(http, token_endpoint, &assertion, None, None, None).await? {
             TokenOutcome::Issued(t) => anyhow::Ok((id, t.access_token)),
             TokenOutcome::Refused { error, description, .. } => bail!("{error}: {description}"),
         }

@@ -31,6 +31,8 @@ pub fn client_assertion(
 #[derive(Debug, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a token bound to a key.
+    pub token_type: String,
     pub expires_in: i64,
     pub scope: String,
 }
@@ -51,6 +53,7 @@ pub async fn request_token(
     assertion: &str,
     scope: Option<&str>,
     resource: Option<&str>,
+    dpop_proof: Option<&str>,
 ) -> anyhow::Result<TokenOutcome> {
     let mut form = vec![
         ("grant_type", "client_credentials"),
@@ -64,9 +67,13 @@ pub async fn request_token(
         form.push(("resource", r));
     }
     let body = serde_urlencoded_form(&form);
-    let res = http
+    let mut req = http
         .post(token_endpoint)
-        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(p) = dpop_proof {
+        req = req.header("dpop", p);
+    }
+    let res = req
         .body(body)
         .send()
         .await
@@ -125,15 +132,50 @@ pub async fn obtain_token(
     key: &SigningKey,
     scope: Option<&str>,
     resource: Option<&str>,
+    dpop_key: Option<&SigningKey>,
     now: i64,
 ) -> anyhow::Result<TokenResponse> {
     let assertion = client_assertion(client_id, token_endpoint, key, now)?;
-    match request_token(http, token_endpoint, &assertion, scope, resource).await? {
+    let proof = dpop_key
+        .map(|k| dpop_proof(k, "POST", token_endpoint, None, now))
+        .transpose()?;
+    match request_token(
+        http,
+        token_endpoint,
+        &assertion,
+        scope,
+        resource,
+        proof.as_deref(),
+    )
+    .await?
+    {
         TokenOutcome::Issued(t) => Ok(t),
         TokenOutcome::Refused {
             error, description, ..
         } => bail!("{error}: {description}"),
     }
+}
+
+/// A DPoP proof (RFC 9449) for one request; `access_token` when the request carries one.
+pub fn dpop_proof(
+    key: &SigningKey,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+    now: i64,
+) -> anyhow::Result<String> {
+    use warden_core::dpop::{access_token_hash, create_proof, ProofClaims};
+    Ok(create_proof(
+        key,
+        &ProofClaims {
+            jti: warden_core::id::random_token_id(&mut rand_core::OsRng),
+            htm: method.to_owned(),
+            htu: url.to_owned(),
+            iat: now,
+            ath: access_token.map(access_token_hash),
+            nonce: None,
+        },
+    )?)
 }
 
 fn serde_urlencoded_form(pairs: &[(&str, &str)]) -> String {

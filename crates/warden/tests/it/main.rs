@@ -347,17 +347,19 @@ fn invalid_gateway_config_is_refused_at_start_with_line_and_reason() {
 fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
     use std::io::{Read as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
-    // A one-shot upstream that reports the Authorization header it received.
+    // An upstream that reports each request it received.
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream_addr = upstream.local_addr().unwrap();
-    let seen = std::thread::spawn(move || {
-        let (mut s, _) = upstream.accept().unwrap();
-        let mut buf = vec![0u8; 16 * 1024];
-        let n = s.read(&mut buf).unwrap();
-        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-            .unwrap();
-        req
+    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for s in upstream.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let _ = seen_tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
     });
     let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -436,7 +438,7 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let upstream_saw = seen.join().unwrap();
+    let upstream_saw = seen.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(upstream_saw
         .to_ascii_lowercase()
         .contains("authorization: bearer "));
@@ -444,6 +446,62 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         !upstream_saw.contains(token),
         "the upstream saw the external token"
     );
+
+    // A DPoP-bound token from the CLI, presented with a fresh proof from the CLI.
+    let dpop_key = dir.path().join("dpop.jwk");
+    assert!(
+        warden(&data, &["keygen", "--out", dpop_key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let bound = json_of(&warden(
+        &data,
+        &[
+            "token",
+            "--client-id",
+            agent["id"].as_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--dpop-key",
+            dpop_key.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(bound["token_type"], "DPoP", "{bound}");
+    let bound = bound["access_token"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{gw_port}/crm/contacts");
+    let proof = Command::new(BIN)
+        .args([
+            "dpop-proof",
+            "--key",
+            dpop_key.to_str().unwrap(),
+            "--url",
+            &url,
+            "--token",
+            bound,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        proof.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proof.stderr)
+    );
+    let proof = String::from_utf8(proof.stdout).unwrap();
+    let send = |authorization: &str, proof: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+        let proof = proof.map_or(String::new(), |p| format!("DPoP: {}\r\n", p.trim()));
+        write!(s, "GET /crm/contacts HTTP/1.1\r\nHost: 127.0.0.1:{gw_port}\r\nAuthorization: {authorization}\r\n{proof}Connection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let stolen = send(&format!("Bearer {bound}"), None);
+    assert!(stolen.starts_with("HTTP/1.1 401"), "{stolen}");
+    let answer = send(&format!("DPoP {bound}"), Some(&proof));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let replayed = send(&format!("DPoP {bound}"), Some(&proof));
+    assert!(replayed.starts_with("HTTP/1.1 401"), "{replayed}");
 
     // The gateway's decision joined the authority's audit chain (it is written without
     // holding the request, so wait for it).
