@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use warden_authority::data_dir::DataDir;
 
 use crate::admin_client::AdminClient;
-use crate::oauth_client::{discover_token_endpoint, obtain_token};
+use crate::oauth_client::{discover_token_endpoint, obtain_token, Client};
 use crate::{demo, keyfile, serve};
 
 #[derive(Debug, Parser)]
@@ -807,14 +807,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()?
                 .map(std::sync::Arc::new);
             if count <= 1 {
+                let client = Client {
+                    id: &client_id,
+                    key: &key,
+                    dpop_key: dpop_key.as_deref(),
+                };
                 let t = obtain_token(
                     &http,
                     &endpoint,
-                    &client_id,
-                    &key,
+                    &client,
                     scope.as_deref(),
                     resource.as_deref(),
-                    dpop_key.as_deref(),
                     unix_now(),
                 )
                 .await?;
@@ -844,14 +847,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let (scope, resource) = (scope.clone(), resource.clone());
                     let dpop_key = dpop_key.clone();
                     set.spawn(async move {
+                        let client = Client {
+                            id: &client_id,
+                            key: &key,
+                            dpop_key: dpop_key.as_deref(),
+                        };
                         obtain_token(
                             &http,
                             &endpoint,
-                            &client_id,
-                            &key,
+                            &client,
                             scope.as_deref(),
                             resource.as_deref(),
-                            dpop_key.as_deref(),
                             unix_now(),
                         )
                         .await

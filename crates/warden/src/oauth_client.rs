@@ -123,20 +123,26 @@ pub async fn discover_token_endpoint(
         .context("metadata lacks token_endpoint")
 }
 
+/// Who asks for a token: the client, its assertion key, and the key to bind the token to.
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub key: &'a SigningKey,
+    pub dpop_key: Option<&'a SigningKey>,
+}
+
 /// Signs a fresh assertion and obtains a token; a refusal is an error naming the OAuth
 /// error and its description.
 pub async fn obtain_token(
     http: &reqwest::Client,
     token_endpoint: &str,
-    client_id: &str,
-    key: &SigningKey,
+    client: &Client<'_>,
     scope: Option<&str>,
     resource: Option<&str>,
-    dpop_key: Option<&SigningKey>,
     now: i64,
 ) -> anyhow::Result<TokenResponse> {
-    let assertion = client_assertion(client_id, token_endpoint, key, now)?;
-    let proof = dpop_key
+    let assertion = client_assertion(client.id, token_endpoint, client.key, now)?;
+    let proof = client
+        .dpop_key
         .map(|k| dpop_proof(k, "POST", token_endpoint, None, now))
         .transpose()?;
     match request_token(
