@@ -179,7 +179,7 @@ pub async fn exchange(
             asked.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
                 OAuthError::invalid_request("expires_in must be a positive integer")
             })?;
-        exp = exp.min(now + asked);
+        exp = exp.min(now.saturating_add(asked));
     }
     if exp <= now {
         return Err(OAuthError::invalid_grant("subject_token has expired"));

@@ -98,6 +98,13 @@ pub async fn revoke(
                 "the token was not issued to this client, nor does it name it",
             ));
         }
+        // Revoking twice changes nothing and must not grow the log every gateway replays.
+        if matches!(
+            a.revocations.check(&claims),
+            Err(warden_core::revocation::Revoked::Token)
+        ) {
+            return Ok(json!({}));
+        }
         let event = NewRevocation {
             target: RevocationTarget::Token {
                 jti: claims.jti.clone(),

@@ -115,7 +115,8 @@ pub fn verify_proof(proof: &str, request: &ProofRequest<'_>) -> Result<VerifiedP
     if normalize_htu(&claims.htu) != Some(normalize_htu(request.url).unwrap_or_default()) {
         return Err(DpopError::Url(claims.htu));
     }
-    if (claims.iat - request.now).abs() > request.max_skew {
+    // abs_diff: an `iat` near i64::MIN must not overflow into "fresh".
+    if claims.iat.abs_diff(request.now) > request.max_skew.unsigned_abs() {
         return Err(DpopError::Stale);
     }
     match (request.access_token, claims.ath.as_deref()) {
@@ -241,6 +242,11 @@ mod tests {
         ));
         assert_eq!(check(claims(now - 61), request(now)), DpopError::Stale);
         assert_eq!(check(claims(now + 61), request(now)), DpopError::Stale);
+        assert_eq!(
+            check(claims(i64::MIN + now), request(now)),
+            DpopError::Stale
+        );
+        assert_eq!(check(claims(i64::MAX), request(now)), DpopError::Stale);
         assert_eq!(
             check(
                 ProofClaims {

@@ -3,6 +3,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::crypto::sha256;
+
+/// Values are remembered by a 128-bit digest: memory per entry stays fixed however long the
+/// presented value, and a collision needs 2^64 work.
+type Key = [u8; 16];
+
+fn key_of(value: &str) -> Key {
+    let digest = sha256(value.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&digest[..16]);
+    k
+}
+
 /// What [`ReplayCache::first_use`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstUse {
@@ -18,9 +31,9 @@ pub enum FirstUse {
 #[derive(Debug)]
 pub struct ReplayCache {
     capacity: usize,
-    expiry: HashMap<String, i64>,
+    expiry: HashMap<Key, i64>,
     /// (expires_at, value), for pruning in expiry order.
-    by_expiry: BTreeSet<(i64, String)>,
+    by_expiry: BTreeSet<(i64, Key)>,
 }
 
 impl ReplayCache {
@@ -34,7 +47,8 @@ impl ReplayCache {
 
     /// Records `value` as used until `expires_at` unless it was already used.
     pub fn first_use(&mut self, value: &str, expires_at: i64, now: i64) -> FirstUse {
-        if let Some(&seen_until) = self.expiry.get(value) {
+        let value = key_of(value);
+        if let Some(&seen_until) = self.expiry.get(&value) {
             if seen_until >= now {
                 return FirstUse::Replay;
             }
@@ -45,10 +59,10 @@ impl ReplayCache {
                 return FirstUse::Full;
             }
         }
-        if let Some(old) = self.expiry.insert(value.to_owned(), expires_at) {
-            self.by_expiry.remove(&(old, value.to_owned()));
+        if let Some(old) = self.expiry.insert(value, expires_at) {
+            self.by_expiry.remove(&(old, value));
         }
-        self.by_expiry.insert((expires_at, value.to_owned()));
+        self.by_expiry.insert((expires_at, value));
         FirstUse::Yes
     }
 

@@ -77,8 +77,10 @@ impl RevocationFeed {
         })
     }
 
+    /// Caught up once (the stream's first heartbeat follows the backlog) and heard from within
+    /// the bound. Before the first heartbeat the view may lack events still being replayed.
     pub fn is_fresh(&self) -> bool {
-        self.age().is_some_and(|a| a <= self.max_staleness)
+        *self.caught_up.borrow() && self.age().is_some_and(|a| a <= self.max_staleness)
     }
 
     pub fn cursor(&self) -> i64 {
@@ -100,8 +102,6 @@ impl RevocationFeed {
     fn heard(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(NEVER - 1);
         self.last_heard_ms.store(now, Ordering::Release);
-        self.caught_up
-            .send_if_modified(|c| !std::mem::replace(c, true));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RevocationView> {
@@ -132,6 +132,9 @@ impl RevocationFeed {
                         self.cursor()
                     ));
                 }
+                // The authority greets with a heartbeat only after the backlog.
+                self.caught_up
+                    .send_if_modified(|c| !std::mem::replace(c, true));
             }
             _ => {}
         }
@@ -273,8 +276,15 @@ mod tests {
     fn a_heartbeat_ahead_of_the_view_is_a_lost_event() {
         let feed = RevocationFeed::new(Duration::from_secs(1));
         assert!(!feed.is_fresh(), "never heard: stale");
+        let event =
+            r#"{"seq":1,"kind":"token","jti":"j","issued_before":0,"horizon":9,"created_at":1}"#;
+        assert!(feed.on_message("revocation", event).is_ok());
+        assert!(
+            !feed.is_fresh(),
+            "still replaying the backlog: not caught up"
+        );
         assert!(feed
-            .on_message("heartbeat", r#"{"cursor":0,"time":1}"#)
+            .on_message("heartbeat", r#"{"cursor":1,"time":1}"#)
             .is_ok());
         assert!(feed.is_fresh());
         assert!(feed
