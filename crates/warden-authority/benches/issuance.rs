@@ -159,37 +159,31 @@ fn main() {
             .json()
             .await
             .unwrap();
-        let key = SigningKey::generate(&mut OsRng);
-        let agent: serde_json::Value = http
-            .post(format!("{url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
-            .bearer_auth(ADMIN)
-            .json(&json!({
-                "kind": "agent", "name": "bench-agent", "scopes": "crm:contacts:read email:send",
-                "public_key": Jwk::from_public_key(&key.public_key(), None),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = agent["id"].as_str().unwrap().to_owned();
+        let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+        // A principal with its own key; returns its id and key.
+        let principal = |kind: &'static str, name: &'static str, scopes: &'static str| {
+            let (http, url, tenant_id) = (http.clone(), url.clone(), tenant_id.clone());
+            async move {
+                let key = SigningKey::generate(&mut OsRng);
+                let created: serde_json::Value = http
+                    .post(format!("{url}/admin/v1/tenants/{tenant_id}/principals"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({
+                        "kind": kind, "name": name, "scopes": scopes,
+                        "public_key": Jwk::from_public_key(&key.public_key(), None),
+                    }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (created["id"].as_str().unwrap().to_owned(), key)
+            }
+        };
+        let (id, key) = principal("agent", "bench-agent", "crm:contacts:read email:send").await;
         let token_endpoint = format!("{url}/oauth2/token");
-        let user_key = SigningKey::generate(&mut OsRng);
-        let user: serde_json::Value = http
-            .post(format!("{url}/admin/v1/tenants/{}/principals", tenant["id"].as_str().unwrap()))
-            .bearer_auth(ADMIN)
-            .json(&json!({
-                "kind": "user", "name": "bench-user", "scopes": "crm:contacts:read",
-                "public_key": Jwk::from_public_key(&user_key.public_key(), None),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let user_id = user["id"].as_str().unwrap().to_owned();
+        let (user_id, user_key) = principal("user", "bench-user", "crm:contacts:read").await;
         let granted = http
             .post(format!("{url}/admin/v1/delegations"))
             .bearer_auth(ADMIN)
@@ -231,21 +225,11 @@ fn main() {
         for &c in &levels {
             // Assertions are signed before the clock starts: the client's signing cost is
             // not the server's.
-            let now = SystemClock.now();
             let bodies: Vec<Option<String>> = (0..requests)
                 .map(|_| {
-                    let claims = AssertionClaims {
-                        iss: id.clone(),
-                        sub: id.clone(),
-                        aud: Audience::One(token_endpoint.clone()),
-                        exp: now + 240,
-                        iat: Some(now),
-                        nbf: None,
-                        jti: random_token_id(&mut OsRng),
-                    };
-                    let a = jws::encode("JWT", None, &claims, &key).unwrap();
                     Some(format!(
-                        "grant_type=client_credentials&scope=crm%3Acontacts%3Aread&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+                        "grant_type=client_credentials&scope=crm%3Acontacts%3Aread&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                        assertion_for(&id, &key)
                     ))
                 })
                 .collect();
