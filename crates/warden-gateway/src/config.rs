@@ -112,6 +112,9 @@ struct RawGateway {
     /// One-time values (DPoP proof `jti`s, single-use tokens) remembered at once.
     #[serde(default)]
     replay_cache_entries: Option<usize>,
+    /// Threads serving requests, each with its own event loop (default: one per CPU).
+    #[serde(default)]
+    workers: Option<usize>,
     #[serde(default)]
     behaviour: Option<toml::Spanned<RawBehaviour>>,
     #[serde(default)]
@@ -218,10 +221,15 @@ pub struct GatewayConfig {
     pub revocation_max_staleness: Duration,
     pub dpop_max_skew_secs: i64,
     pub replay_cache_entries: usize,
+    /// Threads serving requests, each with its own single-threaded event loop.
+    pub workers: usize,
     /// Behavioural defence; `None` when off.
     pub behaviour: Option<BehaviourConfig>,
     pub routes: Vec<Route>,
 }
+
+/// Most serving threads a gateway runs.
+pub const MAX_WORKERS: usize = 256;
 
 /// Longest internal-token lifetime allowed.
 pub const MAX_INTERNAL_TTL: i64 = 60;
@@ -289,6 +297,16 @@ impl GatewayConfig {
                 "dpop_max_skew_secs must be 1 to 300".into(),
             ));
         }
+        let workers = match g.workers {
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+            Some(n) if (1..=MAX_WORKERS).contains(&n) => n,
+            Some(_) => {
+                return Err(invalid(
+                    gw_span,
+                    format!("workers must be 1 to {MAX_WORKERS}"),
+                ))
+            }
+        };
         let authz_path = g.authz_path.unwrap_or_else(|| "/authz".into());
         if !authz_path.starts_with('/') {
             return Err(invalid(gw_span, "authz_path must start with `/`".into()));
@@ -393,6 +411,7 @@ impl GatewayConfig {
             ),
             dpop_max_skew_secs,
             replay_cache_entries: g.replay_cache_entries.unwrap_or(1_000_000).max(1),
+            workers,
             behaviour,
             routes,
         })
@@ -619,6 +638,25 @@ GET = "crm:admin:read"
         assert!(error_of(&https).contains("upstream"));
         assert!(error_of("[gateway]\nlisten = \"nope\"\n").starts_with("w.toml:2:"));
         assert!(error_of("[gateway]\n").contains("authority"));
+        for workers in ["0", "257"] {
+            let bad = GOOD.replace("[gateway]\n", &format!("[gateway]\nworkers = {workers}\n"));
+            let e = error_of(&bad);
+            assert!(
+                e.starts_with("w.toml:2:") && e.contains("workers must be 1 to 256"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn workers_default_to_one_per_cpu() {
+        let c = GatewayConfig::parse(GOOD, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(c.workers, cpus);
+        let three = GOOD.replace("[gateway]\n", "[gateway]\nworkers = 3\n");
+        let c =
+            GatewayConfig::parse(&three, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.workers, 3);
     }
 
     #[test]

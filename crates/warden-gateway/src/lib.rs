@@ -27,6 +27,7 @@ pub mod token_cache;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ use crate::audit::AuditSink;
 use crate::http_client::{json_request, HttpClient};
 use crate::jwks::JwksCache;
 use crate::revocation::RevocationFeed;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{IdentityCache, TokenCache};
 use warden_core::replay::ReplayCache;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct Gateway {
     pub jwks: Arc<JwksCache>,
     pub policies: Option<Arc<PolicyStore>>,
     pub tokens: TokenCache,
+    /// What tokens speaking for the same identity share: decisions and internal tokens.
+    pub identities: IdentityCache,
     pub audit: AuditSink,
     pub revocations: Arc<RevocationFeed>,
     /// DPoP proof `jti`s (per key) seen within the proof window.
@@ -190,6 +193,7 @@ impl Gateway {
         };
         let gateway = Arc::new(Self {
             tokens: TokenCache::new(config.token_cache_entries),
+            identities: IdentityCache::new(config.token_cache_entries),
             revocations,
             dpop_replay: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
             single_use: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
@@ -233,8 +237,9 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { return };
-                g.tokens
-                    .sweep(g.now() - warden_core::Validation::DEFAULT_LEEWAY);
+                let horizon = g.now() - warden_core::Validation::DEFAULT_LEEWAY;
+                g.tokens.sweep(horizon);
+                g.identities.sweep(horizon);
                 for l in g.limiters.values() {
                     l.retain_recent();
                 }
@@ -296,15 +301,30 @@ impl Gateway {
         }
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes: this task accepts, and hands each connection to
+    /// one of `workers` threads, each running its own single-threaded event loop with its
+    /// own upstream connections (the way nginx and Envoy use their cores), so a request is
+    /// parsed, decided and forwarded without crossing threads. When `shutdown` completes (or
+    /// this future is dropped) the workers stop and close their connections.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
-        let header_timeout = self.config.header_read_timeout;
-        let max_header_bytes = self.config.max_header_bytes;
+        let mut workers = Vec::with_capacity(self.config.workers);
+        for i in 0..self.config.workers {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let gw = Arc::clone(&self);
+            std::thread::Builder::new()
+                .name(format!("warden-gw-{i}"))
+                .spawn(move || runtime.block_on(gw.work(rx)))?;
+            workers.push(tx);
+        }
+        let mut next = 0;
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -317,23 +337,55 @@ impl Gateway {
                 },
                 () = &mut shutdown => return Ok(()),
             };
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "cannot hand over a connection");
+                    continue;
+                }
+            };
+            next = (next + 1) % workers.len();
+            if workers[next].send((stream, peer)).is_err() {
+                return Err(std::io::Error::other("a gateway worker thread stopped"));
+            }
+        }
+    }
+
+    /// One worker: serves the connections it is handed until the acceptor goes away.
+    async fn work(
+        self: Arc<Self>,
+        mut connections: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    ) {
+        let upstream = Arc::new(http_client::new_client());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.config.header_read_timeout)
+            .max_buf_size(self.config.max_header_bytes)
+            .max_headers(100);
+        while let Some((stream, peer)) = connections.recv().await {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "cannot serve a connection");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let gw = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let upstream = Arc::clone(&upstream);
+            let connection = builder.serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(move |req: Request<Incoming>| {
                     let gw = Arc::clone(&gw);
-                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) }
-                });
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .max_buf_size(max_header_bytes)
-                    .max_headers(100);
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                    let upstream = Arc::clone(&upstream);
+                    async move {
+                        Ok::<_, std::convert::Infallible>(gw.handle(req, peer, &upstream).await)
+                    }
+                }),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
                     tracing::debug!(error = %e, %peer, "connection closed with error");
                 }
             });

@@ -1,7 +1,7 @@
 //! The decision pipeline, shared by the reverse proxy and the forward-auth endpoint.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -22,7 +22,7 @@ use crate::audit::AuditEvent;
 use crate::behaviour::{Finding, Imposed, Observation, Verdict};
 use crate::config::{FailMode, ForwardAuth, Route};
 use crate::deny::Deny;
-use crate::http_client::{full, Body};
+use crate::http_client::{full, Body, HttpClient};
 use crate::net::{client_ip, parse_networks};
 use crate::token_cache::{Verified, MAX_CACHED_DECISIONS};
 use crate::Gateway;
@@ -51,6 +51,7 @@ impl Gateway {
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        upstream: &HttpClient,
     ) -> Response<Body> {
         let raw = req.uri().path().to_owned();
         let authz = &self.config.authz_path;
@@ -113,7 +114,7 @@ impl Gateway {
                 let token = Arc::clone(&allowed.internal_token);
                 let res = tokio::time::timeout(
                     self.config.request_timeout,
-                    self.forward(req, route, &token, client, peer.ip(), &request_id),
+                    self.forward(upstream, req, route, &token, client, peer.ip(), &request_id),
                 )
                 .await
                 .unwrap_or(Err(Deny::UpstreamTimeout));
@@ -221,6 +222,8 @@ impl Gateway {
             "jwks_age_secs": self.jwks.age().map(|d| d.as_secs()),
             "policies": self.policies.as_ref().map(|p| p.current().len()),
             "verified_tokens_cached": self.tokens.len(),
+            "identities_cached": self.identities.len(),
+            "workers": self.config.workers,
             "audit_dropped_total": self.audit.dropped_total(),
             "behaviour": self.behaviour.as_ref().zip(self.alerts.as_ref()).map(|(b, a)| json!({
                 "identities": b.tracked(),
@@ -271,6 +274,11 @@ impl Gateway {
                 "warden_gateway_verified_tokens_cached",
                 "verified tokens in the cache",
                 self.tokens.len() as f64,
+            ),
+            (
+                "warden_gateway_identities_cached",
+                "identities whose decisions and internal tokens are cached",
+                self.identities.len() as f64,
             ),
             (
                 "warden_gateway_audit_dropped_total",
@@ -687,8 +695,8 @@ impl Gateway {
         }
     }
 
-    /// Cedar's decision, or the same decision made earlier for this token by the same policy
-    /// set for an identical request in the same time bucket.
+    /// Cedar's decision, or the same decision made earlier for this identity by the same
+    /// policy set for an identical request in the same time bucket.
     fn policy_decision(
         &self,
         verified: &Verified,
@@ -704,7 +712,7 @@ impl Gateway {
             facts.client_ip,
         );
         let bucket = set.time_bucket(now);
-        let mut cache = crate::lock(&verified.decisions);
+        let mut cache = crate::lock(&verified.shared.decisions);
         if let Some((s, b, d)) = cache.get(&key) {
             if Arc::ptr_eq(s, &set) && *b == bucket {
                 return d.clone();
@@ -801,6 +809,7 @@ impl Gateway {
             Some(a) => format!("{}~{a}", claims.sub),
             None => claims.sub.clone(),
         };
+        let shared = self.identities.get_or_insert(&claims);
         let v = Arc::new(Verified {
             kid: kid.unwrap_or_default(),
             identity,
@@ -809,8 +818,7 @@ impl Gateway {
             allowed_ips,
             actor,
             delegation_depth,
-            internal: Mutex::new(Default::default()),
-            decisions: Mutex::new(Default::default()),
+            shared,
             last_used: std::sync::atomic::AtomicI64::new(0),
         });
         self.tokens.insert(token, Arc::clone(&v));
@@ -886,7 +894,8 @@ impl Gateway {
 
     /// The token the upstream sees: this route's audience, only the scope this method needs,
     /// `sub` and `act` preserved, at most `internal_token_ttl_secs` and never past the
-    /// external token's expiry. Reused while it has more than half its life left.
+    /// external token's expiry. Reused, for any token of the same identity, while it has more
+    /// than half its life left and does not outlive the token presented.
     fn internal_token(
         &self,
         v: &Verified,
@@ -897,9 +906,9 @@ impl Gateway {
     ) -> Arc<str> {
         let key = (route.prefix.clone(), method.to_owned());
         let ttl = self.config.internal_token_ttl_secs;
-        let mut minted = crate::lock(&v.internal);
+        let mut minted = crate::lock(&v.shared.internal);
         if let Some((t, exp)) = minted.get(&key) {
-            if exp - now > ttl / 2 {
+            if exp - now > ttl / 2 && *exp <= v.claims.exp {
                 return Arc::clone(t);
             }
         }

@@ -11,7 +11,7 @@ use hyper::{HeaderMap, Request, Response, Uri};
 
 use crate::config::Route;
 use crate::deny::Deny;
-use crate::http_client::Body;
+use crate::http_client::{Body, HttpClient};
 use crate::Gateway;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
@@ -80,6 +80,7 @@ fn strip_identity(headers: &mut HeaderMap) {
 impl Gateway {
     pub(crate) async fn forward(
         &self,
+        upstream: &HttpClient,
         req: Request<Incoming>,
         route: &Route,
         internal_token: &str,
@@ -131,13 +132,11 @@ impl Gateway {
         }
         parts.uri = uri;
         let upstream_req = Request::from_parts(parts, body.boxed());
-        let res = tokio::time::timeout(
-            self.config.upstream_timeout,
-            self.client.request(upstream_req),
-        )
-        .await
-        .map_err(|_| Deny::UpstreamTimeout)?
-        .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
+        let res =
+            tokio::time::timeout(self.config.upstream_timeout, upstream.request(upstream_req))
+                .await
+                .map_err(|_| Deny::UpstreamTimeout)?
+                .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))

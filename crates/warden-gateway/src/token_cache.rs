@@ -2,32 +2,39 @@
 //! claim decoding only; expiry, the key still being published, and every per-request check
 //! (route, scope, network, policy, rate) run again, so a hit never allows more than a fresh
 //! verification would.
+//!
+//! What depends only on who a token speaks for — its policy decisions and the internal
+//! tokens minted from it — is kept per [`Identity`]: every claim either can see, fingerprinted.
+//! Agents that fetch a new token every few minutes (or every request) then pay the signature
+//! check alone, not Cedar and a signature of their own as well.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use sha2::{Digest as _, Sha256};
 use warden_core::{AccessClaims, ScopeSet};
 use warden_policy::{Decision, PolicySet};
 
 const SHARDS: usize = 16;
 
-/// Internal tokens minted for one external token, by (route prefix, method): the token and
-/// its expiry.
+/// Internal tokens minted for one identity, by (route prefix, method): the token and its
+/// expiry.
 pub type MintedTokens = HashMap<(String, String), (Arc<str>, i64)>;
 
-/// Policy decisions made for one token, by (route prefix, method, path, client address):
+/// Policy decisions made for one identity, by (route prefix, method, path, client address):
 /// the set that decided, its time bucket, and the decision. Everything else a policy sees is
-/// fixed by the token.
+/// fixed by the identity.
 pub type CachedDecisions =
     HashMap<(String, String, String, IpAddr), (Arc<PolicySet>, i64, Decision)>;
 
-/// Most decisions kept per token.
-pub const MAX_CACHED_DECISIONS: usize = 64;
+/// Most decisions kept per identity.
+pub const MAX_CACHED_DECISIONS: usize = 128;
 
 /// What verification established about a token, parsed once.
 #[derive(Debug)]
@@ -43,11 +50,98 @@ pub struct Verified {
     /// The innermost acting party and the chain's length.
     pub actor: Option<String>,
     pub delegation_depth: u32,
-    pub internal: Mutex<MintedTokens>,
-    pub decisions: Mutex<CachedDecisions>,
+    /// Shared with every token that speaks for the same identity.
+    pub shared: Arc<Identity>,
     /// When a request with this token was last allowed (unix seconds; 0: never), reported
     /// to the authority for access reviews.
     pub last_used: std::sync::atomic::AtomicI64,
+}
+
+/// What tokens with the same fingerprint (see [`Identity::fingerprint`]) share.
+#[derive(Debug, Default)]
+pub struct Identity {
+    pub internal: Mutex<MintedTokens>,
+    pub decisions: Mutex<CachedDecisions>,
+    /// The latest expiry of a token seen for this identity: past it, the entry is swept.
+    expires: AtomicI64,
+}
+
+impl Identity {
+    /// SHA-256 over every claim a policy decision or an internal token is built from:
+    /// tenant, subject, client, scope and the whole delegation chain. Two tokens with the
+    /// same fingerprint get the same decisions and the same internal tokens; what differs
+    /// between them (expiry, `allowed_ips`, `cnf`, `max_uses`, `jti`) is checked per
+    /// token and per request.
+    pub fn fingerprint(c: &AccessClaims) -> [u8; 32] {
+        let act = c
+            .act
+            .as_ref()
+            .and_then(|a| serde_json::to_vec(a).ok())
+            .unwrap_or_default();
+        let mut h = Sha256::new();
+        for field in [
+            c.tenant.as_bytes(),
+            c.sub.as_bytes(),
+            c.client_id.as_bytes(),
+            c.scope.as_bytes(),
+            &act,
+        ] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+        h.finalize().into()
+    }
+}
+
+/// Identities by fingerprint, bounded like the token cache.
+pub struct IdentityCache {
+    shards: Vec<Mutex<HashMap<[u8; 32], Arc<Identity>>>>,
+    per_shard: usize,
+}
+
+impl IdentityCache {
+    pub fn new(entries: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: (entries / SHARDS).max(1),
+        }
+    }
+
+    /// The shared state for `claims`' identity, created on first sight.
+    pub fn get_or_insert(&self, claims: &AccessClaims) -> Arc<Identity> {
+        let fp = Identity::fingerprint(claims);
+        let mut shard = crate::lock(&self.shards[usize::from(fp[0]) % SHARDS]);
+        let identity = match shard.get(&fp) {
+            Some(i) => Arc::clone(i),
+            None => {
+                if shard.len() >= self.per_shard {
+                    if let Some(k) = shard.keys().next().copied() {
+                        shard.remove(&k);
+                    }
+                }
+                let i = Arc::new(Identity::default());
+                shard.insert(fp, Arc::clone(&i));
+                i
+            }
+        };
+        identity.expires.fetch_max(claims.exp, Ordering::Relaxed);
+        identity
+    }
+
+    /// Drops identities whose every token expired before `now`.
+    pub fn sweep(&self, now: i64) {
+        for s in &self.shards {
+            crate::lock(s).retain(|_, i| i.expires.load(Ordering::Relaxed) >= now);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| crate::lock(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub struct TokenCache {
@@ -115,5 +209,99 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::claims::{Actor, Audience, Confirmation};
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://warden.example".into(),
+            sub: "usr_A".into(),
+            aud: Audience::One("warden".into()),
+            exp: 1_000,
+            iat: 900,
+            nbf: 900,
+            jti: "j1".into(),
+            client_id: "agt_B".into(),
+            tenant: "tnt_T".into(),
+            scope: "crm:read".into(),
+            act: Some(Actor {
+                sub: "agt_B".into(),
+                act: Some(Box::new(Actor {
+                    sub: "agt_C".into(),
+                    act: None,
+                })),
+            }),
+            cnf: None,
+            allowed_ips: None,
+            max_uses: None,
+        }
+    }
+
+    #[test]
+    fn every_claim_a_decision_or_internal_token_uses_changes_the_fingerprint() {
+        let base = Identity::fingerprint(&claims());
+        let edits: [fn(&mut AccessClaims); 6] = [
+            |c| c.tenant = "tnt_U".into(),
+            |c| c.sub = "usr_Z".into(),
+            |c| c.client_id = "agt_Z".into(),
+            |c| c.scope = "crm:read crm:write".into(),
+            |c| c.act = None,
+            |c| {
+                if let Some(inner) = c.act.as_mut().and_then(|a| a.act.as_mut()) {
+                    inner.sub = "agt_Z".into();
+                }
+            },
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut c = claims();
+            edit(&mut c);
+            assert_ne!(Identity::fingerprint(&c), base, "edit {i}");
+        }
+        // Field boundaries count: moving a byte between fields is another identity.
+        let mut shifted = claims();
+        shifted.tenant = "tnt_Tu".into();
+        shifted.sub = "sr_A".into();
+        assert_ne!(Identity::fingerprint(&shifted), base);
+    }
+
+    #[test]
+    fn per_token_claims_do_not_split_an_identity() {
+        let base = Identity::fingerprint(&claims());
+        let mut c = claims();
+        c.jti = "j2".into();
+        c.exp = 2_000;
+        c.iat = 1_500;
+        c.nbf = 1_500;
+        c.allowed_ips = Some(vec!["10.0.0.0/8".into()]);
+        c.max_uses = Some(1);
+        c.cnf = Some(Confirmation {
+            jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
+        });
+        assert_eq!(Identity::fingerprint(&c), base);
+    }
+
+    #[test]
+    fn identities_are_shared_bounded_and_swept() {
+        let cache = IdentityCache::new(SHARDS);
+        let a = cache.get_or_insert(&claims());
+        let mut later = claims();
+        later.exp = 5_000;
+        let b = cache.get_or_insert(&later);
+        assert!(Arc::ptr_eq(&a, &b));
+        cache.sweep(4_000);
+        assert_eq!(cache.len(), 1, "the later token keeps it");
+        cache.sweep(5_001);
+        assert!(cache.is_empty());
+        for i in 0..10 * SHARDS {
+            let mut c = claims();
+            c.sub = format!("usr_{i}");
+            cache.get_or_insert(&c);
+        }
+        assert!(cache.len() <= SHARDS);
     }
 }

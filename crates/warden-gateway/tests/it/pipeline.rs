@@ -229,6 +229,69 @@ async fn a_cache_hit_never_outlives_a_fresh_verification() {
     assert_eq!(res.status(), 403);
 }
 
+/// The internal token the upstream received for a GET with `token`.
+async fn internal_token_for(env: &Env, token: &str) -> String {
+    let res = env.get("/crm/contacts", Some(token)).await;
+    assert_eq!(res.status(), 200);
+    let seen: Value = res.json().await.unwrap();
+    seen["headers"]["authorization"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn tokens_of_one_identity_share_internal_tokens_but_never_widen() {
+    let (env, _) = Env::start(Options::default()).await;
+    let now = env.now();
+    let v = Validation::access_token(&env.authority_url, vec!["crm".into()]);
+    let keys = jwks(&env).await;
+    let claims_of = |internal: &str| {
+        verify_access_token(internal, &keys, &v, now)
+            .unwrap()
+            .into_claims()
+    };
+
+    // A second token for the same identity gets the internal token already minted.
+    let first = internal_token_for(&env, &env.forge(|_| {})).await;
+    let second = internal_token_for(&env, &env.forge(|_| {})).await;
+    assert_eq!(first, second, "same identity: one internal token");
+    assert_eq!(env.gateway.identities.len(), 1);
+
+    // A token that expires sooner never forwards an internal token that outlives it.
+    let short = env.forge(|c| c.exp = now + 20);
+    let internal = internal_token_for(&env, &short).await;
+    assert_ne!(internal, first);
+    assert!(claims_of(&internal).exp <= now + 20);
+
+    // Anything the internal token or a policy could see makes another identity.
+    let wider = internal_token_for(
+        &env,
+        &env.forge(|c| c.scope = "crm:contacts:read crm:contacts:write".into()),
+    )
+    .await;
+    assert_ne!(wider, first);
+    let delegated = internal_token_for(
+        &env,
+        &env.forge(|c| {
+            c.act = Some(warden_core::claims::Actor {
+                sub: "agt_BBBBBBBBBBBBBBBBBBBBBB".into(),
+                act: None,
+            })
+        }),
+    )
+    .await;
+    assert_ne!(delegated, first);
+    assert_eq!(
+        claims_of(&delegated).act.map(|a| a.sub).as_deref(),
+        Some("agt_BBBBBBBBBBBBBBBBBBBBBB"),
+        "the chain is preserved, not taken from another token"
+    );
+    assert_eq!(claims_of(&first).act, None);
+    assert!(env.gateway.identities.len() >= 3);
+}
+
 #[tokio::test]
 async fn key_rotation_while_serving() {
     let (env, _) = Env::start(Options {
