@@ -5,6 +5,8 @@
 #   bash bench/gateway.sh                # from any directory; ~4 minutes on an idle machine
 #
 #   1. plain nginx reverse proxy (1 worker, keepalive upstream)        — the baseline
+#   1b. the gateway's HTTP stack with nothing of Warden in it (tokio + hyper, the same pooled
+#      client: crates/warden-gateway/examples/bare_proxy.rs): 2 vs 1b is what Warden adds
 #   2. warden gateway, one token reused (verified-token cache hits)
 #   3. warden gateway, a fresh token on every request (full verification each time)
 #   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
@@ -25,7 +27,8 @@
 #
 # Env: DURATION (s, default 10), WARMUP (s, default 2), CONNECTIONS (default 32),
 #      FRESH_MAX (most tokens to issue for case 3, default 200000),
-#      WARDEN_BIN (default target/release/warden, built if missing),
+#      WARDEN_BIN (default target/release/warden, built if missing), BARE_BIN (default
+#      target/release/examples/bare_proxy, built if missing),
 #      QUIET_WAIT (s, default 120): before each case, wait up to this long for the machine
 #      to be idle (other processes < 10% of a CPU), since 2 shared cores make any build
 #      running alongside distort the figures; the table says if a case ran on a busy machine.
@@ -70,6 +73,14 @@ if [[ -z "${WARDEN_BIN:-}" ]]; then
   fi
 fi
 [[ -x "$WARDEN_BIN" ]] || { say "no warden binary at $WARDEN_BIN"; exit 2; }
+if [[ -z "${BARE_BIN:-}" ]]; then
+  BARE_BIN=$ROOT/target/release/examples/bare_proxy
+  if [[ ! -x "$BARE_BIN" ]]; then
+    say "building the bare proxy"
+    cargo build --release -p warden-gateway --example bare_proxy
+  fi
+fi
+[[ -x "$BARE_BIN" ]] || { say "no bare proxy binary at $BARE_BIN"; exit 2; }
 
 # ---- processes -------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/warden-bench-gw.XXXXXX")
@@ -101,9 +112,9 @@ die() {
   exit 1
 }
 
-read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT < <(python3 -c '
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
@@ -167,6 +178,10 @@ nginx_conf proxy "$PROXY_PORT" "  upstream up { server 127.0.0.1:$UP_PORT; keepa
     }'
 start_nginx proxy 1
 
+# Case 1b's proxy: CPU 1.
+taskset -c 1 "$BARE_BIN" "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >"$TMP/bare.log" 2>&1 &
+PIDS+=($!)
+
 # The policies, if their own tests pass.
 POLICY_LINE=""
 POLICIES="none"
@@ -226,6 +241,7 @@ start_nginx front 1
 
 wait_http "upstream nginx" "http://127.0.0.1:$UP_PORT/"
 wait_http "proxy nginx" "http://127.0.0.1:$PROXY_PORT/"
+wait_http "bare proxy" "http://127.0.0.1:$BARE_PORT/"
 wait_http "warden gateway" "http://127.0.0.1:$GW_PORT/healthz"
 wait_http "front nginx" "http://127.0.0.1:$FRONT_PORT/"
 
@@ -260,7 +276,7 @@ warden principal create --tenant bench --kind agent --name loadgen --scopes "api
 AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/agent.json")
 TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read) || die "token failed"
 
-for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$GW_PORT/api/x" "http://127.0.0.1:$FRONT_PORT/api/x" \
+for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$BARE_PORT/api/x" "http://127.0.0.1:$GW_PORT/api/x" "http://127.0.0.1:$FRONT_PORT/api/x" \
   "http://127.0.0.1:$GW2_PORT/api/x" "http://127.0.0.1:$GW3_PORT/api/x"; do
   body=$(curl -s --max-time 5 -H "Authorization: Bearer $TOKEN" "$url") || true
   [[ "$body" == ok ]] || die "sanity check: GET $url answered: ${body:0:300}"
@@ -349,6 +365,8 @@ perf_report() { # name
 GW=http://127.0.0.1:$GW_PORT/api/x
 say "case 1: plain nginx proxy"
 measure plain "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+say "case 1b: the gateway's HTTP stack, bare"
+measure bare "http://127.0.0.1:$BARE_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 say "case 2: gateway, one token (cache hits)"
 measure cached "$GW" -H "Authorization: Bearer $TOKEN"
 perf_report cached >"$TMP/perf-cached.txt"
@@ -420,9 +438,10 @@ say "case 5 ${dpop_note#dpop_proofs: }"
 say "case 4: nginx auth_request -> warden /authz -> upstream"
 measure authz "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 
-say "one connection: cases 1, 2, 2b, 4"
+say "one connection: cases 1, 1b, 2, 2b, 4"
 export C=1 D=$(((DURATION + 1) / 2))
 measure plain-c1 "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+measure bare-c1 "http://127.0.0.1:$BARE_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 measure cached-c1 "$GW" -H "Authorization: Bearer $TOKEN"
 measure nopolicy-c1 "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 measure authz-c1 "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
@@ -433,6 +452,7 @@ unset C D
 audit_lines=$({ cat "$TMP/audit.jsonl" "$DATA/audit/audit.jsonl" 2>/dev/null || true; } | wc -l)
 health=$(curl -s "http://127.0.0.1:$GW_PORT/healthz")
 read -r rps1 p50_1 p99_1 < <(wrk_fields "$TMP/plain.wrk")
+read -r rps1b p50_1b p99_1b < <(wrk_fields "$TMP/bare.wrk")
 read -r rps2 p50_2 p99_2 < <(wrk_fields "$TMP/cached.wrk")
 read -r rps3 p50_3 p99_3 < <(wrk_fields "$TMP/fresh.wrk")
 read -r rps4 p50_4 p99_4 < <(wrk_fields "$TMP/authz.wrk")
@@ -457,6 +477,7 @@ row() { # case rps p50 p99 cpufile
 printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s |\n' case "req/s" "p50 ms" "p99 ms" "vs plain" "+p99 ms" "CPU 1" "CPU 0"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ---------- ------------ -------- --------
 row "1 nginx proxy (baseline)" "$rps1" "$p50_1" "$p99_1" plain
+row "1b tokio + hyper proxy, no auth (stack floor)" "$rps1b" "$p50_1b" "$p99_1b" bare
 row "2 warden gateway, one token (cache hits)" "$rps2" "$p50_2" "$p99_2" cached
 row "2b the same without policies (audit on)" "$rps2b" "$p50_2b" "$p99_2b" nopolicy
 row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
@@ -469,7 +490,7 @@ echo
 read -r _ l50_1 l99_1 < <(wrk_fields "$TMP/plain-c1.wrk")
 printf '| %-44s | %9s | %8s | %8s | %10s | %10s |\n' case "req/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms"
 printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ------------ ------------
-for pair in "1 nginx proxy (baseline):plain-c1" "2 warden gateway, one token (cache hits):cached-c1" \
+for pair in "1 nginx proxy (baseline):plain-c1" "1b tokio + hyper proxy, no auth:bare-c1" "2 warden gateway, one token (cache hits):cached-c1" \
   "2b the same without policies (audit on):nopolicy-c1" "4 nginx auth_request -> warden /authz:authz-c1"; do
   read -r r l50 l99 < <(wrk_fields "$TMP/${pair##*:}.wrk")
   printf '| %-44s | %9s | %8s | %8s | %10s | %10s |%s\n' "${pair%%:*}" "$r" "$l50" "$l99" \
@@ -479,12 +500,13 @@ for pair in "1 nginx proxy (baseline):plain-c1" "2 warden gateway, one token (ca
 done
 read -r _ _ l99_2 < <(wrk_fields "$TMP/cached-c1.wrk")
 echo
-awk -v r1="$rps1" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r2c="$rps2c" -v r5="$rps5" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
+awk -v r1="$rps1" -v r1b="$rps1b" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r2b="$rps2b" -v r2c="$rps2c" -v r5="$rps5" -v q1="$p99_1" -v q2="$p99_2" -v q4="$p99_4" -v m2="$p50_2" -v m4="$p50_4" \
   -v l1="$l99_1" -v l2="$l99_2" -v c="$CONNECTIONS" 'BEGIN {
   t2 = r2 / r1; a2 = q2 - q1; t3 = r3 / r1
   printf "target cache hit >= 0.90x plain: %.2fx %s\n", t2, (t2 >= 0.9 ? "met" : "MISSED")
   printf "target cache hit <= 1 ms added p99: %+.2f ms at %d connections %s; %+.3f ms over one connection %s\n", a2, c, (a2 <= 1 ? "met" : "MISSED"), l2 - l1, (l2 - l1 <= 1 ? "met" : "MISSED")
   printf "target fresh token >= 0.50x plain: %.2fx %s\n", t3, (t3 >= 0.5 ? "met" : "MISSED")
+  printf "the HTTP stack alone vs nginx (case 1b vs 1): %.2fx; Warden on that stack (case 2 vs 1b): %.2fx\n", r1b / r1, r2 / r1b
   printf "auth_request pattern vs gateway (case 4 vs 2): %.2fx throughput, %+.2f ms p50, %+.2f ms p99\n", r4 / r2, m4 - m2, q4 - q2
   printf "target behaviour on >= 0.95x off (case 2c vs 2b): %.2fx %s\n", r2c / r2b, (r2c / r2b >= 0.95 ? "met" : "MISSED")
   printf "DPoP on vs off (case 5 vs 2): %.2fx throughput\n", r5 / r2

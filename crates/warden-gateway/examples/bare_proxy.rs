@@ -25,12 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: bare_proxy LISTEN UPSTREAM".into());
     };
     let upstream: &'static str = Box::leak(upstream.trim_end_matches('/').into());
-    let mut rt = if std::env::var("BARE_RT").as_deref() == Ok("current") {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    rt.enable_all().build()?.block_on(serve(listen, upstream))
+    // One single-threaded event loop, as each of the gateway's workers has.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(listen, upstream))
 }
 
 async fn serve(listen: String, upstream: &'static str) -> Result<(), Box<dyn std::error::Error>> {

@@ -186,11 +186,13 @@ pub struct Route {
     pub step_up: bool,
 }
 
-/// An upstream base URL, split once at load.
+/// An upstream base URL, split and parsed once at load.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    pub scheme: String,
-    pub authority: String,
+    pub scheme: hyper::http::uri::Scheme,
+    pub authority: hyper::http::uri::Authority,
+    /// The `Host` header the upstream gets.
+    pub host: hyper::header::HeaderValue,
     /// Path prefix of the upstream URL, without a trailing slash.
     pub base_path: String,
 }
@@ -554,13 +556,16 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let authority = uri
         .authority()
         .ok_or_else(|| format!("`{url}` has no host"))?
-        .to_string();
+        .clone();
     if uri.query().is_some() {
         return Err(format!("`{url}` must not have a query"));
     }
+    let host = hyper::header::HeaderValue::from_str(authority.as_str())
+        .map_err(|_| format!("`{url}`: the host is not a header value"))?;
     Ok(Upstream {
-        scheme: scheme.to_owned(),
+        scheme: hyper::http::uri::Scheme::HTTP,
         authority,
+        host,
         base_path: uri.path().trim_end_matches('/').to_owned(),
     })
 }

@@ -112,8 +112,13 @@ impl Gateway {
             Ok(allowed) => {
                 let route = allowed.route;
                 let token = Arc::clone(&allowed.internal_token);
+                // Until the upstream's answer head: both bounds are 504, so one timer.
+                let limit = self
+                    .config
+                    .request_timeout
+                    .min(self.config.upstream_timeout);
                 let res = tokio::time::timeout(
-                    self.config.request_timeout,
+                    limit,
                     self.forward(upstream, req, route, &token, client, peer.ip(), &request_id),
                 )
                 .await

@@ -6,7 +6,11 @@ use std::net::IpAddr;
 
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST};
+use hyper::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, UPGRADE,
+};
+use hyper::http::uri::PathAndQuery;
 use hyper::{HeaderMap, Request, Response, Uri};
 
 use crate::config::Route;
@@ -14,16 +18,17 @@ use crate::deny::Deny;
 use crate::http_client::{Body, HttpClient};
 use crate::Gateway;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction. Names, not
+/// strings: removing by a string parses it on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    UPGRADE,
 ];
 
 /// Identity headers some upstreams trust; only the gateway may set identity, so any a client
@@ -47,17 +52,19 @@ const SPOOFABLE: [&str; 7] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -89,16 +96,20 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<Body>, Deny> {
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri: Uri = format!(
-            "{}://{}{}{}",
-            route.upstream.scheme,
-            route.upstream.authority,
-            route.upstream.base_path,
-            path_and_query
-        )
-        .parse()
-        .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?;
+        let up = &route.upstream;
+        let path_and_query = match (up.base_path.as_str(), parts.uri.path_and_query()) {
+            ("", Some(pq)) => pq.clone(),
+            (base, pq) => {
+                PathAndQuery::try_from(format!("{base}{}", pq.map_or("/", PathAndQuery::as_str)))
+                    .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?
+            }
+        };
+        let uri = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?;
         let original_host = parts.headers.get(HOST).cloned();
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
@@ -127,16 +138,14 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
         }
-        if let Ok(v) = HeaderValue::from_str(&route.upstream.authority) {
-            h.insert(HOST, v);
-        }
+        h.insert(HOST, up.host.clone());
         parts.uri = uri;
         let upstream_req = Request::from_parts(parts, body.boxed());
-        let res =
-            tokio::time::timeout(self.config.upstream_timeout, upstream.request(upstream_req))
-                .await
-                .map_err(|_| Deny::UpstreamTimeout)?
-                .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
+        // The caller bounds this by the upstream and request timeouts (one timer for both).
+        let res = upstream
+            .request(upstream_req)
+            .await
+            .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
