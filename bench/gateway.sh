@@ -179,7 +179,7 @@ nginx_conf proxy "$PROXY_PORT" "  upstream up { server 127.0.0.1:$UP_PORT; keepa
 start_nginx proxy 1
 
 # Case 1b's proxy: CPU 1.
-taskset -c 1 "$BARE_BIN" "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" >"$TMP/bare.log" 2>&1 &
+taskset -c 1 "$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" >"$TMP/bare.log" 2>&1 &
 PIDS+=($!)
 
 # The policies, if their own tests pass.

@@ -24,6 +24,7 @@ pub mod pipeline;
 mod proxy;
 pub mod revocation;
 pub mod token_cache;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -70,6 +71,8 @@ pub enum StartError {
 const KEY_TTL_SECS: i64 = 3600;
 const KEY_RENEW_EVERY: Duration = Duration::from_secs(600);
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections a worker keeps to each upstream.
+const MAX_IDLE_PER_UPSTREAM: usize = 256;
 
 /// The gateway's own signing identity for internal tokens; the private key lives only here.
 pub struct GatewayKey {
@@ -356,7 +359,7 @@ impl Gateway {
         self: Arc<Self>,
         mut connections: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     ) {
-        let upstream = Arc::new(http_client::new_client());
+        let upstream = upstream::Upstreams::new(MAX_IDLE_PER_UPSTREAM);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

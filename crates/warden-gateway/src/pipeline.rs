@@ -22,9 +22,11 @@ use crate::audit::AuditEvent;
 use crate::behaviour::{Finding, Imposed, Observation, Verdict};
 use crate::config::{FailMode, ForwardAuth, Route};
 use crate::deny::Deny;
-use crate::http_client::{full, Body, HttpClient};
+use crate::http_client::{full, Body};
 use crate::net::{client_ip, parse_networks};
+use crate::proxy::Origin;
 use crate::token_cache::{Verified, MAX_CACHED_DECISIONS};
+use crate::upstream::Upstreams;
 use crate::Gateway;
 
 /// What the pipeline knows about a request before deciding.
@@ -51,7 +53,7 @@ impl Gateway {
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
-        upstream: &HttpClient,
+        upstream: &Arc<Upstreams>,
     ) -> Response<Body> {
         let raw = req.uri().path().to_owned();
         let authz = &self.config.authz_path;
@@ -119,7 +121,17 @@ impl Gateway {
                     .min(self.config.upstream_timeout);
                 let res = tokio::time::timeout(
                     limit,
-                    self.forward(upstream, req, route, &token, client, peer.ip(), &request_id),
+                    self.forward(
+                        upstream,
+                        req,
+                        route,
+                        &token,
+                        &Origin {
+                            client,
+                            peer: peer.ip(),
+                            request_id: &request_id,
+                        },
+                    ),
                 )
                 .await
                 .unwrap_or(Err(Deny::UpstreamTimeout));

@@ -3,6 +3,7 @@
 //! the standard forwarding headers.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -15,7 +16,8 @@ use hyper::{HeaderMap, Request, Response, Uri};
 
 use crate::config::Route;
 use crate::deny::Deny;
-use crate::http_client::{Body, HttpClient};
+use crate::http_client::Body;
+use crate::upstream::Upstreams;
 use crate::Gateway;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction. Names, not
@@ -84,32 +86,37 @@ fn strip_identity(headers: &mut HeaderMap) {
     headers.remove(AUTHORIZATION);
 }
 
+/// Where a request came from, as the upstream is told.
+pub(crate) struct Origin<'a> {
+    /// The client's address (from a trusted proxy's `X-Forwarded-For`, else the peer).
+    pub client: IpAddr,
+    /// The address of the connection's other end.
+    pub peer: IpAddr,
+    pub request_id: &'a str,
+}
+
 impl Gateway {
     pub(crate) async fn forward(
         &self,
-        upstream: &HttpClient,
+        upstream: &Arc<Upstreams>,
         req: Request<Incoming>,
         route: &Route,
         internal_token: &str,
-        client: IpAddr,
-        peer: IpAddr,
-        request_id: &str,
+        origin: &Origin<'_>,
     ) -> Result<Response<Body>, Deny> {
+        let Origin {
+            client,
+            peer,
+            request_id,
+        } = *origin;
         let (mut parts, body) = req.into_parts();
         let up = &route.upstream;
-        let path_and_query = match (up.base_path.as_str(), parts.uri.path_and_query()) {
-            ("", Some(pq)) => pq.clone(),
-            (base, pq) => {
-                PathAndQuery::try_from(format!("{base}{}", pq.map_or("/", PathAndQuery::as_str)))
-                    .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?
-            }
+        // Origin-form: the upstream is named by the connection and `Host`.
+        parts.uri = match (up.base_path.as_str(), parts.uri.path_and_query()) {
+            ("", Some(pq)) => Uri::from(pq.clone()),
+            (base, pq) => Uri::try_from(format!("{base}{}", pq.map_or("/", PathAndQuery::as_str)))
+                .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?,
         };
-        let uri = Uri::builder()
-            .scheme(up.scheme.clone())
-            .authority(up.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| Deny::UpstreamUnreachable("bad upstream URI".into()))?;
         let original_host = parts.headers.get(HOST).cloned();
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
@@ -139,11 +146,10 @@ impl Gateway {
             h.insert("x-request-id", v);
         }
         h.insert(HOST, up.host.clone());
-        parts.uri = uri;
         let upstream_req = Request::from_parts(parts, body.boxed());
         // The caller bounds this by the upstream and request timeouts (one timer for both).
         let res = upstream
-            .request(upstream_req)
+            .send(&up.authority, upstream_req)
             .await
             .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
         let (mut parts, body) = res.into_parts();
