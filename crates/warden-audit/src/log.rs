@@ -124,6 +124,11 @@ enum Msg {
         /// Held until the entry is durable, so `queue_capacity` bounds everything in flight.
         _permit: OwnedSemaphorePermit,
     },
+    /// Entries queued together without acknowledgement, holding one permit per entry.
+    AppendAll {
+        jsons: Vec<Vec<u8>>,
+        _permit: OwnedSemaphorePermit,
+    },
     /// Sign a checkpoint now; replies with the entries it covers.
     Checkpoint(oneshot::Sender<Result<u64, AppendError>>),
     Close(oneshot::Sender<Result<u64, AppendError>>),
@@ -283,6 +288,31 @@ impl AuditLog {
         Ok(())
     }
 
+    /// [`AuditLog::try_append`] for several entries at once, in order, with one hand-over:
+    /// all are queued, or none (`QueueFull` when the queue has no room for all of them, or
+    /// the first entry that cannot be encoded).
+    pub fn try_append_all(&self, entries: &[Entry]) -> Result<(), TryAppendError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let jsons = entries
+            .iter()
+            .map(|e| self.encode(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = u32::try_from(jsons.len()).map_err(|_| TryAppendError::QueueFull)?;
+        let permit = Arc::clone(&self.shared.queue)
+            .try_acquire_many_owned(n)
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => TryAppendError::QueueFull,
+                tokio::sync::TryAcquireError::Closed => AppendError::Closed.into(),
+            })?;
+        self.send(Msg::AppendAll {
+            jsons,
+            _permit: permit,
+        })?;
+        Ok(())
+    }
+
     /// The highest sequence number known durable.
     pub fn durable_seq(&self) -> Seq {
         Seq(self.shared.durable.load(Ordering::Acquire))
@@ -412,7 +442,17 @@ impl Writer {
             let mut msg = Some(first);
             while let Some(m) = msg.take() {
                 match m {
-                    Msg::Append { json, ack, _permit } => batch.push((json, ack, _permit)),
+                    Msg::Append { json, ack, _permit } => batch.push((json, ack, Some(_permit))),
+                    Msg::AppendAll { jsons, _permit } => {
+                        let mut permit = Some(_permit);
+                        let last = jsons.len().saturating_sub(1);
+                        for (i, json) in jsons.into_iter().enumerate() {
+                            // The group's permits go with its last entry: all are released
+                            // together, once the batch is durable.
+                            let held = if i == last { permit.take() } else { None };
+                            batch.push((json, None, held));
+                        }
+                    }
                     Msg::Checkpoint(ack) => control = Control::Checkpoint(ack),
                     Msg::Close(ack) => control = Control::Close(ack),
                 }
@@ -445,7 +485,7 @@ impl Writer {
     /// durable, acknowledges it, then feeds sinks. Empties `batch`.
     fn commit(
         &mut self,
-        batch: &mut Vec<(Vec<u8>, Option<Ack>, OwnedSemaphorePermit)>,
+        batch: &mut Vec<(Vec<u8>, Option<Ack>, Option<OwnedSemaphorePermit>)>,
         force: bool,
     ) -> Result<(), AppendError> {
         if let Some(e) = &self.failure {

@@ -158,6 +158,55 @@ async fn try_append_reports_queue_full_and_never_waits() {
 }
 
 #[tokio::test]
+async fn try_append_all_queues_all_in_order_or_none() {
+    let dir = TempDir::new().unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let options = Options {
+        queue_capacity: 4,
+        sinks: vec![Box::new(GateSink {
+            entered: entered_tx,
+            release: release_rx,
+        })],
+        ..Options::default()
+    };
+    let (log, _) = AuditLog::open(dir.path(), Arc::new(key()), options).unwrap();
+    log.try_append_all(&[entry(1), entry(2), entry(3)]).unwrap();
+    entered.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(log.durable_seq(), Seq(3), "one group, one batch");
+    // The writer is held; four slots. Five entries do not fit: none is queued.
+    assert!(matches!(
+        log.try_append_all(&[entry(4), entry(5), entry(6), entry(7), entry(8)]),
+        Err(TryAppendError::QueueFull)
+    ));
+    log.try_append_all(&[entry(4), entry(5)]).unwrap();
+    log.try_append_all(&[entry(6), entry(7)]).unwrap();
+    assert!(matches!(
+        log.try_append_all(&[entry(8)]),
+        Err(TryAppendError::QueueFull)
+    ));
+    // One entry that cannot be encoded refuses the whole group.
+    let mut big = entry(9);
+    big.reasons = vec!["r".repeat(2 << 20)];
+    assert!(matches!(
+        log.try_append_all(&[entry(8), big]),
+        Err(TryAppendError::Append(AppendError::TooLarge { .. }))
+    ));
+    assert!(log.try_append_all(&[]).is_ok());
+    drop(release);
+    assert_eq!(log.close().await.unwrap(), 7);
+    assert_eq!(verify_dir(dir.path(), &ring()).unwrap().entries, 7);
+    let ids: Vec<String> = log_lines(dir.path())
+        .iter()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["entry"]["request_id"].as_str().map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids, (1..=7).map(|i| format!("req-{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn oversized_entries_are_refused() {
     let dir = TempDir::new().unwrap();
     let options = Options {

@@ -45,13 +45,13 @@ pub struct MemoryAudit {
 }
 
 impl AuditWriter for MemoryAudit {
-    fn write_batch(&mut self, events: &[AuditEvent]) -> std::io::Result<()> {
+    fn write_batch(&mut self, events: Vec<AuditEvent>) -> std::io::Result<()> {
         let (lock, cv) = &*self.gate;
         let mut open = lock.lock().unwrap();
         while !*open {
             open = cv.wait(open).unwrap();
         }
-        self.events.lock().unwrap().extend_from_slice(events);
+        self.events.lock().unwrap().extend(events);
         Ok(())
     }
 }
