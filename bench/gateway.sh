@@ -18,7 +18,7 @@
 # Every case proxies GET to the same upstream: nginx (1 worker) answering `200 ok`.
 # The gateway is `warden serve --config` (release build) with audit on (`audit_log` in the
 # temp dir) and the example Cedar policies (`policies/`, after `warden policy test` passes).
-# CPU pinning: the proxy under test (nginx proxy, or warden, or warden + the nginx in front
+# CPU pinning: the proxy under test (nginx proxy, the bare proxy, warden, or warden + the nginx in front
 # of it in case 4) on CPU 1; wrk and the upstream nginx on CPU 0.
 #
 # Then cases 1, 2, 2b and 4 again over one connection (-c1, DURATION/2): the latency a
@@ -466,16 +466,18 @@ echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency after a ${WARMUP}s warm-up
 echo "gateway: audit on ($audit_lines entries written), policies: $POLICIES; 2b: a second gateway, no policies"
 echo
 row() { # case rps p50 p99 cpufile
-  local cpu ratio added
+  local cpu ratio added us
   cpu=$(cat "$TMP/$5.cpu")
   ratio=$(awk -v a="$2" -v b="$rps1" 'BEGIN { printf "%.2fx", a / b }')
   added=$(awk -v a="$4" -v b="$p99_1" 'BEGIN { printf "%+.2f", a - b }')
-  printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %5s%% | %5s%% |%s\n' "$1" "$2" "$3" "$4" "$ratio" "$added" \
-    "$(cut -d' ' -f2 <<<"$cpu")" "$(cut -d' ' -f1 <<<"$cpu")" \
+  # CPU 1 holds only the proxy under test: its busy time per request is what a request costs.
+  us=$(awk -v c="$(cut -d' ' -f2 <<<"$cpu")" -v r="$2" 'BEGIN { if (r > 0) printf "%.1f", c * 10000 / r; else print "-" }')
+  printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %5s%% | %5s%% | %7s |%s\n' "$1" "$2" "$3" "$4" "$ratio" "$added" \
+    "$(cut -d' ' -f2 <<<"$cpu")" "$(cut -d' ' -f1 <<<"$cpu")" "$us" \
     "$([[ -e "$TMP/$5.non2xx" ]] && echo ' ERRORS (non-2xx or socket)!')$([[ -e "$TMP/$5.busy" ]] && echo " machine was busy ($(cat "$TMP/$5.busy")%)")"
 }
-printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s |\n' case "req/s" "p50 ms" "p99 ms" "vs plain" "+p99 ms" "CPU 1" "CPU 0"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ---------- ------------ -------- --------
+printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s | %7s |\n' case "req/s" "p50 ms" "p99 ms" "vs plain" "+p99 ms" "CPU 1" "CPU 0" "us/req"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ---------- ------------ -------- -------- ---------
 row "1 nginx proxy (baseline)" "$rps1" "$p50_1" "$p99_1" plain
 row "1b tokio + hyper proxy, no auth (stack floor)" "$rps1b" "$p50_1b" "$p99_1b" bare
 row "2 warden gateway, one token (cache hits)" "$rps2" "$p50_2" "$p99_2" cached
