@@ -227,6 +227,11 @@ impl Gateway {
         &self.key.kid
     }
 
+    /// DPoP proofs remembered against replay (each spent by an allowed request).
+    pub fn dpop_proofs_remembered(&self) -> usize {
+        lock(&self.dpop_replay).len()
+    }
+
     /// Every 30 s: sweep expired tokens, idle rate-limit state, revocations, one-time values
     /// past their horizon and idle behaviour state; every 10 min: renew the
     /// gateway key's registration.

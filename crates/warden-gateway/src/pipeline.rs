@@ -293,6 +293,11 @@ impl Gateway {
                 self.tokens.len() as f64,
             ),
             (
+                "warden_gateway_dpop_proofs_remembered",
+                "DPoP proofs remembered against replay",
+                self.dpop_proofs_remembered() as f64,
+            ),
+            (
                 "warden_gateway_identities_cached",
                 "identities whose decisions and internal tokens are cached",
                 self.identities.len() as f64,
@@ -445,7 +450,8 @@ impl Gateway {
         }
 
         // possession
-        self.check_possession(facts, scheme, token, &verified.claims, now)
+        let proof = self
+            .check_possession(facts, scheme, token, &verified.claims, now)
             .map_err(|d| fail(None, d))?;
 
         // route
@@ -552,7 +558,21 @@ impl Gateway {
             }
         }
 
-        // single use: spent only by a request that is otherwise allowed
+        // one-time values, spent only by a request that is otherwise allowed: the DPoP
+        // proof, then a single-use token
+        if let Some(p) = proof {
+            let first = crate::lock(&self.dpop_replay).first_use(&p.key, p.remember_until, now);
+            match first {
+                FirstUse::Yes => {}
+                FirstUse::Replay => {
+                    return Err(fail(
+                        Some(route),
+                        Deny::InvalidDpop("DPoP proof was already used".into()),
+                    ))
+                }
+                FirstUse::Full => return Err(fail(Some(route), Deny::ReplayCacheFull)),
+            }
+        }
         if verified.claims.max_uses.is_some() {
             let first = crate::lock(&self.single_use).first_use(
                 &verified.claims.jti,
@@ -842,8 +862,10 @@ impl Gateway {
         Ok(v)
     }
 
-    /// RFC 9449 §7: a bound token comes with the `DPoP` scheme and a proof, signed by the bound
-    /// key, for this very request and token, used once.
+    /// RFC 9449 §7: a bound token comes with the `DPoP` scheme and a proof, signed by the
+    /// bound key, for this very request and token. The proof is spent (its `jti` remembered)
+    /// only by a request that every other phase allows, so proofs sent where they are
+    /// refused cannot fill the replay cache.
     fn check_possession(
         &self,
         facts: &Facts<'_>,
@@ -851,10 +873,10 @@ impl Gateway {
         token: &str,
         claims: &AccessClaims,
         now: i64,
-    ) -> Result<(), Deny> {
+    ) -> Result<Option<SpentProof>, Deny> {
         let Some(cnf) = &claims.cnf else {
             return match scheme {
-                Scheme::Bearer => Ok(()),
+                Scheme::Bearer => Ok(None),
                 Scheme::Dpop => Err(Deny::InvalidToken(
                     "the DPoP scheme needs a DPoP-bound token".into(),
                 )),
@@ -901,12 +923,10 @@ impl Gateway {
         if verified.jkt != cnf.jkt {
             return Err(Deny::InvalidDpop(DpopError::KeyMismatch.to_string()));
         }
-        let key = format!("{}:{}", verified.jkt, verified.jti);
-        match crate::lock(&self.dpop_replay).first_use(&key, verified.iat + skew, now) {
-            FirstUse::Yes => Ok(()),
-            FirstUse::Replay => Err(Deny::InvalidDpop("DPoP proof was already used".into())),
-            FirstUse::Full => Err(Deny::ReplayCacheFull),
-        }
+        Ok(Some(SpentProof {
+            key: format!("{}:{}", verified.jkt, verified.jti),
+            remember_until: verified.iat + skew,
+        }))
     }
 
     /// The token the upstream sees: this route's audience, only the scope this method needs,
@@ -963,6 +983,13 @@ fn next_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| random_token_id(&mut OsRng).chars().take(10).collect());
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A verified DPoP proof, to be remembered once its request is allowed.
+struct SpentProof {
+    /// `jkt:jti`: a proof's `jti` is unique only per key.
+    key: String,
+    remember_until: i64,
 }
 
 /// How the token was presented.

@@ -196,6 +196,44 @@ async fn a_bound_token_needs_a_fresh_proof_from_its_key() {
 }
 
 #[tokio::test]
+async fn only_an_allowed_request_spends_a_proof() {
+    let (env, _) = Env::start(Options::default()).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let token = bound_token(&env, &key).await;
+    let auth = format!("DPoP {token}");
+
+    // Valid proofs for requests the gateway refuses (no route; a scope the token lacks) are
+    // checked but not remembered: a holder cannot fill the replay cache with them.
+    for _ in 0..3 {
+        let nowhere = proof(
+            &env,
+            &key,
+            "GET",
+            &format!("{}/nowhere", env.gateway_url),
+            Some(&token),
+        );
+        let res = send(&env, Method::GET, "/nowhere", &auth, Some(&nowhere)).await;
+        assert_eq!(res.status(), 404);
+        let url = format!("{}/crm/contacts", env.gateway_url);
+        let write = proof(&env, &key, "POST", &url, Some(&token));
+        let res = send(&env, Method::POST, "/crm/contacts", &auth, Some(&write)).await;
+        assert_eq!(res.status(), 403);
+    }
+    assert_eq!(env.gateway.dpop_proofs_remembered(), 0);
+
+    // An allowed request spends its proof, once.
+    let url = format!("{}/crm/contacts", env.gateway_url);
+    let read = proof(&env, &key, "GET", &url, Some(&token));
+    let res = send(&env, Method::GET, "/crm/contacts", &auth, Some(&read)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(env.gateway.dpop_proofs_remembered(), 1);
+    let res = send(&env, Method::GET, "/crm/contacts", &auth, Some(&read)).await;
+    assert_eq!(res.status(), 401);
+    assert!(challenge(&res).contains("invalid_dpop_proof"));
+    assert_eq!(env.gateway.dpop_proofs_remembered(), 1);
+}
+
+#[tokio::test]
 async fn the_dpop_scheme_needs_a_bound_token() {
     let (env, _) = Env::start(Options::default()).await;
     let key = SigningKey::generate(&mut OsRng);
