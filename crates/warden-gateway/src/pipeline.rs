@@ -1,5 +1,6 @@
 //! The decision pipeline, shared by the reverse proxy and the forward-auth endpoint.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -44,7 +45,8 @@ pub struct Facts<'a> {
 pub struct Allowed<'g> {
     pub route: &'g Route,
     pub verified: Arc<Verified>,
-    pub internal_token: Arc<str>,
+    /// `Bearer <internal token>`, ready for the upstream's `Authorization` header.
+    pub internal_token: HeaderValue,
     pub policy_ids: Vec<String>,
 }
 
@@ -113,7 +115,7 @@ impl Gateway {
         match self.decide(&facts).await {
             Ok(allowed) => {
                 let route = allowed.route;
-                let token = Arc::clone(&allowed.internal_token);
+                let token = allowed.internal_token;
                 // Until the upstream's answer head: both bounds are 504, so one timer.
                 let limit = self
                     .config
@@ -125,7 +127,7 @@ impl Gateway {
                         upstream,
                         req,
                         route,
-                        &token,
+                        token,
                         &Origin {
                             client,
                             peer: peer.ip(),
@@ -207,11 +209,9 @@ impl Gateway {
         match self.decide(&facts).await {
             Ok(allowed) => {
                 let mut res = Response::new(full(""));
-                let hv = HeaderValue::from_str(&format!("Bearer {}", allowed.internal_token));
-                if let Ok(v) = hv {
-                    res.headers_mut().insert(AUTHORIZATION, v.clone());
-                    res.headers_mut().insert("x-warden-authorization", v);
-                }
+                let v = allowed.internal_token;
+                res.headers_mut().insert(AUTHORIZATION, v.clone());
+                res.headers_mut().insert("x-warden-authorization", v);
                 if let Ok(v) = HeaderValue::from_str(&allowed.verified.claims.sub) {
                     res.headers_mut().insert("x-warden-subject", v);
                 }
@@ -595,7 +595,9 @@ impl Gateway {
         verified
             .last_used
             .store(now, std::sync::atomic::Ordering::Relaxed);
-        let internal_token = self.internal_token(&verified, route, required, facts.method, now);
+        let internal_token = self
+            .internal_token(&verified, route, required, facts.method, now)
+            .map_err(|d| fail(Some(route), d))?;
         Ok(Allowed {
             route,
             verified,
@@ -742,15 +744,10 @@ impl Gateway {
         set: Arc<PolicySet>,
         now: i64,
     ) -> Decision {
-        let key = (
-            route.prefix.clone(),
-            facts.method.to_owned(),
-            facts.path.to_owned(),
-            facts.client_ip,
-        );
+        let key = (route.index, method_index(facts.method), facts.client_ip);
         let bucket = set.time_bucket(now);
         let mut cache = crate::lock(&verified.shared.decisions);
-        if let Some((s, b, d)) = cache.get(&key) {
+        if let Some((s, b, d)) = cache.get(&key).and_then(|paths| paths.get(facts.path)) {
             if Arc::ptr_eq(s, &set) && *b == bucket {
                 return d.clone();
             }
@@ -772,10 +769,13 @@ impl Gateway {
             scopes: &scopes,
             delegation_depth: verified.delegation_depth,
         });
-        if cache.len() >= MAX_CACHED_DECISIONS {
+        if cache.values().map(HashMap::len).sum::<usize>() >= MAX_CACHED_DECISIONS {
             cache.clear();
         }
-        cache.insert(key, (set, bucket, decision.clone()));
+        cache
+            .entry(key)
+            .or_default()
+            .insert(facts.path.into(), (set, bucket, decision.clone()));
         decision
     }
 
@@ -940,13 +940,13 @@ impl Gateway {
         scope: &warden_core::Scope,
         method: &str,
         now: i64,
-    ) -> Arc<str> {
-        let key = (route.prefix.clone(), method.to_owned());
+    ) -> Result<HeaderValue, Deny> {
+        let key = (route.index, method_index(method));
         let ttl = self.config.internal_token_ttl_secs;
         let mut minted = crate::lock(&v.shared.internal);
         if let Some((t, exp)) = minted.get(&key) {
             if exp - now > ttl / 2 && *exp <= v.claims.exp {
-                return Arc::clone(t);
+                return Ok(t.clone());
             }
         }
         let exp = (now + ttl).min(v.claims.exp);
@@ -966,11 +966,15 @@ impl Gateway {
             allowed_ips: None,
             max_uses: None,
         };
-        let token: Arc<str> = jws::encode("at+jwt", Some(&self.key.kid), &claims, &self.key.key)
-            .unwrap_or_default()
-            .into();
-        minted.insert(key, (Arc::clone(&token), exp));
-        token
+        // A JWS is base64url and dots: always a valid header value.
+        let bearer = jws::encode("at+jwt", Some(&self.key.kid), &claims, &self.key.key)
+            .ok()
+            .and_then(|t| HeaderValue::try_from(format!("Bearer {t}")).ok())
+            .ok_or_else(|| {
+                Deny::UpstreamUnreachable("the internal token could not be made".into())
+            })?;
+        minted.insert(key, (bearer.clone(), exp));
+        Ok(bearer)
     }
 }
 
@@ -983,6 +987,14 @@ fn next_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| random_token_id(&mut OsRng).chars().take(10).collect());
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A method's position in [`crate::config::METHODS`] (every routed method is there).
+fn method_index(method: &str) -> usize {
+    crate::config::METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(crate::config::METHODS.len())
 }
 
 /// A verified DPoP proof, to be remembered once its request is allowed.

@@ -101,7 +101,7 @@ impl Gateway {
         upstream: &Arc<Upstreams>,
         req: Request<Incoming>,
         route: &Route,
-        internal_token: &str,
+        internal_token: HeaderValue,
         origin: &Origin<'_>,
     ) -> Result<Response<Body>, Deny> {
         let Origin {
@@ -121,10 +121,7 @@ impl Gateway {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
         strip_identity(h);
-        let bearer = HeaderValue::from_str(&format!("Bearer {internal_token}")).map_err(|_| {
-            Deny::UpstreamUnreachable("internal token is not a header value".into())
-        })?;
-        h.insert(AUTHORIZATION, bearer);
+        h.insert(AUTHORIZATION, internal_token);
         // A trusted proxy's chain is extended by the hop we saw; anyone else's is replaced.
         let peer_trusted = self
             .config

@@ -23,15 +23,15 @@ use warden_policy::{Decision, PolicySet};
 
 const SHARDS: usize = 16;
 
-/// Internal tokens minted for one identity, by (route prefix, method): the token and its
-/// expiry.
-pub type MintedTokens = HashMap<(String, String), (Arc<str>, i64)>;
+/// Internal tokens minted for one identity, by (route index, method index in
+/// [`crate::config::METHODS`]): `Bearer <token>` as a header value, and its expiry.
+pub type MintedTokens = HashMap<(usize, usize), (hyper::header::HeaderValue, i64)>;
 
-/// Policy decisions made for one identity, by (route prefix, method, path, client address):
-/// the set that decided, its time bucket, and the decision. Everything else a policy sees is
-/// fixed by the identity.
+/// Policy decisions made for one identity, by (route index, method index, client address),
+/// then path (looked up without copying it): the set that decided, its time bucket, and the
+/// decision. Everything else a policy sees is fixed by the identity.
 pub type CachedDecisions =
-    HashMap<(String, String, String, IpAddr), (Arc<PolicySet>, i64, Decision)>;
+    HashMap<(usize, usize, IpAddr), HashMap<Box<str>, (Arc<PolicySet>, i64, Decision)>>;
 
 /// Most decisions kept per identity.
 pub const MAX_CACHED_DECISIONS: usize = 128;
