@@ -2,11 +2,12 @@
 # Gateway benchmarks on loopback, all cases in one run, against a baseline measured in the
 # same run:
 #
-#   bash bench/gateway.sh                # from any directory; ~4 minutes on an idle machine
+#   bash bench/gateway.sh                # from any directory; ~9 minutes on an idle machine
 #
 #   1. plain nginx reverse proxy (1 worker, keepalive upstream)        — the baseline
-#   1b. the gateway's HTTP stack with nothing of Warden in it (tokio + hyper, the same pooled
-#      client: crates/warden-gateway/examples/bare_proxy.rs): 2 vs 1b is what Warden adds
+#   1b. the gateway's HTTP stack with nothing of Warden in it (a tokio event loop, hyper, the
+#      gateway's upstream pool: crates/warden-gateway/examples/bare_proxy.rs): 2 vs 1b is
+#      what Warden adds
 #   2. warden gateway, one token reused (verified-token cache hits)
 #   3. warden gateway, a fresh token on every request (full verification each time)
 #   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
@@ -25,7 +26,9 @@
 # request pays with no queueing, which is where "added latency" means something; at 32
 # connections a saturated proxy's latency is mostly its queue (Little's law).
 #
-# Env: DURATION (s, default 10), WARMUP (s, default 2), CONNECTIONS (default 32),
+# Env: DURATION (s, default 10), WARMUP (s, default 2), CONNECTIONS (default 32), ROUNDS
+#      (default 3: cases 1 to 2c are run this many times, interleaved, and reported by
+#      their median round),
 #      FRESH_MAX (most tokens to issue for case 3, default 200000),
 #      WARDEN_BIN (default target/release/warden, built if missing), BARE_BIN (default
 #      target/release/examples/bare_proxy, built if missing),
@@ -45,6 +48,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-3}
 FRESH_MAX=${FRESH_MAX:-200000}
 PERF=${PERF:-0}
 
@@ -318,7 +322,7 @@ measure() {
   local name=$1 url=$2 before after c=${C:-$CONNECTIONS} d=${D:-$DURATION}
   shift 2
   wait_quiet "$name"
-  [[ "$name" == cached ]] && perf_start "$name"
+  [[ "$name" == cached-r1 ]] && perf_start "$name"
   taskset -c 0 wrk -t1 -c"$c" -d"${WARMUP}s" "$@" "$url" >/dev/null 2>&1 || true
   before=$(cpu_sample)
   taskset -c 0 wrk -t1 -c"$c" -d"${d}s" --latency "$@" "$url" >"$TMP/$name.wrk" 2>&1 ||
@@ -363,17 +367,36 @@ perf_report() { # name
 }
 
 GW=http://127.0.0.1:$GW_PORT/api/x
-say "case 1: plain nginx proxy"
-measure plain "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
-say "case 1b: the gateway's HTTP stack, bare"
-measure bare "http://127.0.0.1:$BARE_PORT/api/x" -H "Authorization: Bearer $TOKEN"
-say "case 2: gateway, one token (cache hits)"
-measure cached "$GW" -H "Authorization: Bearer $TOKEN"
-perf_report cached >"$TMP/perf-cached.txt"
-say "case 2b: gateway without policies, one token (cache hits)"
-measure nopolicy "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
-say "case 2c: as 2b with behavioural telemetry on"
-measure behaviour "http://127.0.0.1:$GW3_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+# Cases 1, 1b, 2, 2b and 2c run ROUNDS times, interleaved, so that a slow spell of the
+# shared machine lands on every case alike; each is reported by its median round (by req/s).
+for round in $(seq "$ROUNDS"); do
+  say "round $round/$ROUNDS: case 1: plain nginx proxy"
+  measure "plain-r$round" "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+  say "round $round/$ROUNDS: case 1b: the gateway's HTTP stack, bare"
+  measure "bare-r$round" "http://127.0.0.1:$BARE_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+  say "round $round/$ROUNDS: case 2: gateway, one token (cache hits)"
+  measure "cached-r$round" "$GW" -H "Authorization: Bearer $TOKEN"
+  [[ "$round" == 1 ]] && perf_report cached-r1 >"$TMP/perf-cached.txt"
+  say "round $round/$ROUNDS: case 2b: gateway without policies, one token (cache hits)"
+  measure "nopolicy-r$round" "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+  say "round $round/$ROUNDS: case 2c: as 2b with behavioural telemetry on"
+  measure "behaviour-r$round" "http://127.0.0.1:$GW3_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+done
+# `median NAME`: the round with the median req/s becomes NAME's result; the spread is kept.
+median() {
+  local r rounds=()
+  for r in $(seq "$ROUNDS"); do
+    rounds+=("$(wrk_fields "$TMP/$1-r$r.wrk" | cut -d' ' -f1) $r")
+  done
+  r=$(printf '%s\n' "${rounds[@]}" | sort -n | awk -v m=$(((ROUNDS + 1) / 2)) 'NR == m { print $2 }')
+  cp "$TMP/$1-r$r.wrk" "$TMP/$1.wrk"
+  cp "$TMP/$1-r$r.cpu" "$TMP/$1.cpu"
+  for f in non2xx busy; do
+    [[ -e "$TMP/$1-r$r.$f" ]] && cp "$TMP/$1-r$r.$f" "$TMP/$1.$f"
+  done
+  printf '%s\n' "${rounds[@]}" | sort -n | awk '{ print $1 }' | paste -sd/ >"$TMP/$1.spread"
+}
+for name in plain bare cached nopolicy behaviour; do median "$name"; done
 
 # Case 3 needs a distinct token for every request of its warm-up and its run. It cannot
 # be faster than case 2, so case 2's rate bounds how many it can use.
@@ -486,6 +509,8 @@ row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
 row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
 row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
 row "5 warden gateway, DPoP token, fresh proof" "$rps5" "$p50_5" "$p99_5" dpop
+echo
+echo "cases 1 to 2c: the median of $ROUNDS interleaved rounds; every round's req/s, sorted: 1 $(cat "$TMP/plain.spread"); 1b $(cat "$TMP/bare.spread"); 2 $(cat "$TMP/cached.spread"); 2b $(cat "$TMP/nopolicy.spread"); 2c $(cat "$TMP/behaviour.spread")"
 echo
 echo "one connection (-c1 -d$(((DURATION + 1) / 2))s): latency without queueing"
 echo
