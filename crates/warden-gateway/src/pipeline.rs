@@ -13,7 +13,7 @@ use warden_core::claims::{AccessClaims, Actor, Audience};
 use warden_core::dpop::{verify_proof, DpopError, ProofRequest};
 use warden_core::id::random_token_id;
 use warden_core::jws::{self, UnverifiedToken};
-use warden_core::replay::FirstUse;
+use warden_core::replay::{FirstUse, ReplayCache};
 use warden_core::revocation::Revoked;
 use warden_core::{ScopeSet, TokenError, Validation};
 use warden_policy::{Decision, Effect, PolicyRequest, PolicySet};
@@ -561,34 +561,17 @@ impl Gateway {
         // one-time values, spent only by a request that is otherwise allowed: the DPoP
         // proof, then a single-use token
         if let Some(p) = proof {
-            let first = crate::lock(&self.dpop_replay).first_use(&p.key, p.remember_until, now);
-            match first {
-                FirstUse::Yes => {}
-                FirstUse::Replay => {
-                    return Err(fail(
-                        Some(route),
-                        Deny::InvalidDpop("DPoP proof was already used".into()),
-                    ))
-                }
-                FirstUse::Full => return Err(fail(Some(route), Deny::ReplayCacheFull)),
-            }
+            spend(&self.dpop_replay, &p.key, p.remember_until, now, || {
+                Deny::InvalidDpop("DPoP proof was already used".into())
+            })
+            .map_err(|d| fail(Some(route), d))?;
         }
         if verified.claims.max_uses.is_some() {
-            let first = crate::lock(&self.single_use).first_use(
-                &verified.claims.jti,
-                verified.claims.exp + Validation::DEFAULT_LEEWAY,
-                now,
-            );
-            match first {
-                FirstUse::Yes => {}
-                FirstUse::Replay => {
-                    return Err(fail(
-                        Some(route),
-                        Deny::InvalidToken("single-use token was already used".into()),
-                    ))
-                }
-                FirstUse::Full => return Err(fail(Some(route), Deny::ReplayCacheFull)),
-            }
+            let until = verified.claims.exp + Validation::DEFAULT_LEEWAY;
+            spend(&self.single_use, &verified.claims.jti, until, now, || {
+                Deny::InvalidToken("single-use token was already used".into())
+            })
+            .map_err(|d| fail(Some(route), d))?;
         }
 
         // swap
@@ -987,6 +970,22 @@ fn next_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| random_token_id(&mut OsRng).chars().take(10).collect());
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Spends a one-time value, remembered until `until`; `replayed` is the refusal when it
+/// was spent before.
+fn spend(
+    cache: &std::sync::Mutex<ReplayCache>,
+    value: &str,
+    until: i64,
+    now: i64,
+    replayed: impl FnOnce() -> Deny,
+) -> Result<(), Deny> {
+    match crate::lock(cache).first_use(value, until, now) {
+        FirstUse::Yes => Ok(()),
+        FirstUse::Replay => Err(replayed()),
+        FirstUse::Full => Err(Deny::ReplayCacheFull),
+    }
 }
 
 /// A method's position in [`crate::config::METHODS`] (every routed method is there).

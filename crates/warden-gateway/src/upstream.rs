@@ -218,6 +218,16 @@ mod tests {
             .to_vec()
     }
 
+    async fn listen() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        (listener, addr)
+    }
+
     /// An upstream that answers `body` to every request on a connection until the client
     /// closes it, counting connections; `close_after_each` closes after every answer and
     /// reports each close.
@@ -229,12 +239,7 @@ mod tests {
         Arc<AtomicUsize>,
         tokio::sync::mpsc::UnboundedReceiver<()>,
     ) {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let (listener, addr) = listen().await;
         let connections = Arc::new(AtomicUsize::new(0));
         let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
         let counted = Arc::clone(&connections);
@@ -335,12 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_upstream_is_an_error_naming_it() {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let (listener, addr) = listen().await;
         drop(listener);
         let authority =
             Authority::try_from(addr.to_string().as_str()).unwrap_or_else(|e| unreachable!("{e}"));
