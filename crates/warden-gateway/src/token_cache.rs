@@ -10,9 +10,9 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash as _, Hasher as _};
+use std::hash::{Hash, Hasher as _};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::net::IpAddr;
 
@@ -93,34 +93,77 @@ impl Identity {
     }
 }
 
-/// Identities by fingerprint, bounded like the token cache.
-pub struct IdentityCache {
-    shards: Vec<Mutex<HashMap<[u8; 32], Arc<Identity>>>>,
+/// A map in [`SHARDS`] shards, each behind its own lock and bounded: inserting into a full
+/// shard drops an arbitrary entry (O(1); its owner pays one more computation), never scans.
+struct Sharded<K, V> {
+    shards: Vec<Mutex<HashMap<K, V>>>,
     per_shard: usize,
 }
 
-impl IdentityCache {
-    pub fn new(entries: usize) -> Self {
+impl<K: Hash + Eq + Clone, V> Sharded<K, V> {
+    fn new(entries: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: (entries / SHARDS).max(1),
         }
     }
 
+    /// The shard `key` belongs to, locked. `Q` is how the key is looked up (`str` for a
+    /// `Box<str>`); both hash alike.
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V>> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        crate::lock(&self.shards[i.min(SHARDS - 1)])
+    }
+
+    /// Inserts into `shard` (the one `key` belongs to), making room first.
+    fn insert_into(&self, shard: &mut HashMap<K, V>, key: K, value: V) {
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            if let Some(victim) = shard.keys().next().cloned() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(key, value);
+    }
+
+    fn retain(&self, mut keep: impl FnMut(&V) -> bool) {
+        for s in &self.shards {
+            crate::lock(s).retain(|_, v| keep(v));
+        }
+    }
+
+    /// Visits every value, holding one shard's lock at a time.
+    fn for_each(&self, mut f: impl FnMut(&V)) {
+        for s in &self.shards {
+            for v in crate::lock(s).values() {
+                f(v);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| crate::lock(s).len()).sum()
+    }
+}
+
+/// Identities by fingerprint, bounded like the token cache.
+pub struct IdentityCache(Sharded<[u8; 32], Arc<Identity>>);
+
+impl IdentityCache {
+    pub fn new(entries: usize) -> Self {
+        Self(Sharded::new(entries))
+    }
+
     /// The shared state for `claims`' identity, created on first sight.
     pub fn get_or_insert(&self, claims: &AccessClaims) -> Arc<Identity> {
         let fp = Identity::fingerprint(claims);
-        let mut shard = crate::lock(&self.shards[usize::from(fp[0]) % SHARDS]);
+        let mut shard = self.0.shard(&fp);
         let identity = match shard.get(&fp) {
             Some(i) => Arc::clone(i),
             None => {
-                if shard.len() >= self.per_shard {
-                    if let Some(k) = shard.keys().next().copied() {
-                        shard.remove(&k);
-                    }
-                }
                 let i = Arc::new(Identity::default());
-                shard.insert(fp, Arc::clone(&i));
+                self.0.insert_into(&mut shard, fp, Arc::clone(&i));
                 i
             }
         };
@@ -130,13 +173,11 @@ impl IdentityCache {
 
     /// Drops identities whose every token expired before `now`.
     pub fn sweep(&self, now: i64) {
-        for s in &self.shards {
-            crate::lock(s).retain(|_, i| i.expires.load(Ordering::Relaxed) >= now);
-        }
+        self.0.retain(|i| i.expires.load(Ordering::Relaxed) >= now);
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| crate::lock(s).len()).sum()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,67 +185,41 @@ impl IdentityCache {
     }
 }
 
-pub struct TokenCache {
-    shards: Vec<Mutex<HashMap<Box<str>, Arc<Verified>>>>,
-    per_shard: usize,
-}
+/// Verified tokens by their exact bytes.
+pub struct TokenCache(Sharded<Box<str>, Arc<Verified>>);
 
 impl TokenCache {
     pub fn new(entries: usize) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: (entries / SHARDS).max(1),
-        }
-    }
-
-    fn shard(&self, token: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Verified>>> {
-        let mut h = DefaultHasher::new();
-        token.hash(&mut h);
-        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
-        let m = &self.shards[i.min(SHARDS - 1)];
-        crate::lock(m)
+        Self(Sharded::new(entries))
     }
 
     pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
-        self.shard(token).get(token).cloned()
+        self.0.shard(token).get(token).cloned()
     }
 
-    /// Adds a verified token. A full shard drops an arbitrary entry (its holder pays one
-    /// more verification); expired entries are swept by [`TokenCache::sweep`], never by a
-    /// scan on this path.
+    /// Adds a verified token. Expired entries are swept by [`TokenCache::sweep`], never by
+    /// a scan on this path.
     pub fn insert(&self, token: &str, verified: Arc<Verified>) {
-        let mut shard = self.shard(token);
-        if shard.len() >= self.per_shard {
-            if let Some(k) = shard.keys().next().cloned() {
-                shard.remove(&k);
-            }
-        }
-        shard.insert(token.into(), verified);
+        let mut shard = self.0.shard(token);
+        self.0.insert_into(&mut shard, token.into(), verified);
     }
 
     /// Drops entries that expired before `now`, one shard at a time.
     pub fn sweep(&self, now: i64) {
-        for s in &self.shards {
-            let mut shard = crate::lock(s);
-            shard.retain(|_, v| v.claims.exp >= now);
-        }
+        self.0.retain(|v| v.claims.exp >= now);
     }
 
     pub fn remove(&self, token: &str) {
-        self.shard(token).remove(token);
+        self.0.shard(token).remove(token);
     }
 
     /// Visits every cached token (for periodic reports; holds one shard's lock at a time).
     pub fn for_each(&self, mut f: impl FnMut(&Verified)) {
-        for s in &self.shards {
-            for v in crate::lock(s).values() {
-                f(v);
-            }
-        }
+        self.0.for_each(|v| f(v));
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| crate::lock(s).len()).sum()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
