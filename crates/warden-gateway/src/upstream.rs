@@ -210,6 +210,12 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"))
     }
 
+    /// The body of a GET through `pool`, read to the end.
+    async fn fetch(pool: &Arc<Upstreams>, authority: &Authority) -> Vec<u8> {
+        let res = pool.send(authority, get(authority)).await;
+        body_of(res.unwrap_or_else(|e| unreachable!("{e}"))).await
+    }
+
     async fn body_of(res: Response<Body>) -> Vec<u8> {
         let collected = res.into_body().collect().await;
         collected
@@ -290,11 +296,7 @@ mod tests {
         let (authority, connections, _) = upstream(b"ok".to_vec(), false).await;
         let pool = Upstreams::new(8);
         for _ in 0..20 {
-            let res = pool.send(&authority, get(&authority)).await;
-            assert_eq!(
-                body_of(res.unwrap_or_else(|e| unreachable!("{e}"))).await,
-                b"ok"
-            );
+            assert_eq!(fetch(&pool, &authority).await, b"ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
         assert_eq!(pool.idle(), 1);
@@ -305,11 +307,7 @@ mod tests {
         let (authority, connections, mut closed) = upstream(b"ok".to_vec(), true).await;
         let pool = Upstreams::new(8);
         for _ in 0..20 {
-            let res = pool.send(&authority, get(&authority)).await;
-            assert_eq!(
-                body_of(res.unwrap_or_else(|e| unreachable!("{e}"))).await,
-                b"ok"
-            );
+            assert_eq!(fetch(&pool, &authority).await, b"ok");
             // The pooled connection is dead before the next request is sent.
             assert!(closed.recv().await.is_some());
         }
@@ -330,11 +328,7 @@ mod tests {
         assert!(matches!(first, Some(Ok(_))));
         drop(body);
         assert_eq!(pool.idle(), 0, "a half-read connection is not pooled");
-        let res = pool.send(&authority, get(&authority)).await;
-        assert_eq!(
-            body_of(res.unwrap_or_else(|e| unreachable!("{e}"))).await,
-            big
-        );
+        assert_eq!(fetch(&pool, &authority).await, big);
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
