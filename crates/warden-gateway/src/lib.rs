@@ -100,6 +100,8 @@ pub struct Gateway {
     /// SHA-256 of the admin token, for the gateway's own admin endpoints.
     admin_token_hash: [u8; 32],
     key: GatewayKey,
+    /// The address `serve` listens on.
+    bound: std::sync::OnceLock<SocketAddr>,
     client: HttpClient,
     clock: Arc<dyn Clock>,
 }
@@ -209,6 +211,7 @@ impl Gateway {
             alerts,
             admin_token_hash: sha256(opts.admin_token.as_bytes()),
             key,
+            bound: std::sync::OnceLock::new(),
             client,
             clock: opts.clock,
         });
@@ -225,6 +228,14 @@ impl Gateway {
 
     pub fn key_id(&self) -> &str {
         &self.key.kid
+    }
+
+    /// Without `public_url`, whether a request's Host names this gateway (see
+    /// [`net::names_listener`]).
+    pub(crate) fn is_own_authority(&self, host: &str) -> bool {
+        self.bound
+            .get()
+            .is_some_and(|bound| net::names_listener(host, *bound))
     }
 
     /// DPoP proofs remembered against replay (each spent by an allowed request).
@@ -320,6 +331,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
+        let _ = self.bound.set(listener.local_addr()?);
         let mut workers = Vec::with_capacity(self.config.workers);
         for i in 0..self.config.workers {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

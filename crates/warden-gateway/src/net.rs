@@ -43,6 +43,23 @@ pub fn parse_networks(entries: &[String]) -> Option<Vec<IpNet>> {
         .collect()
 }
 
+/// Whether `host` (a Host header) names a listener bound to `bound`: its address, or
+/// `localhost`, with its port (80 when the Host has none); any name with its port when it
+/// listens on every address, since it cannot know its names then.
+pub fn names_listener(host: &str, bound: std::net::SocketAddr) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !host.ends_with(']') => match port.parse::<u16>() {
+            Ok(port) => (name, port),
+            Err(_) => return false,
+        },
+        _ => (host, 80),
+    };
+    port == bound.port()
+        && (std::net::SocketAddr::new(bound.ip(), port).to_string() == format!("{name}:{port}")
+            || name.eq_ignore_ascii_case("localhost")
+            || bound.ip().is_unspecified())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +96,31 @@ mod tests {
     fn networks_parse_strictly() {
         assert!(parse_networks(&["10.0.0.0/8".into(), "::1".into()]).is_some());
         assert!(parse_networks(&["10.0.0.0/33".into()]).is_none());
+    }
+
+    #[test]
+    fn a_host_names_the_listener_only_by_its_address_or_localhost() {
+        let at = |a: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        };
+        let local = at("127.0.0.1:8443");
+        assert!(names_listener("127.0.0.1:8443", local));
+        assert!(names_listener("localhost:8443", local));
+        assert!(names_listener("LOCALHOST:8443", local));
+        assert!(!names_listener("api.other.example:8443", local));
+        assert!(!names_listener("127.0.0.1:9000", local));
+        assert!(!names_listener("127.0.0.1", local), "no port is port 80");
+        assert!(!names_listener("127.0.0.1:x", local));
+        assert!(!names_listener("", local));
+        assert!(names_listener("127.0.0.1", at("127.0.0.1:80")));
+        let v6 = at("[::1]:8443");
+        assert!(names_listener("[::1]:8443", v6));
+        assert!(!names_listener("[::1]", v6));
+        assert!(!names_listener("[::2]:8443", v6));
+        // Listening everywhere, it cannot know its names: any, on its port.
+        let any = at("0.0.0.0:8443");
+        assert!(names_listener("gw.example:8443", any));
+        assert!(!names_listener("gw.example:9000", any));
     }
 }

@@ -888,6 +888,14 @@ impl Gateway {
                     .get(hyper::header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .ok_or_else(|| Deny::InvalidDpop("request has no Host".into()))?;
+                // A proof names the resource server it was made for; taking that name from
+                // the request itself would let a proof made for another server be replayed
+                // here under its name.
+                if !self.is_own_authority(host) {
+                    return Err(Deny::InvalidDpop(format!(
+                        "the gateway does not know itself as `{host}`: set public_url"
+                    )));
+                }
                 format!("http://{host}{}", facts.raw_path)
             }
         };

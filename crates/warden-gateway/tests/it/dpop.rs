@@ -234,6 +234,50 @@ async fn only_an_allowed_request_spends_a_proof() {
 }
 
 #[tokio::test]
+async fn a_proof_made_for_another_server_is_refused_under_its_name() {
+    let (env, _) = Env::start(Options::default()).await;
+    let key = SigningKey::generate(&mut OsRng);
+    let token = bound_token(&env, &key).await;
+    let port = env.gateway_url.rsplit(':').next().unwrap().to_owned();
+    // The client made this proof for another resource server that accepts the same
+    // tokens; the thief sends it here, naming that server in Host.
+    let elsewhere = format!("http://rs.other.example:{port}/crm/contacts");
+    let stolen = proof(&env, &key, "GET", &elsewhere, Some(&token));
+    let res = env
+        .http
+        .get(format!("{}/crm/contacts", env.gateway_url))
+        .header("host", format!("rs.other.example:{port}"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", &stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let c = challenge(&res);
+    assert!(c.contains("invalid_dpop_proof"), "{c}");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("public_url"),
+        "{body}"
+    );
+    // `localhost` with the gateway's port names it.
+    let here = format!("http://localhost:{port}/crm/contacts");
+    let res = env
+        .http
+        .get(format!("{}/crm/contacts", env.gateway_url))
+        .header("host", format!("localhost:{port}"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof(&env, &key, "GET", &here, Some(&token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
 async fn the_dpop_scheme_needs_a_bound_token() {
     let (env, _) = Env::start(Options::default()).await;
     let key = SigningKey::generate(&mut OsRng);
