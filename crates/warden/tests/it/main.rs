@@ -557,12 +557,12 @@ fn policy_test_passes_on_the_examples_and_fails_on_a_wrong_expectation() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 failed"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct ports free a moment ago. Use them at once: other tests bind ports too.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// GET through a gateway with `curl`; the HTTP status.
@@ -613,7 +613,7 @@ fn replicas_on_one_postgresql_share_revocations() {
                 s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
         }
     });
-    let port_a = free_port();
+    let [port_a, gw_a] = free_ports();
     let issuer = format!("http://127.0.0.1:{port_a}");
     let config = dir.path().join("warden.toml");
     std::fs::write(
@@ -647,10 +647,12 @@ fn replicas_on_one_postgresql_share_revocations() {
         }
         (server, data)
     };
-    let (gw_a, gw_b) = (free_port(), free_port());
-    // One after the other: the first creates the signing keys the second loads.
+    // One after the other: the first creates the signing keys the second loads. Each
+    // replica's ports are picked just before it starts, so that no other test's server can
+    // take them in between.
     let (_a, data_a) = replica("a", port_a, gw_a);
-    let (_b, data_b) = replica("b", free_port(), gw_b);
+    let [port_b, gw_b] = free_ports();
+    let (_b, data_b) = replica("b", port_b, gw_b);
 
     json_of(&warden(&data_a, &["tenant", "create", "acme", "--json"]));
     let key = dir.path().join("a.jwk");
