@@ -274,12 +274,7 @@ impl AuditLog {
     /// [`TryAppendError::QueueFull`].
     pub fn try_append(&self, entry: &Entry) -> Result<(), TryAppendError> {
         let json = self.encode(entry)?;
-        let permit = Arc::clone(&self.shared.queue)
-            .try_acquire_owned()
-            .map_err(|e| match e {
-                tokio::sync::TryAcquireError::NoPermits => TryAppendError::QueueFull,
-                tokio::sync::TryAcquireError::Closed => AppendError::Closed.into(),
-            })?;
+        let permit = self.try_reserve(1)?;
         self.send(Msg::Append {
             json,
             ack: None,
@@ -300,17 +295,22 @@ impl AuditLog {
             .map(|e| self.encode(e))
             .collect::<Result<Vec<_>, _>>()?;
         let n = u32::try_from(jsons.len()).map_err(|_| TryAppendError::QueueFull)?;
-        let permit = Arc::clone(&self.shared.queue)
-            .try_acquire_many_owned(n)
-            .map_err(|e| match e {
-                tokio::sync::TryAcquireError::NoPermits => TryAppendError::QueueFull,
-                tokio::sync::TryAcquireError::Closed => AppendError::Closed.into(),
-            })?;
+        let permit = self.try_reserve(n)?;
         self.send(Msg::AppendAll {
             jsons,
             _permit: permit,
         })?;
         Ok(())
+    }
+
+    /// Room in the queue for `n` entries, without waiting.
+    fn try_reserve(&self, n: u32) -> Result<OwnedSemaphorePermit, TryAppendError> {
+        Arc::clone(&self.shared.queue)
+            .try_acquire_many_owned(n)
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => TryAppendError::QueueFull,
+                tokio::sync::TryAcquireError::Closed => AppendError::Closed.into(),
+            })
     }
 
     /// The highest sequence number known durable.

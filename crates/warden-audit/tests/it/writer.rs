@@ -119,20 +119,30 @@ impl Sink for GateSink {
     }
 }
 
-#[tokio::test]
-async fn try_append_reports_queue_full_and_never_waits() {
-    let dir = TempDir::new().unwrap();
+/// A log with `queue_capacity` slots whose writer reports each durable batch on `entered`
+/// and then waits for a message on `release`.
+fn gated_log(
+    dir: &std::path::Path,
+    queue_capacity: usize,
+) -> (AuditLog, mpsc::Receiver<()>, mpsc::Sender<()>) {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let options = Options {
-        queue_capacity: 2,
+        queue_capacity,
         sinks: vec![Box::new(GateSink {
             entered: entered_tx,
             release: release_rx,
         })],
         ..Options::default()
     };
-    let (log, _) = AuditLog::open(dir.path(), Arc::new(key()), options).unwrap();
+    let (log, _) = AuditLog::open(dir, Arc::new(key()), options).unwrap();
+    (log, entered, release)
+}
+
+#[tokio::test]
+async fn try_append_reports_queue_full_and_never_waits() {
+    let dir = TempDir::new().unwrap();
+    let (log, entered, release) = gated_log(dir.path(), 2);
     log.try_append(&entry(1)).unwrap();
     entered.recv_timeout(Duration::from_secs(10)).unwrap();
     // Entry 1 is durable; the writer is held in the sink. Two slots, then back-pressure.
@@ -160,17 +170,7 @@ async fn try_append_reports_queue_full_and_never_waits() {
 #[tokio::test]
 async fn try_append_all_queues_all_in_order_or_none() {
     let dir = TempDir::new().unwrap();
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let options = Options {
-        queue_capacity: 4,
-        sinks: vec![Box::new(GateSink {
-            entered: entered_tx,
-            release: release_rx,
-        })],
-        ..Options::default()
-    };
-    let (log, _) = AuditLog::open(dir.path(), Arc::new(key()), options).unwrap();
+    let (log, entered, release) = gated_log(dir.path(), 4);
     log.try_append_all(&[entry(1), entry(2), entry(3)]).unwrap();
     entered.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(log.durable_seq(), Seq(3), "one group, one batch");
