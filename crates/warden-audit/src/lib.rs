@@ -2,12 +2,14 @@
 
 pub mod entry;
 pub mod export;
+mod health;
 pub mod log;
 pub mod record;
 pub mod verify;
 
 pub use entry::{Decision, Entry, Kind, Seq};
 pub use export::{export, Batch, JsonLinesSink, Sink};
+pub use health::{LogStats, LogStatus};
 pub use log::{AppendError, AuditLog, OpenError, Options, TryAppendError};
 pub use record::{CheckpointSigner, Digest, KeyRing, SignedCheckpoint};
 pub use verify::{verify_dir, verify_file, Finding, Report, TornTail, VerifyError};

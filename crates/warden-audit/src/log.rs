@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use warden_core::time::{Clock, SystemClock};
 
 use crate::entry::{Entry, Seq};
 use crate::export::{Batch, Sink};
+use crate::health::{outage_entry, Health, LogStats, LogStatus, Retry};
 use crate::record::{
     checkpoint_line, write_entry_line, Checkpoint, CheckpointSigner, Digest, CHECKPOINT_FILE,
     LOG_FILE,
@@ -99,10 +100,28 @@ pub enum AppendError {
     Encode,
     #[error("audit log is closed")]
     Closed,
-    /// A write or fsync failed. The log stops accepting entries: after a failed fsync the
-    /// file's contents are unknown, so it must be reopened (and verified) to continue.
-    #[error("audit log write failed")]
+    /// The write or fsync of this entry's batch failed; the entry is not on record.
+    #[error("audit log write failed: {0}")]
     Io(#[source] Arc<io::Error>),
+    /// The log is down after a failed write and refuses entries until it can write again
+    /// (see [`AuditLog::status`]); retry later.
+    #[error("audit log cannot write: {0}")]
+    Unavailable(#[source] Arc<io::Error>),
+}
+
+impl AppendError {
+    /// Whether the same entry may succeed later: the log failed, not the entry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io(_) | Self::Unavailable(_))
+    }
+
+    /// The I/O error behind a failed or refused write (ENOSPC on a full disk, say).
+    pub fn io_cause(&self) -> Option<&io::Error> {
+        match self {
+            Self::Io(e) | Self::Unavailable(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -138,7 +157,7 @@ struct Shared {
     tx: mpsc::Sender<Msg>,
     queue: Arc<Semaphore>,
     durable: AtomicU64,
-    failed: AtomicBool,
+    health: Health,
     max_entry_bytes: usize,
     sink_failures: AtomicU64,
 }
@@ -223,7 +242,7 @@ impl AuditLog {
             tx,
             queue: Arc::new(Semaphore::new(opts.queue_capacity)),
             durable: AtomicU64::new(report.entries),
-            failed: AtomicBool::new(false),
+            health: Health::default(),
             max_entry_bytes: opts.max_entry_bytes,
             sink_failures: AtomicU64::new(0),
         });
@@ -242,7 +261,12 @@ impl AuditLog {
             checkpoint_every: opts.checkpoint_every,
             checkpoint_interval: opts.checkpoint_interval,
             max_batch: opts.max_batch,
-            failure: None,
+            durable_len: report.valid_len,
+            sidecar_len: sidecar_len(&cp_path).map_err(|source| OpenError::Io {
+                path: cp_path.clone(),
+                source,
+            })?,
+            retry: None,
         };
         std::thread::Builder::new()
             .name("warden-audit-writer".into())
@@ -290,6 +314,7 @@ impl AuditLog {
         if entries.is_empty() {
             return Ok(());
         }
+        self.writable(entries.len())?;
         let jsons = entries
             .iter()
             .map(|e| self.encode(e))
@@ -318,6 +343,16 @@ impl AuditLog {
         Seq(self.shared.durable.load(Ordering::Acquire))
     }
 
+    /// Whether the log can write now, or since when and why it cannot.
+    pub fn status(&self) -> LogStatus {
+        self.shared.health.status()
+    }
+
+    /// Outages, failed writes and entries refused over the log's life.
+    pub fn stats(&self) -> LogStats {
+        self.shared.health.stats()
+    }
+
     /// How many times a sink refused a batch.
     pub fn sink_failures(&self) -> u64 {
         self.shared.sink_failures.load(Ordering::Relaxed)
@@ -342,9 +377,7 @@ impl AuditLog {
     }
 
     fn encode(&self, entry: &Entry) -> Result<Vec<u8>, AppendError> {
-        if self.shared.failed.load(Ordering::Acquire) {
-            return Err(AppendError::Closed);
-        }
+        self.writable(1)?;
         let json = serde_json::to_vec(entry).map_err(|_| AppendError::Encode)?;
         if json.len() > self.shared.max_entry_bytes {
             return Err(AppendError::TooLarge {
@@ -353,6 +386,19 @@ impl AuditLog {
             });
         }
         Ok(json)
+    }
+
+    /// Refuses at once while the log is down, rather than queuing what it cannot store.
+    fn writable(&self, entries: usize) -> Result<(), AppendError> {
+        let health = &self.shared.health;
+        if !health.is_down() {
+            return Ok(());
+        }
+        health.count_refused(entries as u64);
+        let cause = health
+            .cause()
+            .unwrap_or_else(|| Arc::new(io::Error::other("audit log is down")));
+        Err(AppendError::Unavailable(cause))
     }
 
     fn send(&self, msg: Msg) -> Result<(), AppendError> {
@@ -389,6 +435,12 @@ fn cut_torn_sidecar(path: &Path, file: &mut File) -> io::Result<()> {
     Ok(())
 }
 
+fn sidecar_len(path: &Path) -> io::Result<u64> {
+    Ok(std::fs::metadata(path)?.len())
+}
+
+type Pending = (Vec<u8>, Option<Ack>, Option<OwnedSemaphorePermit>);
+
 struct Writer {
     file: File,
     sidecar: File,
@@ -406,8 +458,20 @@ struct Writer {
     checkpoint_every: u64,
     checkpoint_interval: Duration,
     max_batch: usize,
-    /// Set by the first failed write; every later request gets it.
-    failure: Option<Arc<io::Error>>,
+    /// The log's length when it was last made durable: a failed write is cut back to it.
+    durable_len: u64,
+    sidecar_len: u64,
+    /// Set while the log is down: when to probe next.
+    retry: Option<Retry>,
+}
+
+/// Where the chain stood before a batch, restored when the batch's write fails.
+#[derive(Clone, Copy)]
+struct ChainState {
+    seq: u64,
+    head: Digest,
+    checkpoints: u64,
+    unsigned: u64,
 }
 
 enum Control {
@@ -421,19 +485,27 @@ impl Writer {
         let mut last_checkpoint = Instant::now();
         let mut batch = Vec::with_capacity(self.max_batch);
         loop {
-            let wait = self
-                .checkpoint_interval
-                .saturating_sub(last_checkpoint.elapsed());
+            let wait = match &self.retry {
+                Some(r) => r.next.saturating_duration_since(Instant::now()),
+                None => self
+                    .checkpoint_interval
+                    .saturating_sub(last_checkpoint.elapsed()),
+            };
             let first = match rx.recv_timeout(wait) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.unsigned > 0 {
+                    if self.retry.is_some() {
+                        self.probe();
+                    } else if self.unsigned > 0 {
                         let _ = self.commit(&mut Vec::new(), true);
                     }
                     last_checkpoint = Instant::now();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    if self.retry.is_some() {
+                        self.probe();
+                    }
                     let _ = self.commit(&mut Vec::new(), true);
                     return;
                 }
@@ -461,6 +533,10 @@ impl Writer {
                 }
                 msg = rx.try_recv().ok();
             }
+            if self.retry.is_some() && !matches!(control, Control::None) {
+                // A checkpoint or a close is worth a probe of its own.
+                self.probe();
+            }
             let force = !matches!(control, Control::None)
                 || (self.unsigned > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval);
             let signed_before = self.checkpoints;
@@ -482,21 +558,21 @@ impl Writer {
     }
 
     /// Writes `batch` (and a checkpoint when due or `force`d with entries unsigned), makes it
-    /// durable, acknowledges it, then feeds sinks. Empties `batch`.
-    fn commit(
-        &mut self,
-        batch: &mut Vec<(Vec<u8>, Option<Ack>, Option<OwnedSemaphorePermit>)>,
-        force: bool,
-    ) -> Result<(), AppendError> {
-        if let Some(e) = &self.failure {
-            let err = AppendError::Io(Arc::clone(e));
-            for (_, ack, _) in batch.drain(..) {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Err(err.clone()));
-                }
-            }
+    /// durable, acknowledges it, then feeds sinks. Empties `batch`. While the log is down the
+    /// batch is refused without touching the file.
+    fn commit(&mut self, batch: &mut Vec<Pending>, force: bool) -> Result<(), AppendError> {
+        if self.retry.is_some() {
+            let cause = self
+                .shared
+                .health
+                .cause()
+                .unwrap_or_else(|| Arc::new(io::Error::other("audit log is down")));
+            self.shared.health.count_refused(batch.len() as u64);
+            let err = AppendError::Unavailable(cause);
+            refuse(batch, &err);
             return Err(err);
         }
+        let before = self.chain_state();
         let first_seq = self.seq + 1;
         self.buf.clear();
         let mut cp_lines: Vec<(usize, usize)> = Vec::new();
@@ -517,42 +593,19 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let written = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
-            let e = Arc::new(e);
-            self.failure = Some(Arc::clone(&e));
-            self.shared.failed.store(true, Ordering::Release);
-            let err = AppendError::Io(e);
-            for (_, ack, _) in batch.drain(..) {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Err(err.clone()));
-                }
-            }
+        let mut side = Vec::new();
+        for &(s, e) in &cp_lines {
+            side.extend_from_slice(self.buf.get(s..e).unwrap_or_default());
+        }
+        if let Err(e) = self.write_durably(&side) {
+            let err = AppendError::Io(self.went_down(e, before));
+            refuse(batch, &err);
             return Err(err);
         }
         self.shared.durable.store(self.seq, Ordering::Release);
         for (i, (_, ack, _)) in batch.drain(..).enumerate() {
             if let Some(ack) = ack {
                 let _ = ack.send(Ok(Seq(first_seq + i as u64)));
-            }
-        }
-        // After the log is durable, never before: the sidecar must not claim entries the
-        // log might lose.
-        if !cp_lines.is_empty() {
-            let mut side = Vec::new();
-            for &(s, e) in &cp_lines {
-                side.extend_from_slice(self.buf.get(s..e).unwrap_or_default());
-            }
-            if let Err(e) = self
-                .sidecar
-                .write_all(&side)
-                .and_then(|()| self.sidecar.sync_data())
-            {
-                self.failure = Some(Arc::new(e));
-                self.shared.failed.store(true, Ordering::Release);
             }
         }
         let b = Batch::new(&self.buf, first_seq, self.seq);
@@ -562,6 +615,120 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Appends the buffer to the log and `side` to the sidecar, each made durable; the log
+    /// first, never after: the sidecar must not claim entries the log might lose.
+    fn write_durably(&mut self, side: &[u8]) -> io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        if !side.is_empty() {
+            self.sidecar.write_all(side)?;
+            self.sidecar.sync_data()?;
+        }
+        self.durable_len += self.buf.len() as u64;
+        self.sidecar_len += side.len() as u64;
+        Ok(())
+    }
+
+    /// A write failed: the chain goes back to where it stood, both files are cut back to
+    /// what was durable (a failed fsync leaves their tails unknown), and the log refuses
+    /// entries until a probe succeeds.
+    fn went_down(&mut self, e: io::Error, before: ChainState) -> Arc<io::Error> {
+        self.restore(before);
+        let e = Arc::new(e);
+        if let Err(cut) = self.cut_back() {
+            // The next probe cuts again before it writes; nothing is appended past a tail
+            // that was not cut.
+            tracing::warn!(error = %cut, "audit log: cutting back a failed write failed; will retry");
+        }
+        let now_ms = self.clock.now().saturating_mul(1000);
+        if self.shared.health.write_failed(Arc::clone(&e), now_ms) {
+            tracing::error!(
+                error = %e,
+                durable_entries = self.seq,
+                "audit log cannot write; refusing entries until it can (retrying with backoff)"
+            );
+            self.retry = Some(Retry::after_failure(Instant::now()));
+        } else if let Some(r) = &mut self.retry {
+            r.failed_again(Instant::now());
+        } else {
+            self.retry = Some(Retry::after_failure(Instant::now()));
+        }
+        e
+    }
+
+    fn cut_back(&mut self) -> io::Result<()> {
+        self.file.set_len(self.durable_len)?;
+        self.file.sync_all()?;
+        self.sidecar.set_len(self.sidecar_len)?;
+        self.sidecar.sync_all()
+    }
+
+    /// Tries to bring a down log back: writes the outage's own record (with a checkpoint
+    /// over it) and, once that is durable, accepts entries again.
+    fn probe(&mut self) {
+        let Some(cause) = self.shared.health.cause() else {
+            self.retry = None;
+            return;
+        };
+        if let Err(e) = self.cut_back() {
+            self.shared
+                .health
+                .write_failed(Arc::new(e), self.clock.now().saturating_mul(1000));
+            if let Some(r) = &mut self.retry {
+                r.failed_again(Instant::now());
+            }
+            return;
+        }
+        let since_ms = match self.shared.health.status() {
+            LogStatus::Unwritable { since_ms, .. } => since_ms,
+            LogStatus::Writable => 0,
+        };
+        let stats = self.shared.health.stats();
+        let now_ms = self.clock.now().saturating_mul(1000);
+        let entry = outage_entry(now_ms, since_ms, &cause, stats.refused_entries);
+        let Ok(json) = serde_json::to_vec(&entry) else {
+            return;
+        };
+        let pending = self.retry.take();
+        match self.commit(&mut vec![(json, None, None)], true) {
+            Ok(()) => {
+                self.shared.health.recovered();
+                tracing::info!(
+                    down_ms = now_ms.saturating_sub(since_ms),
+                    refused_entries = stats.refused_entries,
+                    cause = %cause,
+                    "audit log writable again; the outage is on record"
+                );
+            }
+            Err(_) => {
+                // Still down: back off from where this outage's retries stood.
+                self.retry = pending.map(|mut r| {
+                    r.failed_again(Instant::now());
+                    r
+                });
+                if self.retry.is_none() {
+                    self.retry = Some(Retry::after_failure(Instant::now()));
+                }
+            }
+        }
+    }
+
+    fn chain_state(&self) -> ChainState {
+        ChainState {
+            seq: self.seq,
+            head: self.head,
+            checkpoints: self.checkpoints,
+            unsigned: self.unsigned,
+        }
+    }
+
+    fn restore(&mut self, s: ChainState) {
+        self.seq = s.seq;
+        self.head = s.head;
+        self.checkpoints = s.checkpoints;
+        self.unsigned = s.unsigned;
     }
 
     /// Appends a signed checkpoint line to the buffer; returns its byte range (with newline).
@@ -580,5 +747,13 @@ impl Writer {
         self.buf.push(b'\n');
         self.unsigned = 0;
         (start, self.buf.len())
+    }
+}
+
+fn refuse(batch: &mut Vec<Pending>, err: &AppendError) {
+    for (_, ack, _) in batch.drain(..) {
+        if let Some(ack) = ack {
+            let _ = ack.send(Err(err.clone()));
+        }
     }
 }
