@@ -19,10 +19,12 @@ use serde_json::json;
 use warden_core::crypto::hash_secret;
 use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
-use warden_store::{Principal, Tenant};
+use warden_core::id::random_token_id;
+use warden_store::{Change, Principal, SigningKeyRecord, Tenant};
 
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
+use crate::journal::{self, json, Answer, Journal};
 use crate::{admin_honeytoken, admin_report, admin_revocation, idempotency, Authority};
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
@@ -78,6 +80,11 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             Arc::clone(&a),
             invalidate_caches,
         ))
+        // Refused before anything is reserved or applied while the audit log cannot write.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&a),
+            crate::readiness::refuse_unrecordable_changes,
+        ))
         .layer(middleware::from_fn_with_state(a, require_admin))
 }
 
@@ -96,11 +103,17 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
     }
 }
 
-/// Every successful change is recorded in the audit log, and answered only once the record is
-/// durable. Should the log fail, the caller learns that the change is not on record.
-async fn audit_change(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
+/// Every change is recorded in the audit log. A change that goes through the store writes
+/// its entry to the outbox in its own transaction ([`journal`]); once the handler has
+/// answered, the entry is appended to the log (durable before the answer leaves) and taken
+/// out of the outbox. Should the log fail at that moment the change is still answered: its
+/// entry is on durable record in the outbox, and reaches the log when it is drained. A
+/// successful call that changed nothing in the store (an activity report) is recorded after
+/// the fact; should the log fail then, the caller learns that it is not on record.
+async fn audit_change(State(a): State<Arc<Authority>>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) {
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) || !a.audit_attached()
+    {
         return next.run(req).await;
     }
     // The full path, as the caller sent it, not the one the nested router sees.
@@ -112,10 +125,6 @@ async fn audit_change(State(a): State<Arc<Authority>>, req: Request, next: Next)
         .extensions()
         .get::<crate::server::ClientAddr>()
         .map(|c| c.0.ip());
-    let res = next.run(req).await;
-    if !res.status().is_success() {
-        return res;
-    }
     let kind = if path.ends_with("/revoke") {
         warden_audit::Kind::Revocation
     } else {
@@ -125,18 +134,43 @@ async fn audit_change(State(a): State<Arc<Authority>>, req: Request, next: Next)
     entry.actor = Some("admin".into());
     entry.resource = Some(path);
     entry.decision = warden_audit::Decision::Allow;
-    entry.reasons = vec![res.status().as_u16().to_string()];
     entry.client_ip = client;
-    match a.audit(entry).await {
-        Ok(()) => res,
+    // The outbox id names the entry in the log too, so that an entry appended twice (a
+    // drainer overlapping a call that outlived its grace period) is told apart.
+    let outbox_id = format!("aud_{}", random_token_id(&mut OsRng));
+    entry.request_id = Some(outbox_id.clone());
+    req.extensions_mut().insert(journal::PendingAudit {
+        outbox_id: outbox_id.clone(),
+        entry: entry.clone(),
+    });
+    let res = next.run(req).await;
+    match a.store.audit_outbox_entry(&outbox_id).await {
+        Ok(Some(row)) => {
+            if let Err(e) = a.append_outbox_entry(&row).await {
+                tracing::warn!(error = %e, "a change's audit entry stays in the outbox until it is drained");
+            }
+            res
+        }
+        Ok(None) if res.status().is_success() => {
+            entry.time = a.now() * 1000;
+            entry.reasons = vec![res.status().as_u16().to_string()];
+            match a.audit(entry).await {
+                Ok(()) => res,
+                Err(e) => {
+                    tracing::error!(error = %e, "a call was applied but could not be audited");
+                    Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "audit log unavailable",
+                        "the call was applied but is not on record; the audit log is failing",
+                    )
+                    .into_response()
+                }
+            }
+        }
+        Ok(None) => res,
         Err(e) => {
-            tracing::error!(error = %e, "a change was applied but could not be audited");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit log unavailable",
-                "the change was applied but is not on record; the audit log is failing",
-            )
-            .into_response()
+            tracing::warn!(error = %e, "a change's audit entry, if any, stays in the outbox until it is drained");
+            res
         }
     }
 }
@@ -167,37 +201,40 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
             "send application/json",
         ));
     }
-    let bytes = read_body(headers, body, a.config.limits.max_body_bytes)
-        .await
-        .map_err(|limit| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-                format!("request body exceeds {limit} bytes"),
-            )
-        })?;
+    let bytes = read_body(headers, body, a.config.limits.max_body_bytes).await?;
     serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
 }
 
 pub(crate) type ApiResult<T> = Result<T, Problem>;
 
-pub(crate) fn created<T: Serialize>(v: T) -> Response {
-    (StatusCode::CREATED, Json(v)).into_response()
-}
-
+/// A name stays addressable in a URL path (a tenant is reached by name) only if no client,
+/// proxy or router rewrites its segment on the way. `.` and `..` (and `%2e` forms) are dot
+/// segments that URL parsers resolve away; trailing dots and edge spaces are trimmed by some
+/// servers and proxies; a leading `-` reads as an option on a command line. Requiring a
+/// letter or digit at both ends excludes every one of these at once, and the characters
+/// between are ones no normaliser touches.
 pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
+    let edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
     let ok = (1..=100).contains(&name.len())
+        && edge(name.as_bytes().first())
+        && edge(name.as_bytes().last())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b' '));
     if ok {
         Ok(())
     } else {
-        Err(Problem::unprocessable(
-            "name must be 1 to 100 characters of [A-Za-z0-9 ._@-]",
-        ))
+        Err(Problem::unprocessable(format!(
+            "name `{}` refused: {NAME_RULE}",
+            crate::oauth::truncate(name)
+        )))
     }
 }
+
+/// The rule [`validate_name`] enforces, as its refusal states it.
+const NAME_RULE: &str = "a name is 1 to 100 characters of [A-Za-z0-9 ._@-] \
+    that begins and ends with a letter or digit, so that no URL normaliser or router can \
+    rewrite it (`.` and `..` are path steps; edge dots and spaces get trimmed)";
 
 /// A tenant named in a path, by id (`tnt_…`) or by name.
 pub(crate) async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
@@ -227,9 +264,10 @@ struct CreateTenant {
 
 async fn create_tenant(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     let req: CreateTenant = json_body(&a, &headers, body).await?;
     validate_name(&req.name)?;
     if TenantId::parse(&req.name).is_ok() {
@@ -248,9 +286,11 @@ async fn create_tenant(
         disabled: false,
         created_at: a.now(),
     };
-    a.store.create_tenant(&t).await?;
+    let (_, answer) = journal
+        .commit(&a, Change::CreateTenant(&t), StatusCode::CREATED, &|_| json(&t))
+        .await?;
     tracing::info!(tenant = %t.id, name = %t.name, "tenant created");
-    Ok(created(t))
+    Ok(answer)
 }
 
 fn check_ttl(a: &Authority, ttl: i64) -> ApiResult<()> {
@@ -276,24 +316,51 @@ async fn show_tenant(
 
 async fn disable_tenant(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(t): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    set_tenant_disabled(&a, &t, true).await
+) -> ApiResult<Answer> {
+    set_tenant_disabled(&a, &journal, &t, true).await
 }
 
 async fn enable_tenant(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(t): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    set_tenant_disabled(&a, &t, false).await
+) -> ApiResult<Answer> {
+    set_tenant_disabled(&a, &journal, &t, false).await
 }
 
-async fn set_tenant_disabled(a: &Authority, t: &str, disabled: bool) -> ApiResult<Json<Tenant>> {
+async fn set_tenant_disabled(
+    a: &Authority,
+    journal: &Journal,
+    t: &str,
+    disabled: bool,
+) -> ApiResult<Answer> {
     let mut t = resolve_tenant(a, t).await?;
-    a.store.set_tenant_disabled(&t.id, disabled).await?;
     t.disabled = disabled;
+    // Disabling ends every token of the tenant already out, pushed to every gateway like a
+    // principal's revocation and in the same transaction as the disable. Enabling restores
+    // issuance only: the tokens the disable ended stay dead.
+    let event = admin_revocation::tokens_of_tenant(a, t.id.clone(), a.now());
+    let change = if disabled {
+        Change::DisableTenant {
+            id: &t.id,
+            event: &event,
+        }
+    } else {
+        Change::SetTenantDisabled {
+            id: &t.id,
+            disabled,
+        }
+    };
+    let (applied, answer) = journal
+        .commit(a, change, StatusCode::OK, &|_| json(&t))
+        .await?;
+    if let Some(appended) = &applied.revocation {
+        admin_revocation::published(a, appended).await?;
+    }
     tracing::info!(tenant = %t.id, disabled, "tenant state changed");
-    Ok(Json(t))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -304,18 +371,23 @@ struct SetTtl {
 
 async fn set_tenant_ttl(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Tenant>> {
+) -> ApiResult<Answer> {
     let req: SetTtl = json_body(&a, &headers, body).await?;
     check_ttl(&a, req.max_token_ttl_secs)?;
     let mut t = resolve_tenant(&a, &t).await?;
-    a.store
-        .set_tenant_max_token_ttl(&t.id, req.max_token_ttl_secs)
-        .await?;
     t.max_token_ttl_secs = req.max_token_ttl_secs;
-    Ok(Json(t))
+    let change = Change::SetTenantMaxTokenTtl {
+        id: &t.id,
+        secs: t.max_token_ttl_secs,
+    };
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|_| json(&t))
+        .await?;
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -347,10 +419,11 @@ fn validate_jwk(jwk: &Jwk) -> ApiResult<String> {
 
 async fn create_principal(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     let req: CreatePrincipal = json_body(&a, &headers, body).await?;
     let tenant = resolve_tenant(&a, &t).await?;
     let kind: PrincipalKind = req
@@ -395,9 +468,11 @@ async fn create_principal(
         created_at: now,
         updated_at: now,
     };
-    a.store.create_principal(&p).await?;
+    let (_, answer) = journal
+        .commit(&a, Change::CreatePrincipal(&p), StatusCode::CREATED, &|_| json(&p))
+        .await?;
     tracing::info!(principal = %p.id, tenant = %p.tenant, kind = %p.kind, "principal created");
-    Ok(created(p))
+    Ok(answer)
 }
 
 async fn list_principals(
@@ -417,36 +492,56 @@ async fn show_principal(
 
 async fn disable_principal(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Principal>> {
-    set_principal_disabled(&a, &id, true).await
+) -> ApiResult<Answer> {
+    set_principal_disabled(&a, &journal, &id, true).await
 }
 
 async fn enable_principal(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Principal>> {
-    set_principal_disabled(&a, &id, false).await
+) -> ApiResult<Answer> {
+    set_principal_disabled(&a, &journal, &id, false).await
 }
 
 async fn set_principal_disabled(
     a: &Authority,
+    journal: &Journal,
     id: &str,
     disabled: bool,
-) -> ApiResult<Json<Principal>> {
-    let p = resolve_principal(a, id).await?;
-    a.store
-        .set_principal_disabled(&p.id, disabled, a.now())
-        .await?;
+) -> ApiResult<Answer> {
+    let mut p = resolve_principal(a, id).await?;
+    let now = a.now();
+    p.disabled = disabled;
+    p.updated_at = now;
     // Disabling also ends the tokens already out, wherever the principal appears in them:
-    // a disabled agent must not keep acting through a token issued a minute ago.
-    if disabled {
-        let _event =
-            admin_revocation::revoke_tokens_of(a, p.id.clone(), Some("principal disabled".into()))
-                .await?;
+    // a disabled agent must not keep acting through a token issued a minute ago. The event
+    // commits with the disable, so neither can be left without the other.
+    let event =
+        admin_revocation::tokens_of(a, p.id.clone(), Some("principal disabled".into()), now);
+    let change = if disabled {
+        Change::DisablePrincipal {
+            id: &p.id,
+            now,
+            event: &event,
+        }
+    } else {
+        Change::SetPrincipalDisabled {
+            id: &p.id,
+            disabled,
+            now,
+        }
+    };
+    let (applied, answer) = journal
+        .commit(a, change, StatusCode::OK, &|_| json(&p))
+        .await?;
+    if let Some(appended) = &applied.revocation {
+        admin_revocation::published(a, appended).await?;
     }
     tracing::info!(principal = %p.id, disabled, "principal state changed");
-    Ok(Json(resolve_principal(a, id).await?))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -457,18 +552,27 @@ struct SetScopes {
 
 async fn set_scopes(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Principal>> {
+) -> ApiResult<Answer> {
     let req: SetScopes = json_body(&a, &headers, body).await?;
     let scopes = parse_scopes(&req.scopes)?;
-    let p = resolve_principal(&a, &id).await?;
-    a.store
-        .set_principal_scopes(&p.id, &scopes, a.now())
+    let mut p = resolve_principal(&a, &id).await?;
+    let now = a.now();
+    p.scopes = scopes.clone();
+    p.updated_at = now;
+    let change = Change::SetPrincipalScopes {
+        id: &p.id,
+        scopes: &scopes,
+        now,
+    };
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|_| json(&p))
         .await?;
     tracing::info!(principal = %p.id, scopes = %scopes, "scope ceiling set");
-    Ok(Json(resolve_principal(&a, &id).await?))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -479,35 +583,58 @@ struct SetPublicKey {
 
 async fn set_public_key(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Principal>> {
+) -> ApiResult<Answer> {
     let req: SetPublicKey = json_body(&a, &headers, body).await?;
     let jwk = validate_jwk(&req.public_key)?;
-    let p = resolve_principal(&a, &id).await?;
-    a.store
-        .set_principal_public_key(&p.id, &jwk, a.now())
+    let mut p = resolve_principal(&a, &id).await?;
+    let now = a.now();
+    p.public_jwk = Some(jwk.clone());
+    p.updated_at = now;
+    let change = Change::SetPrincipalPublicKey {
+        id: &p.id,
+        jwk: &jwk,
+        now,
+    };
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|_| json(&p))
         .await?;
     tracing::info!(principal = %p.id, "public key registered");
-    Ok(Json(resolve_principal(&a, &id).await?))
+    Ok(answer)
 }
 
-/// Creates (or replaces) the client secret; the secret is in this response and nowhere else.
+/// Creates (or replaces) the client secret; the secret is in this response and nowhere else
+/// (but the answer kept for an `Idempotency-Key` retry, which must return the same secret).
 async fn create_secret(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     let p = resolve_principal(&a, &id).await?;
-    let secret = new_client_secret(&a, &p.id).await?;
+    let secret = new_client_secret().await?;
+    let change = Change::SetPrincipalSecretHash {
+        id: &p.id,
+        hash: &secret.hash,
+        now: a.now(),
+    };
+    let body = json!({ "client_id": p.id, "client_secret": secret.secret });
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::CREATED, &|_| json(&body))
+        .await?;
     tracing::info!(principal = %p.id, "client secret created");
-    Ok(created(
-        json!({ "client_id": p.id, "client_secret": secret }),
-    ))
+    Ok(answer)
 }
 
-/// Creates, stores (hashed) and returns a fresh client secret for `id`.
-pub(crate) async fn new_client_secret(a: &Authority, id: &PrincipalId) -> ApiResult<String> {
+/// A fresh client secret, and the hash the store keeps of it.
+pub(crate) struct ClientSecret {
+    pub secret: String,
+    pub hash: String,
+}
+
+pub(crate) async fn new_client_secret() -> ApiResult<ClientSecret> {
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
     let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(raw));
@@ -516,10 +643,7 @@ pub(crate) async fn new_client_secret(a: &Authority, id: &PrincipalId) -> ApiRes
         .await
         .map_err(|_| Problem::internal())?
         .map_err(|_| Problem::internal())?;
-    a.store
-        .set_principal_secret_hash(id, &hash, a.now())
-        .await?;
-    Ok(secret)
+    Ok(ClientSecret { secret, hash })
 }
 
 #[derive(Serialize)]
@@ -531,10 +655,8 @@ struct KeyView {
     publish_until: Option<i64>,
 }
 
-fn key_views(a: &Authority) -> Vec<KeyView> {
-    a.keys
-        .current()
-        .records
+fn key_views(records: &[SigningKeyRecord]) -> Vec<KeyView> {
+    records
         .iter()
         .map(|r| KeyView {
             kid: r.kid.clone(),
@@ -547,16 +669,30 @@ fn key_views(a: &Authority) -> Vec<KeyView> {
 }
 
 async fn list_keys(State(a): State<Arc<Authority>>) -> Json<Vec<KeyView>> {
-    Json(key_views(&a))
+    Json(key_views(&a.keys.current().records))
 }
 
-async fn rotate_keys(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<KeyView>>> {
-    a.rotate_keys().await.map_err(|e| {
-        tracing::error!(error = %e, "key rotation failed");
+/// Rotates the signing keys (see [`crate::keys`]) and answers with the keys as the rotation
+/// left them, read in its own transaction.
+async fn rotate_keys(State(a): State<Arc<Authority>>, journal: Journal) -> ApiResult<Answer> {
+    let now = a.now();
+    let new_next = a.keys.new_next_key(now);
+    let change = Change::RotateSigningKeys {
+        new_next: &new_next,
+        now,
+        publish_until: now.saturating_add(a.retired_key_publish_secs()),
+    };
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|x| {
+            json(&key_views(&x.signing_keys))
+        })
+        .await?;
+    a.keys.reload(a.store.as_ref(), now).await.map_err(|e| {
+        tracing::error!(error = %e, "keyring reload after rotation failed");
         Problem::internal()
     })?;
     tracing::info!(active = %a.keys.current().active_kid, "signing keys rotated");
-    Ok(Json(key_views(&a)))
+    Ok(answer)
 }
 
 /// Longest a gateway key stays published without being registered again.
@@ -573,10 +709,11 @@ struct RegisterGatewayKey {
 /// A gateway publishes the key of its internal tokens through the authority's JWKS.
 async fn register_gateway_key(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(kid): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Answer> {
     let req: RegisterGatewayKey = json_body(&a, &headers, body).await?;
     let valid_kid = kid.starts_with("gw-")
         && (8..=64).contains(&kid.len())
@@ -609,11 +746,19 @@ async fn register_gateway_key(
         registered_at: now,
         expires_at: now + req.ttl_secs,
     };
-    a.store.register_gateway_key(&record).await?;
+    let body = json!({ "kid": kid, "expires_at": record.expires_at });
+    let (_, answer) = journal
+        .commit(
+            &a,
+            Change::RegisterGatewayKey(&record),
+            StatusCode::OK,
+            &|_| json(&body),
+        )
+        .await?;
     a.keys.reload(a.store.as_ref(), now).await.map_err(|e| {
         tracing::error!(error = %e, "keyring reload failed");
         Problem::internal()
     })?;
     tracing::info!(kid = %kid, gateway = %record.gateway, "gateway key registered");
-    Ok(Json(json!({ "kid": kid, "expires_at": record.expires_at })))
+    Ok(answer)
 }

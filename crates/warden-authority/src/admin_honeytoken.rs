@@ -8,20 +8,18 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
 use rand_core::OsRng;
 use serde::Deserialize;
 use serde_json::json;
 use warden_core::claims::{AccessClaims, Audience};
 use warden_core::id::random_token_id;
 use warden_core::{jws, PrincipalId, PrincipalKind, ScopeSet};
-use warden_store::{NewRevocation, Principal, RevocationTarget};
+use warden_store::{Change, NewRevocation, Principal, RevocationTarget};
 
-use crate::admin::{
-    created, json_body, new_client_secret, resolve_tenant, validate_name, ApiResult,
-};
+use crate::admin::{json_body, new_client_secret, resolve_tenant, validate_name, ApiResult};
 use crate::error::Problem;
+use crate::journal::{json, Answer, Journal};
 use crate::Authority;
 
 #[derive(Deserialize)]
@@ -36,16 +34,18 @@ pub struct CreateHoneytoken {
 
 pub async fn create(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     let req: CreateHoneytoken = json_body(&a, &headers, body).await?;
     let tenant = resolve_tenant(&a, &t).await?;
     validate_name(&req.name)?;
     let bait_scope = req.scopes.unwrap_or_else(|| "reports:read".into());
     ScopeSet::parse(&bait_scope).map_err(|e| Problem::unprocessable(format!("scopes: {e}")))?;
     let now = a.now();
+    let secret = new_client_secret().await?;
     let p = Principal {
         id: PrincipalId::generate(PrincipalKind::Agent, &mut OsRng),
         tenant: tenant.id.clone(),
@@ -55,14 +55,14 @@ pub async fn create(
         scopes: ScopeSet::default(),
         audiences: Vec::new(),
         public_jwk: None,
-        secret_hash: None,
+        secret_hash: Some(secret.hash),
         disabled: false,
         created_at: now,
         updated_at: now,
     };
-    a.store.create_principal(&p).await?;
-    // Flagged before any credential for it exists.
-    let event = NewRevocation {
+    // Flagged in the transaction that creates it: it never exists unflagged, with or
+    // without a credential.
+    let flag = NewRevocation {
         target: RevocationTarget::Honeytoken {
             principal: p.id.clone(),
         },
@@ -71,11 +71,6 @@ pub async fn create(
         reason: Some("honeytoken".into()),
         created_at: now,
     };
-    let appended = a.store.append_revocation(&event).await?;
-    a.revocations
-        .applied(appended.seq, a.store.as_ref())
-        .await?;
-    let secret = new_client_secret(&a, &p.id).await?;
     let claims = AccessClaims {
         iss: a.config.issuer.clone(),
         sub: p.id.to_string(),
@@ -95,13 +90,26 @@ pub async fn create(
     let keys = a.keys.current();
     let access_token = jws::encode("at+jwt", Some(&keys.active_kid), &claims, &keys.active)
         .map_err(|_| Problem::internal())?;
-    tracing::info!(principal = %p.id, tenant = %tenant.id, "honeytoken created");
-    Ok(created(json!({
+    let body = json!({
         "principal": p.id,
         "name": p.name,
         "client_id": p.id,
-        "client_secret": secret,
+        "client_secret": secret.secret,
         "access_token": access_token,
         "token_endpoint": a.config.token_endpoint(),
-    })))
+    });
+    let change = Change::CreateHoneytoken {
+        principal: &p,
+        flag: &flag,
+    };
+    let (applied, answer) = journal
+        .commit(&a, change, StatusCode::CREATED, &|_| json(&body))
+        .await?;
+    if let Some(flagged) = &applied.revocation {
+        a.revocations
+            .applied(flagged.seq, a.store.as_ref())
+            .await?;
+    }
+    tracing::info!(principal = %p.id, tenant = %tenant.id, "honeytoken created");
+    Ok(answer)
 }

@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use rand_core::OsRng;
 use serde::Deserialize;
 use warden_core::id::random_token_id;
 use warden_core::PrincipalKind;
-use warden_store::{DelegationGrant, NewRevocation, Revocation, RevocationTarget};
-
-use crate::admin::{
-    created, json_body, parse_scopes, resolve_principal, resolve_tenant, ApiResult,
+use warden_store::{
+    Change, DelegationGrant, NewRevocation, RenderAnswer, Revocation, RevocationTarget,
+    StoreError, Supersede,
 };
+
+use crate::admin::{json_body, parse_scopes, resolve_principal, resolve_tenant, ApiResult};
 use crate::error::Problem;
+use crate::journal::{json, Answer, Journal};
 use crate::Authority;
 
 #[derive(Deserialize)]
@@ -34,9 +35,10 @@ pub struct CreateGrant {
 
 pub async fn create_grant(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     let req: CreateGrant = json_body(&a, &headers, body).await?;
     let user = resolve_principal(&a, &req.user).await?;
     let agent = resolve_principal(&a, &req.agent).await?;
@@ -73,21 +75,45 @@ pub async fn create_grant(
         expires_at,
         revoked_at: None,
     };
-    match a.store.create_delegation_grant(&grant).await {
+    let render: RenderAnswer<'_> = &|_| json(&grant);
+    let create = |supersede| Change::CreateDelegationGrant {
+        grant: &grant,
+        supersede,
+    };
+    let created = journal
+        .commit(&a, create(None), StatusCode::CREATED, render)
+        .await;
+    let (applied, answer) = match created {
         // The store keeps one unrevoked grant per pair, expired or not; an expired one is no
-        // longer live, so it is retired to make room for the new consent.
-        Err(warden_store::StoreError::Conflict(_)) if retire_expired_grant(&a, &grant).await? => {
-            a.store.create_delegation_grant(&grant).await?;
-        }
+        // longer live, so it is retired, in the same transaction, to make room for the new
+        // consent.
+        Err(StoreError::Conflict(what)) => match expired_grant(&a, &grant).await? {
+            Some((old, event)) => {
+                let supersede = Supersede {
+                    grant: &old,
+                    event: &event,
+                };
+                journal
+                    .commit(&a, create(Some(supersede)), StatusCode::CREATED, render)
+                    .await?
+            }
+            None => return Err(StoreError::Conflict(what).into()),
+        },
         other => other?,
+    };
+    if let Some(retired) = &applied.revocation {
+        published(&a, retired).await?;
     }
     tracing::info!(grant = %grant.id, user = %grant.user, agent = %grant.agent, "delegation granted");
-    Ok(created(grant))
+    Ok(answer)
 }
 
-/// Marks the pair's expired, unrevoked grant revoked; whether there was one. Every token it
+/// The pair's expired, unrevoked grant, with the event that retires it. Every token it
 /// delegated was issued before it expired, so the event ends those and nothing newer.
-async fn retire_expired_grant(a: &Authority, new: &DelegationGrant) -> ApiResult<bool> {
+async fn expired_grant(
+    a: &Authority,
+    new: &DelegationGrant,
+) -> ApiResult<Option<(String, NewRevocation)>> {
     let now = a.now();
     let expired = a
         .store
@@ -100,29 +126,20 @@ async fn retire_expired_grant(a: &Authority, new: &DelegationGrant) -> ApiResult
                 && g.revoked_at.is_none()
                 && g.expires_at.is_some_and(|e| e <= now)
         });
-    let Some(old) = expired else {
-        return Ok(false);
-    };
-    let event = NewRevocation {
-        target: RevocationTarget::Grant {
-            grant: old.id.clone(),
-            user: old.user,
-            agent: old.agent,
-        },
-        issued_before: old.expires_at.unwrap_or(now),
-        horizon: a.token_horizon(now),
-        reason: Some("expired; superseded by a new grant".into()),
-        created_at: now,
-    };
-    match a.store.revoke_delegation_grant(&old.id, &event).await {
-        Ok(appended) => {
-            let _ = published(a, appended).await?;
-        }
-        // Retired concurrently by another request.
-        Err(warden_store::StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(true)
+    Ok(expired.map(|old| {
+        let event = NewRevocation {
+            target: RevocationTarget::Grant {
+                grant: old.id.clone(),
+                user: old.user,
+                agent: old.agent,
+            },
+            issued_before: old.expires_at.unwrap_or(now),
+            horizon: a.token_horizon(now),
+            reason: Some("expired; superseded by a new grant".into()),
+            created_at: now,
+        };
+        (old.id, event)
+    }))
 }
 
 pub async fn list_grants(
@@ -153,15 +170,7 @@ pub struct Reason {
 
 async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Option<String>> {
     let limit = a.config.limits.max_body_bytes;
-    let bytes = crate::http::read_body(headers, body, limit)
-        .await
-        .map_err(|limit| {
-            Problem::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-                format!("request body exceeds {limit} bytes"),
-            )
-        })?;
+    let bytes = crate::http::read_body(headers, body, limit).await?;
     // The body is optional; when present it must say what it is.
     if bytes.is_empty() {
         return Ok(None);
@@ -185,10 +194,11 @@ async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Opt
 
 pub async fn revoke_grant(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Revocation>> {
+) -> ApiResult<Answer> {
     let reason = reason(&a, &headers, body).await?;
     let grant = a
         .store
@@ -207,46 +217,69 @@ pub async fn revoke_grant(
         reason,
         created_at: now,
     };
-    let appended = a
-        .store
-        .revoke_delegation_grant(&id, &event)
+    let change = Change::RevokeDelegationGrant {
+        id: &id,
+        event: &event,
+    };
+    let (applied, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|x| json(&x.revocation))
         .await
         .map_err(|e| match e {
-            warden_store::StoreError::NotFound(_) => {
+            StoreError::NotFound(_) => {
                 Problem::conflict(format!("delegation grant `{id}` is already revoked"))
             }
             other => other.into(),
         })?;
-    published(&a, appended).await
+    answer_published(&a, &applied.revocation, answer).await
 }
 
 pub async fn revoke_principal(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Revocation>> {
+) -> ApiResult<Answer> {
     let reason = reason(&a, &headers, body).await?;
     let p = resolve_principal(&a, &id).await?;
-    revoke_tokens_of(&a, p.id, reason).await
+    let event = tokens_of(&a, p.id, reason, a.now());
+    let (applied, answer) = journal
+        .commit(&a, Change::AppendRevocation(&event), StatusCode::OK, &|x| {
+            json(&x.revocation)
+        })
+        .await?;
+    answer_published(&a, &applied.revocation, answer).await
 }
 
-/// Ends every token issued so far in which `principal` appears.
-pub(crate) async fn revoke_tokens_of(
+/// The event that ends every token issued so far in which `principal` appears.
+pub(crate) fn tokens_of(
     a: &Authority,
     principal: warden_core::PrincipalId,
     reason: Option<String>,
-) -> ApiResult<Json<Revocation>> {
-    let now = a.now();
-    let event = NewRevocation {
+    now: i64,
+) -> NewRevocation {
+    NewRevocation {
         target: RevocationTarget::Principal { principal },
         issued_before: cutoff(now),
         horizon: a.token_horizon(now),
         reason,
         created_at: now,
-    };
-    let appended = a.store.append_revocation(&event).await?;
-    published(a, appended).await
+    }
+}
+
+/// The event that ends every token of a tenant issued up to now (its disable).
+pub(crate) fn tokens_of_tenant(
+    a: &Authority,
+    tenant: warden_core::TenantId,
+    now: i64,
+) -> NewRevocation {
+    NewRevocation {
+        target: RevocationTarget::Tenant { tenant },
+        issued_before: cutoff(now),
+        horizon: a.token_horizon(now),
+        reason: Some("tenant disabled".into()),
+        created_at: now,
+    }
 }
 
 #[derive(Deserialize)]
@@ -259,9 +292,10 @@ pub struct RevokeToken {
 
 pub async fn revoke_token(
     State(a): State<Arc<Authority>>,
+    journal: Journal,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Revocation>> {
+) -> ApiResult<Answer> {
     let req: RevokeToken = json_body(&a, &headers, body).await?;
     if req.jti.is_empty() || req.jti.len() > 256 {
         return Err(Problem::unprocessable("jti must be 1 to 256 characters"));
@@ -275,8 +309,12 @@ pub async fn revoke_token(
         reason: req.reason,
         created_at: now,
     };
-    let appended = a.store.append_revocation(&event).await?;
-    published(&a, appended).await
+    let (applied, answer) = journal
+        .commit(&a, Change::AppendRevocation(&event), StatusCode::OK, &|x| {
+            json(&x.revocation)
+        })
+        .await?;
+    answer_published(&a, &applied.revocation, answer).await
 }
 
 /// `iat` has one-second resolution: everything issued up to and including this second dies,
@@ -285,10 +323,26 @@ fn cutoff(now: i64) -> i64 {
     now + 1
 }
 
-async fn published(a: &Authority, appended: Revocation) -> ApiResult<Json<Revocation>> {
+/// Waits until the appended event is applied to the stream every gateway follows.
+pub(crate) async fn published(a: &Authority, appended: &Revocation) -> ApiResult<()> {
     a.revocations
         .applied(appended.seq, a.store.as_ref())
         .await?;
     tracing::info!(seq = appended.seq, target = ?appended.event.target, "revoked");
-    Ok(Json(appended))
+    Ok(())
+}
+
+/// `answer`, once the revocation it reports is published.
+async fn answer_published(
+    a: &Authority,
+    appended: &Option<Revocation>,
+    answer: Answer,
+) -> ApiResult<Answer> {
+    match appended {
+        Some(r) => published(a, r).await.map(|()| answer),
+        None => {
+            tracing::error!("a revocation call appended no revocation");
+            Err(Problem::internal())
+        }
+    }
 }

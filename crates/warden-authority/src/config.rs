@@ -38,6 +38,39 @@ pub struct AuthorityConfig {
     pub revocation_heartbeat: Duration,
     /// Where security alerts (honeytoken use) are POSTed as signed Security Event Tokens.
     pub alert_webhook: Option<String>,
+    /// How long a change's audit entry stays its own call's to append before a drainer
+    /// presumes the call dead and appends it (see `journal`).
+    pub audit_outbox_grace_secs: i64,
+    /// A fault to inject, for tests of what a crash leaves behind; `None` in any deployment.
+    pub fault: Option<Fault>,
+}
+
+/// A fault the authority injects on purpose, so that a test can produce a crash at an exact
+/// point of a real process. Armed only from the `WARDEN_FAULT` environment variable of
+/// `warden serve`, in the form that [`Fault::from_str`](std::str::FromStr) reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// `hold-answer-after-commit:PREFIX`: once a change made under an `Idempotency-Key`
+    /// starting with `PREFIX` has committed, its answer is never sent, so the test can kill
+    /// the process between the commit and the answer.
+    HoldAnswerAfterCommit { key_prefix: String },
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("hold-answer-after-commit", prefix)) if !prefix.is_empty() => {
+                Ok(Self::HoldAnswerAfterCommit {
+                    key_prefix: prefix.to_owned(),
+                })
+            }
+            _ => Err(format!(
+                "unknown fault `{s}`: the one fault is `hold-answer-after-commit:KEY_PREFIX`"
+            )),
+        }
+    }
 }
 
 /// Explicit bounds on what a client can make the authority read.
@@ -47,8 +80,16 @@ pub struct Limits {
     /// hyper's read buffer, which bounds the request line plus headers.
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// How long a connection may take to send a request's headers; it also bounds how long
+    /// a connection may sit idle, before its first request or between two.
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
+    /// Connections held open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 }
 
 impl Default for Limits {
@@ -59,6 +100,7 @@ impl Default for Limits {
             max_headers: 64,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -84,6 +126,8 @@ impl AuthorityConfig {
             dpop_replay_capacity: 1_000_000,
             revocation_heartbeat: Duration::from_secs(1),
             alert_webhook: None,
+            audit_outbox_grace_secs: 60,
+            fault: None,
         }
     }
 
@@ -127,8 +171,14 @@ impl AuthorityConfig {
         if self.revocation_heartbeat.is_zero() {
             return Err("revocation heartbeat must be positive".into());
         }
+        if self.audit_outbox_grace_secs < 1 {
+            return Err("the audit outbox grace period must be at least 1 s".into());
+        }
         if self.limits.max_header_bytes < 8192 {
             return Err("max header bytes must be at least 8192".into());
+        }
+        if self.limits.max_connections == 0 {
+            return Err("max connections must be at least 1".into());
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     /// `WWW-Authenticate` scheme to challenge with, for `invalid_client` over HTTP auth.
     pub challenge: Option<&'static str>,
+    /// `Retry-After` seconds, for refusals that a later retry can pass.
+    pub retry_after: Option<u32>,
 }
 
 impl OAuthError {
@@ -25,6 +27,7 @@ impl OAuthError {
             description: description.into(),
             status,
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -59,13 +62,6 @@ impl OAuthError {
             d,
         )
     }
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            "invalid_request",
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds {limit} bytes"),
-        )
-    }
     pub fn server_error() -> Self {
         Self::new(
             "server_error",
@@ -74,16 +70,33 @@ impl OAuthError {
         )
     }
 
+    /// A 503 the client may retry after [`crate::readiness::RETRY_AFTER_SECS`].
+    pub fn unavailable(d: impl Into<String>) -> Self {
+        let mut e = Self::temporarily_unavailable(d);
+        e.retry_after = Some(crate::readiness::RETRY_AFTER_SECS);
+        e
+    }
+
     pub fn with_challenge(mut self, scheme: &'static str) -> Self {
         self.challenge = Some(scheme);
         self
     }
 }
 
+/// A body that could not be read is the client's `invalid_request`; only its status differs.
+impl From<crate::http::BodyError> for OAuthError {
+    fn from(e: crate::http::BodyError) -> Self {
+        Self::new("invalid_request", e.status(), e.to_string())
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure at token endpoint");
-        Self::server_error()
+        match e.unavailable() {
+            Some(why) => Self::unavailable(format!("{why}; retry later")),
+            None => Self::server_error(),
+        }
     }
 }
 
@@ -105,6 +118,9 @@ impl IntoResponse for OAuthError {
             .into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let Some(scheme) = self.challenge {
             if let Ok(v) = HeaderValue::from_str(&format!("{scheme} realm=\"warden\"")) {
                 h.insert(header::WWW_AUTHENTICATE, v);
@@ -120,6 +136,8 @@ pub struct Problem {
     pub status: StatusCode,
     pub title: &'static str,
     pub detail: String,
+    /// `Retry-After` seconds, for refusals that a later retry can pass.
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -128,6 +146,7 @@ impl Problem {
             status,
             title,
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -159,9 +178,24 @@ impl From<StoreError> for Problem {
         match e {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
             StoreError::Conflict(what) => Self::conflict(format!("{what} already exists")),
+            // Another call took this call's Idempotency-Key over, presuming it dead.
+            StoreError::ReservationLost => {
+                Self::conflict("a request with this Idempotency-Key is still in progress")
+            }
             other => {
                 tracing::error!(error = %other, "store failure in lifecycle API");
-                Self::internal()
+                match other.unavailable() {
+                    Some(why) => {
+                        let mut p = Self::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "storage unavailable",
+                            format!("{why}; nothing was changed, retry later"),
+                        );
+                        p.retry_after = Some(crate::readiness::RETRY_AFTER_SECS);
+                        p
+                    }
+                    None => Self::internal(),
+                }
             }
         }
     }
@@ -191,6 +225,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(
                 header::WWW_AUTHENTICATE,

@@ -1,6 +1,13 @@
 //! `Idempotency-Key` on mutating lifecycle calls: the same key with the same request replays
 //! the first answer; with another request it is refused (422); while the first is still
 //! running, a duplicate is refused (409). Answers are kept for the configured period (24 h).
+//!
+//! This middleware reserves the key and hands the reservation to the handler
+//! ([`journal::Reservation`]); a call that changes the store records its answer in the
+//! transaction of its change ([`journal::Journal::commit`]), so that a process killed
+//! between the commit and the answer leaves the answer to replay, never a change to apply a
+//! second time. Only the answer of a call that changed nothing (a refusal, say) is recorded
+//! here, afterwards.
 
 use std::sync::Arc;
 
@@ -16,7 +23,7 @@ use warden_store::{IdempotencyBegin, StoreError};
 
 use crate::error::Problem;
 use crate::http::read_body;
-use crate::Authority;
+use crate::{journal, Authority};
 
 pub const HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
@@ -47,14 +54,7 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts.headers, body, a.config.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(limit) => {
-            return Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-                format!("request body exceeds {limit} bytes"),
-            )
-            .into_response()
-        }
+        Err(e) => return Problem::from(e).into_response(),
     };
     let mut fingerprint = Vec::with_capacity(bytes.len() + 64);
     fingerprint.extend_from_slice(parts.method.as_str().as_bytes());
@@ -64,9 +64,10 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
     fingerprint.extend_from_slice(&bytes);
     let hash = URL_SAFE_NO_PAD.encode(sha256(&fingerprint));
 
+    let reserved_at = a.now();
     let begin = a
         .store
-        .idempotency_begin(&key, &hash, a.now(), a.config.idempotency_abandon_secs)
+        .idempotency_begin(&key, &hash, reserved_at, a.config.idempotency_abandon_secs)
         .await;
     match begin {
         Ok(IdempotencyBegin::Started) => {}
@@ -82,20 +83,31 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
         Err(e) => return Problem::from(e).into_response(),
     }
 
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(journal::Reservation {
+        key: key.clone(),
+        reserved_at,
+    });
+    let res = next.run(req).await;
     let (parts, body) = res.into_parts();
     let body = axum::body::to_bytes(body, MAX_STORED_RESPONSE)
         .await
         .unwrap_or_default();
     let status = parts.status;
-    // Server failures are not answers worth repeating: the client may retry them.
+    // Both touch only a reservation still pending under this call: a change completed it in
+    // its own transaction already, and a caller that took it over owns it now. A server
+    // failure after a committed change therefore still replays the change's answer; one
+    // before any change is not an answer worth repeating, and the client may retry.
     let stored = if status.is_server_error() {
-        a.store.idempotency_release(&key).await
+        a.store.idempotency_release(&key, reserved_at).await
     } else {
         a.store
-            .idempotency_complete(&key, status.as_u16(), &String::from_utf8_lossy(&body))
+            .idempotency_complete(
+                &key,
+                reserved_at,
+                status.as_u16(),
+                &String::from_utf8_lossy(&body),
+            )
             .await
     };
     if let Err(e) = stored {

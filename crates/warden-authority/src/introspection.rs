@@ -1,5 +1,7 @@
 //! Token introspection (RFC 7662) and revocation (RFC 7009). Both need client
-//! authentication and see only tokens of the client's own tenant.
+//! authentication and see only tokens of the client's own tenant, and within it only those
+//! the caller has business with: introspection answers the token's client, its resource and
+//! holders of `warden:introspect`; revocation the token's client, subject and actors.
 
 use std::sync::Arc;
 
@@ -47,6 +49,11 @@ pub async fn introspect(
         {
             return Ok(inactive);
         }
+        // A caller with no business with the token learns no more than of a dead one.
+        if !may_introspect(client.principal(), &claims) {
+            tracing::debug!(caller = %client.principal().id, jti = %claims.jti, "introspection not permitted");
+            return Ok(inactive);
+        }
         a.activity.used(&claims.sub, now);
         let mut body = serde_json::to_value(&claims).map_err(|_| OAuthError::server_error())?;
         if let Some(o) = body.as_object_mut() {
@@ -62,6 +69,20 @@ pub async fn introspect(
     }
     .await;
     respond(answer)
+}
+
+/// The scope that lets a principal introspect any token of its tenant.
+pub const INTROSPECT_SCOPE: &str = "warden:introspect";
+
+/// Least privilege: the token's own client, the resource it is for (the caller's id is one
+/// of its `aud` values), or a principal whose ceiling names [`INTROSPECT_SCOPE`] — literally,
+/// so a wildcard granted for other reasons (`*:*`) never confers the power to read every
+/// token of the tenant. Tenant, expiry and revocation are checked before this.
+fn may_introspect(caller: &warden_store::Principal, claims: &warden_core::AccessClaims) -> bool {
+    let me = caller.id.as_str();
+    claims.client_id == me
+        || claims.aud.iter().any(|aud| aud == me)
+        || caller.scopes.iter().any(|s| s.as_str() == INTROSPECT_SCOPE)
 }
 
 /// `POST /oauth2/revoke`: the token's client, subject or any actor in its chain may revoke

@@ -12,7 +12,7 @@ const MAX_BATCH: usize = 512;
 /// Requests that may wait for a batch; beyond this, callers wait for room.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+type Reply = oneshot::Sender<Result<bool, Arc<StoreError>>>;
 
 #[derive(Clone)]
 pub struct JtiRecorder {
@@ -29,12 +29,13 @@ impl JtiRecorder {
     /// True if this is the first use of the `jti` by this client.
     pub async fn record(&self, entry: AssertionJti) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let closed = || StoreError::Corrupt("jti recorder stopped".into());
+        // The recorder only stops with the runtime: to a caller, the store is gone.
+        let closed = || StoreError::Unavailable("the jti recorder has stopped");
         self.tx.send((entry, reply)).await.map_err(|_| closed())?;
         answer
             .await
             .map_err(|_| closed())?
-            .map_err(StoreError::Corrupt)
+            .map_err(StoreError::Shared)
     }
 }
 
@@ -52,8 +53,9 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AssertionJti, Reply)
             }
             Err(e) => {
                 tracing::error!(error = %e, batch = entries.len(), "recording assertion jtis failed");
+                let e = Arc::new(e);
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(Arc::clone(&e)));
                 }
             }
         }

@@ -96,6 +96,13 @@ impl Keyring {
         self.reload(store, now).await
     }
 
+    /// A fresh key, sealed, to be published as the next key by a rotation
+    /// ([`warden_store::Change::RotateSigningKeys`]) that a caller makes itself, with its
+    /// change record; then [`Keyring::reload`].
+    pub fn new_next_key(&self, now: i64) -> SigningKeyRecord {
+        new_record(&self.master, now)
+    }
+
     /// Drops retired keys past their publication period and expired gateway keys.
     pub async fn prune(&self, store: &dyn Store, now: i64) -> Result<(), KeyringError> {
         let pruned = store.prune_signing_keys(now).await? + store.prune_gateway_keys(now).await?;

@@ -22,9 +22,11 @@ mod http;
 mod idempotency;
 mod introspection;
 mod jti;
+pub mod journal;
 pub mod keys;
 mod metadata;
 mod oauth;
+pub mod readiness;
 pub mod revocation;
 pub mod server;
 
@@ -182,13 +184,29 @@ impl Authority {
     }
 
     /// Records `entry` without waiting; a full queue is logged, never waited on (for refusals
-    /// and alerts, which an attacker can multiply).
+    /// and alerts, which an attacker can multiply). During an outage the log has said so
+    /// once and counts what it refuses, so refusals are not logged one by one.
     pub fn audit_nowait(&self, entry: warden_audit::Entry) {
         if let Some(log) = self.audit.get() {
-            if let Err(e) = log.try_append(&entry) {
-                tracing::warn!(error = %e, action = %entry.action, "audit entry not recorded");
+            match log.try_append(&entry) {
+                Ok(()) | Err(warden_audit::TryAppendError::Append(
+                    warden_audit::AppendError::Unavailable(_),
+                )) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, action = %entry.action, "audit entry not recorded");
+                }
             }
         }
+    }
+
+    /// The attached audit log, if any.
+    pub fn audit_log(&self) -> Option<&warden_audit::AuditLog> {
+        self.audit.get()
+    }
+
+    /// Whether the attached audit log can write (`None`: no log attached).
+    pub fn audit_status(&self) -> Option<warden_audit::LogStatus> {
+        self.audit.get().map(warden_audit::AuditLog::status)
     }
 
     /// Merges the activity gathered since the last flush into the store.
@@ -242,6 +260,11 @@ impl Authority {
         if let Err(e) = self.flush_activity().await {
             tracing::warn!(error = %e, "recording activity failed; those times are lost");
         }
+        // Entries of changes whose call died, or whose append failed, reach the log late
+        // rather than never.
+        if let Err(e) = self.drain_audit_outbox(journal::OutboxDrain::Due).await {
+            tracing::warn!(error = %e, "draining the audit outbox failed; it will be retried");
+        }
         for e in results.into_iter().flatten() {
             tracing::warn!(error = %e, "maintenance step failed; it will be retried");
         }
@@ -270,6 +293,7 @@ pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .merge(metadata::routes())
         .merge(oauth::routes())
+        .merge(readiness::routes())
         .route(
             "/revocations/stream",
             axum::routing::get(revocation::stream),

@@ -43,6 +43,10 @@ pub struct TokenResponse {
     /// What the audit log records of this issuance; never sent.
     #[serde(skip)]
     audit: Option<warden_audit::Entry>,
+    /// The token is stamped to begin after a revocation's cut-off in this very second, and is
+    /// handed out only once that second has come; never sent.
+    #[serde(skip)]
+    hold_until: Option<i64>,
 }
 
 async fn token(
@@ -52,14 +56,31 @@ async fn token(
     body: Body,
 ) -> Response {
     let peer = peer.map(|p| p.0 .0.ip());
+    // No token leaves that is not on record: while the log cannot write, refuse up front
+    // (the outage is logged and counted once, by the log).
+    if let Some(why) = crate::readiness::audit_down(&a) {
+        return OAuthError::unavailable(why).into_response();
+    }
     match issue(&a, &headers, body, peer).await {
         Ok(mut t) => {
-            // No token leaves before its issuance is on record.
+            if let Some(at) = t.hold_until.take() {
+                if !second_has_come(&a, at).await {
+                    return OAuthError::unavailable(
+                        "a revocation in force cuts this token off; retry in a second",
+                    )
+                    .into_response();
+                }
+            }
             if let Some(mut entry) = t.audit.take() {
                 entry.client_ip = peer;
                 if let Err(e) = a.audit(entry).await {
                     tracing::error!(error = %e, "issuance could not be audited; token withheld");
-                    return OAuthError::server_error().into_response();
+                    return if e.is_retryable() {
+                        OAuthError::unavailable(format!("{e}; the token was withheld, retry later"))
+                    } else {
+                        OAuthError::server_error()
+                    }
+                    .into_response();
                 }
             }
             let mut res = Json(t).into_response();
@@ -131,9 +152,7 @@ pub async fn read_form(
             "this endpoint takes application/x-www-form-urlencoded",
         ));
     }
-    let body = read_body(headers, body, a.config.limits.max_body_bytes)
-        .await
-        .map_err(OAuthError::payload_too_large)?;
+    let body = read_body(headers, body, a.config.limits.max_body_bytes).await?;
     parse_form(&body)
 }
 
@@ -168,12 +187,56 @@ pub fn requested_scopes(
     Ok(scopes)
 }
 
+/// Waits, a little over a second at most, until the clock reads `at`.
+async fn second_has_come(a: &Authority, at: i64) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1_500);
+    while a.now() < at {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// Claims the revocations in force let through. Cut-offs have the one-second resolution of
+/// `iat`: a revocation made in this second ends every token stamped with it, including one
+/// issued a moment after the revocation. Such a token is stamped with the next second instead
+/// (and held until then), so no token is ever issued that a verifier would refuse; one that
+/// no `iat` soon enough would save is refused here rather than issued dead.
+fn past_cutoffs<'c>(
+    a: &Authority,
+    claims: &'c AccessClaims,
+) -> Result<(std::borrow::Cow<'c, AccessClaims>, Option<i64>), OAuthError> {
+    let refused = |why: warden_core::revocation::Revoked| {
+        OAuthError::invalid_grant(format!("{why}: no token can be issued for it now"))
+    };
+    let from = a.revocations.issuable_from(claims).map_err(refused)?;
+    if from <= claims.iat {
+        return Ok((std::borrow::Cow::Borrowed(claims), None));
+    }
+    if from - claims.iat > 1 {
+        return Err(match a.revocations.check(claims) {
+            Err(why) => refused(why),
+            Ok(()) => OAuthError::server_error(),
+        });
+    }
+    let shift = from - claims.iat;
+    let mut later = claims.clone();
+    later.iat += shift;
+    later.nbf += shift;
+    later.exp += shift;
+    Ok((std::borrow::Cow::Owned(later), Some(from)))
+}
+
 /// Signs `claims` and shapes the token response.
 pub fn mint(
     a: &Authority,
     claims: &AccessClaims,
     issued_token_type: Option<&'static str>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (claims, hold_until) = past_cutoffs(a, claims)?;
+    let claims = claims.as_ref();
     let keys = a.keys.current();
     let access_token = jws::encode("at+jwt", Some(&keys.active_kid), claims, &keys.active)
         .map_err(|e| {
@@ -206,6 +269,7 @@ pub fn mint(
     entry.reasons = vec![format!("scope={}", claims.scope)];
     Ok(TokenResponse {
         audit: Some(entry),
+        hold_until,
         access_token,
         token_type: if claims.cnf.is_some() {
             "DPoP"

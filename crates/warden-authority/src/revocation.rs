@@ -138,6 +138,11 @@ impl RevocationHub {
         read(&self.state).view.check(claims)
     }
 
+    /// See [`warden_core::revocation::RevocationView::issuable_from`].
+    pub fn issuable_from(&self, claims: &AccessClaims) -> Result<i64, Revoked> {
+        read(&self.state).view.issuable_from(claims)
+    }
+
     pub fn is_honeytoken(&self, principal: &str) -> bool {
         read(&self.state).view.is_honeytoken(principal)
     }
@@ -178,6 +183,9 @@ fn to_event(r: &Revocation) -> RevocationEvent {
             grant: grant.clone(),
             user: user.to_string(),
             agent: agent.to_string(),
+        },
+        RevocationTarget::Tenant { tenant } => RevokedTarget::Tenant {
+            tenant: tenant.to_string(),
         },
     };
     RevocationEvent {

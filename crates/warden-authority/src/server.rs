@@ -1,5 +1,6 @@
-//! The accept loop: hyper HTTP/1.1 with explicit bounds on header size and count and on how
-//! long a client may take to send its headers (slow-client protection), around any router.
+//! The accept loop: hyper HTTP/1.1 with explicit bounds on header size and count, on how
+//! long a client may take to send its headers or sit idle (slow-client protection) and on
+//! how many connections are open at once, around any router.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,11 +8,13 @@ use std::net::SocketAddr;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use warden_listen::{Acceptor, Admitted, ConnectionLimit};
 
 use crate::config::Limits;
 
 /// Serves `router` on `listener` until `shutdown` completes; then every open connection is
 /// closed too, long-lived revocation streams included, so subscribers notice and reconnect.
+/// At most `limits.max_connections` are open at once; the acceptor answers any more 503.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -20,17 +23,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut acceptor = Acceptor::new(listener, ConnectionLimit::new(limits.max_connections));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors and the like: back off briefly, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Admitted {
+            stream,
+            peer,
+            permit,
+        } = tokio::select! {
+            admitted = acceptor.accept() => admitted,
             () = &mut shutdown => {
                 let _ = stop.send(true);
                 return Ok(());
@@ -47,7 +47,10 @@ pub async fn serve(
         let limits = limits.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
+            // hyper starts the header timer whenever it waits for a request, the first one
+            // and each after a keep-alive response: so it also ends a connection left idle.
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)

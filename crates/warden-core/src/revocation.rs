@@ -33,6 +33,10 @@ pub enum RevokedTarget {
         user: String,
         agent: String,
     },
+    /// A disabled tenant: every token of the tenant issued before the event is dead.
+    Tenant {
+        tenant: String,
+    },
 }
 
 /// One event of the revocation stream.
@@ -62,6 +66,7 @@ pub enum Revoked {
         user: String,
         agent: String,
     },
+    Tenant(String),
 }
 
 impl std::fmt::Display for Revoked {
@@ -74,6 +79,7 @@ impl std::fmt::Display for Revoked {
             Self::Grant { user, agent } => {
                 write!(f, "delegation from {user} to {agent} was revoked")
             }
+            Self::Tenant(t) => write!(f, "tenant {t} was disabled"),
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct RevocationView {
     cursor: i64,
     principals: HashMap<String, Cutoff>,
     grants: HashMap<(String, String), Cutoff>,
+    tenants: HashMap<String, Cutoff>,
     tokens: HashMap<String, i64>,
     honeytokens: std::collections::HashSet<String>,
 }
@@ -137,6 +144,12 @@ impl RevocationView {
             RevokedTarget::Honeytoken { principal } => {
                 self.honeytokens.insert(principal.clone());
             }
+            RevokedTarget::Tenant { tenant } => {
+                self.tenants
+                    .entry(tenant.clone())
+                    .and_modify(|c| c.merge(cutoff))
+                    .or_insert(cutoff);
+            }
             RevokedTarget::Token { jti } => {
                 let horizon = self.tokens.entry(jti.clone()).or_insert(event.horizon);
                 *horizon = (*horizon).max(event.horizon);
@@ -153,33 +166,74 @@ impl RevocationView {
         if self.tokens.contains_key(&claims.jti) {
             return Err(Revoked::Token);
         }
-        let dead = |c: Option<&Cutoff>| c.is_some_and(|c| claims.iat < c.issued_before);
+        match self
+            .cutoffs(claims)
+            .into_iter()
+            .find(|(issued_before, _)| claims.iat < *issued_before)
+        {
+            Some((_, why)) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// The earliest `iat` at which a token with these claims would pass [`Self::check`]: the
+    /// claims' own `iat` when nothing in force cuts it off, later when a cut-off lies ahead
+    /// (a revocation in the current second, say). An issuer stamps that instant, or refuses,
+    /// rather than hand out a token that is dead on arrival. `Err` when no `iat` would pass
+    /// (a revoked `jti`, a honeytoken).
+    pub fn issuable_from(&self, claims: &AccessClaims) -> Result<i64, Revoked> {
+        if let Some(p) = self.honeytoken_in(claims) {
+            return Err(Revoked::Honeytoken(p.to_owned()));
+        }
+        if self.tokens.contains_key(&claims.jti) {
+            return Err(Revoked::Token);
+        }
+        Ok(self
+            .cutoffs(claims)
+            .into_iter()
+            .map(|(issued_before, _)| issued_before)
+            .fold(claims.iat, i64::max))
+    }
+
+    /// Every cut-off in force that applies to the claims, with what it revokes, in the order
+    /// [`Self::check`] reports them: tenant, subject, actors, delegation links.
+    fn cutoffs(&self, claims: &AccessClaims) -> Vec<(i64, Revoked)> {
+        let mut found = Vec::new();
+        if let Some(c) = self.tenants.get(&claims.tenant) {
+            found.push((c.issued_before, Revoked::Tenant(claims.tenant.clone())));
+        }
+        if self.principals.is_empty() && self.grants.is_empty() {
+            return found;
+        }
         let mut subject = claims.sub.as_str();
-        if dead(self.principals.get(subject)) {
-            return Err(Revoked::Principal(subject.to_owned()));
+        if let Some(c) = self.principals.get(subject) {
+            found.push((c.issued_before, Revoked::Principal(subject.to_owned())));
         }
         // Outermost first: the current actor, then the ones before it (RFC 8693 §4.1).
         let actors: Vec<&Actor> =
             std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).collect();
         for a in &actors {
-            if dead(self.principals.get(&a.sub)) {
-                return Err(Revoked::Principal(a.sub.clone()));
+            if let Some(c) = self.principals.get(&a.sub) {
+                found.push((c.issued_before, Revoked::Principal(a.sub.clone())));
             }
         }
         if self.grants.is_empty() {
-            return Ok(());
+            return found;
         }
         // Delegation runs from the subject to the innermost actor, then outwards.
         for a in actors.iter().rev() {
-            if dead(self.grants.get(&(subject.to_owned(), a.sub.clone()))) {
-                return Err(Revoked::Grant {
-                    user: subject.to_owned(),
-                    agent: a.sub.clone(),
-                });
+            if let Some(c) = self.grants.get(&(subject.to_owned(), a.sub.clone())) {
+                found.push((
+                    c.issued_before,
+                    Revoked::Grant {
+                        user: subject.to_owned(),
+                        agent: a.sub.clone(),
+                    },
+                ));
             }
             subject = &a.sub;
         }
-        Ok(())
+        found
     }
 
     /// The honeytoken principal a token names, as subject or actor, if any. Also for tokens
@@ -205,12 +259,17 @@ impl RevocationView {
     pub fn prune(&mut self, now: i64) {
         self.principals.retain(|_, c| c.horizon >= now);
         self.grants.retain(|_, c| c.horizon >= now);
+        self.tenants.retain(|_, c| c.horizon >= now);
         self.tokens.retain(|_, horizon| *horizon >= now);
     }
 
     /// Entries held, for metrics.
     pub fn len(&self) -> usize {
-        self.principals.len() + self.grants.len() + self.tokens.len() + self.honeytokens.len()
+        self.principals.len()
+            + self.grants.len()
+            + self.tenants.len()
+            + self.tokens.len()
+            + self.honeytokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -246,6 +305,67 @@ mod tests {
             allowed_ips: None,
             max_uses: None,
         }
+    }
+
+    #[test]
+    fn a_disabled_tenant_ends_its_tokens_issued_before_and_only_those() {
+        let mut v = RevocationView::new();
+        v.apply(&event(
+            1,
+            RevokedTarget::Tenant {
+                tenant: "t".into(),
+            },
+            100,
+        ));
+        let mut other = token("usr_a", &[], 50);
+        other.tenant = "u".into();
+        assert_eq!(v.check(&other), Ok(()));
+        assert_eq!(
+            v.check(&token("usr_a", &["agt_b"], 99)),
+            Err(Revoked::Tenant("t".into()))
+        );
+        assert_eq!(v.check(&token("usr_a", &[], 100)), Ok(()));
+        assert_eq!(
+            Revoked::Tenant("t".into()).to_string(),
+            "tenant t was disabled"
+        );
+        v.prune(100 + 901);
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn issuable_from_is_the_first_iat_past_every_cutoff() {
+        let mut v = RevocationView::new();
+        let t = token("usr_a", &["agt_b"], 100);
+        assert_eq!(v.issuable_from(&t), Ok(100));
+        v.apply(&event(
+            1,
+            RevokedTarget::Principal {
+                principal: "agt_b".into(),
+            },
+            101,
+        ));
+        v.apply(&event(
+            2,
+            RevokedTarget::Tenant {
+                tenant: "t".into(),
+            },
+            102,
+        ));
+        assert_eq!(v.issuable_from(&t), Ok(102));
+        let mut later = t.clone();
+        later.iat = 102;
+        assert_eq!(v.check(&later), Ok(()));
+        later.iat = 101;
+        assert_eq!(v.check(&later), Err(Revoked::Tenant("t".into())));
+        v.apply(&event(
+            3,
+            RevokedTarget::Token {
+                jti: t.jti.clone(),
+            },
+            0,
+        ));
+        assert_eq!(v.issuable_from(&t), Err(Revoked::Token));
     }
 
     fn event(seq: i64, target: RevokedTarget, issued_before: i64) -> RevocationEvent {

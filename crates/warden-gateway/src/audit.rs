@@ -106,6 +106,10 @@ impl AuditWriter for ChainedLog {
         let entries: Vec<warden_audit::Entry> = events.into_iter().map(to_entry).collect();
         match self.log.try_append_all(&entries) {
             Ok(()) => return Ok(()),
+            // The log is down: it counts what it refuses and puts the count on record when it
+            // can write again, and said once that it is down; a line per batch would be a
+            // log storm.
+            Err(TryAppendError::Append(AppendError::Unavailable(_))) => return Ok(()),
             Err(TryAppendError::Append(e @ (AppendError::Closed | AppendError::Io(_)))) => {
                 return Err(std::io::Error::other(e))
             }

@@ -115,6 +115,9 @@ struct RawGateway {
     /// Threads serving requests, each with its own event loop (default: one per CPU).
     #[serde(default)]
     workers: Option<usize>,
+    /// Client connections held open at once; one more is answered 503 and closed.
+    #[serde(default)]
+    max_connections: Option<usize>,
     #[serde(default)]
     behaviour: Option<toml::Spanned<RawBehaviour>>,
     #[serde(default)]
@@ -156,8 +159,9 @@ struct RawRoute {
     audience: toml::Spanned<String>,
     #[serde(default)]
     scopes: BTreeMap<String, toml::Spanned<String>>,
+    /// The tenant the route belongs to: its id (`tnt_…`) or its name.
     #[serde(default)]
-    tenant: Option<String>,
+    tenant: Option<toml::Spanned<String>>,
     /// Per-identity requests per second (GCRA); absent means unlimited.
     #[serde(default)]
     rate: Option<u32>,
@@ -180,10 +184,45 @@ pub struct Route {
     pub audience: String,
     /// Required scope per method; a method not listed is refused.
     pub scopes: BTreeMap<String, Scope>,
-    pub tenant: Option<String>,
+    /// Only this tenant's tokens pass (the `tenant` phase), whatever the policies say.
+    pub tenant: Option<RouteTenant>,
     pub rate: Option<(u32, u32)>,
     pub fail_mode: FailMode,
     pub step_up: bool,
+}
+
+/// A route's `tenant`: as the file writes it, until the authority confirms which tenant
+/// that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTenant {
+    /// An id or a name, not yet confirmed; where it is written, for the error if it is not.
+    Written {
+        value: String,
+        origin: String,
+        line: usize,
+    },
+    /// The id of a tenant the authority confirmed exists.
+    Id(String),
+}
+
+impl Route {
+    /// The route's tenant id, once confirmed.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match &self.tenant {
+            Some(RouteTenant::Id(id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether a token of `tenant` may use the route. A tenant never confirmed serves no one:
+    /// a route meant for one tenant must not fall open to all.
+    pub fn serves_tenant(&self, tenant: &str) -> bool {
+        match &self.tenant {
+            None => true,
+            Some(RouteTenant::Id(id)) => id == tenant,
+            Some(RouteTenant::Written { .. }) => false,
+        }
+    }
 }
 
 /// An upstream base URL, split and parsed once at load.
@@ -225,6 +264,8 @@ pub struct GatewayConfig {
     pub replay_cache_entries: usize,
     /// Threads serving requests, each with its own single-threaded event loop.
     pub workers: usize,
+    /// Client connections open at once, across all workers.
+    pub max_connections: usize,
     /// Behavioural defence; `None` when off.
     pub behaviour: Option<BehaviourConfig>,
     pub routes: Vec<Route>,
@@ -232,6 +273,11 @@ pub struct GatewayConfig {
 
 /// Most serving threads a gateway runs.
 pub const MAX_WORKERS: usize = 256;
+
+/// Client connections a gateway holds at once unless `max_connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Most client connections a gateway may be configured to hold.
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// Longest internal-token lifetime allowed.
 pub const MAX_INTERNAL_TTL: i64 = 60;
@@ -309,6 +355,13 @@ impl GatewayConfig {
                 ))
             }
         };
+        let max_connections = g.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(invalid(
+                gw_span,
+                format!("max_connections must be 1 to {MAX_CONNECTIONS}"),
+            ));
+        }
         let authz_path = g.authz_path.unwrap_or_else(|| "/authz".into());
         if !authz_path.starts_with('/') {
             return Err(invalid(gw_span, "authz_path must start with `/`".into()));
@@ -360,13 +413,27 @@ impl GatewayConfig {
                 (Some(rate), burst) => Some((rate, burst.unwrap_or(rate))),
                 (None, Some(_)) => return Err(bad("burst without rate".into())),
             };
+            let tenant = match r.tenant {
+                None => None,
+                Some(t) if t.get_ref().trim().is_empty() => {
+                    return Err(bad_at(
+                        t.span().start,
+                        "tenant must be a tenant id (`tnt_…`) or a tenant's name".into(),
+                    ))
+                }
+                Some(t) => Some(RouteTenant::Written {
+                    line: line_of(t.span().start),
+                    origin: origin.to_owned(),
+                    value: t.into_inner(),
+                }),
+            };
             routes.push(Route {
                 index: 0,
                 prefix: r.prefix,
                 upstream,
                 audience: r.audience.into_inner(),
                 scopes,
-                tenant: r.tenant,
+                tenant,
                 rate,
                 fail_mode: r.fail_mode,
                 step_up: r.step_up,
@@ -414,6 +481,7 @@ impl GatewayConfig {
             dpop_max_skew_secs,
             replay_cache_entries: g.replay_cache_entries.unwrap_or(1_000_000).max(1),
             workers,
+            max_connections,
             behaviour,
             routes,
         })
@@ -651,6 +719,67 @@ GET = "crm:admin:read"
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn max_connections_has_a_default_and_a_range() {
+        let c = GatewayConfig::parse(GOOD, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let twenty = GOOD.replace("[gateway]\n", "[gateway]\nmax_connections = 20\n");
+        let c =
+            GatewayConfig::parse(&twenty, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.max_connections, 20);
+        for bad in ["0", "1000001"] {
+            let bad = GOOD.replace(
+                "[gateway]\n",
+                &format!("[gateway]\nmax_connections = {bad}\n"),
+            );
+            let e = error_of(&bad);
+            assert!(
+                e.starts_with("w.toml:2:") && e.contains("max_connections must be 1 to 1000000"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_route_tenant_is_kept_with_its_line_until_confirmed() {
+        let named = GOOD.replace(
+            "audience = \"crm\"\n",
+            "audience = \"crm\"\ntenant = \"acme\"\n",
+        );
+        let c =
+            GatewayConfig::parse(&named, "w.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+        let crm = c.route_for("/crm/x").unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            crm.tenant,
+            Some(RouteTenant::Written {
+                value: "acme".into(),
+                origin: "w.toml".into(),
+                line: 10,
+            })
+        );
+        // Unconfirmed, it serves no tenant at all; the other route serves every tenant.
+        assert_eq!(crm.tenant_id(), None);
+        assert!(!crm.serves_tenant("acme"));
+        let admin = c
+            .route_for("/crm/admin/x")
+            .unwrap_or_else(|| unreachable!());
+        assert!(admin.serves_tenant("tnt_anything"));
+        let mut confirmed = crm.clone();
+        confirmed.tenant = Some(RouteTenant::Id("tnt_A".into()));
+        assert!(confirmed.serves_tenant("tnt_A") && !confirmed.serves_tenant("tnt_B"));
+        assert_eq!(confirmed.tenant_id(), Some("tnt_A"));
+
+        let empty = GOOD.replace(
+            "audience = \"crm\"\n",
+            "audience = \"crm\"\ntenant = \" \"\n",
+        );
+        let e = error_of(&empty);
+        assert!(
+            e.starts_with("w.toml:10:") && e.contains("tenant must be"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Refusals and how they answer: 401 with an RFC 6750 challenge for missing or bad tokens,
-//! 403 problem+json for scope, network, policy and a read-only downgrade, 429 with
-//! `Retry-After`, 502/504 for an upstream's failure. The reason a client reads never contains
+//! 403 problem+json for tenant, scope, network, policy and a read-only downgrade, 429 with
+//! `Retry-After`, 400 for a body the client cut short, 502/504 for an upstream's failure. The reason a client reads never contains
 //! a token.
 
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -23,6 +23,8 @@ pub enum Deny {
     Honeytoken(String),
     NoRoute,
     MethodNotAllowed(String),
+    /// The route belongs to a tenant, and the token to another one.
+    OtherTenant,
     InsufficientScope(String),
     Network(String),
     Policy {
@@ -51,6 +53,8 @@ pub enum Deny {
         retry_after_secs: u64,
         cause: &'static str,
     },
+    /// The client's body broke off before its declared end while it was being forwarded.
+    IncompleteBody,
     UpstreamUnreachable(String),
     UpstreamTimeout,
 }
@@ -64,19 +68,22 @@ impl Deny {
             Self::InvalidDpop(_) | Self::ReplayCacheFull => "possession",
             Self::RevocationStale => "revocation",
             Self::NoRoute | Self::MethodNotAllowed(_) => "route",
+            Self::OtherTenant => "tenant",
             Self::InsufficientScope(_) => "scope",
             Self::Network(_) => "network",
             Self::Policy { .. } => "policy",
             Self::RateLimited { .. } => "rate",
             Self::AuditBacklog => "audit",
             Self::Quarantined | Self::ReadOnly { .. } | Self::Throttled { .. } => "behaviour",
-            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout => "forward",
+            Self::IncompleteBody | Self::UpstreamUnreachable(_) | Self::UpstreamTimeout => {
+                "forward"
+            }
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::BadPath(_) | Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::UntrustedCaller => StatusCode::FORBIDDEN,
             Self::MissingToken
             | Self::InvalidToken(_)
@@ -87,6 +94,7 @@ impl Deny {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::InsufficientScope(_)
+            | Self::OtherTenant
             | Self::Network(_)
             | Self::Policy { .. }
             | Self::ReadOnly { .. } => StatusCode::FORBIDDEN,
@@ -111,6 +119,8 @@ impl Deny {
             Self::ReplayCacheFull => "too many one-time values in flight; retry shortly".into(),
             Self::NoRoute => "no route for this path".into(),
             Self::MethodNotAllowed(m) => format!("method {m} is not allowed on this route"),
+            // Neither tenant is named: the caller knows its own, and need not learn the route's.
+            Self::OtherTenant => "the token belongs to another tenant than this route's".into(),
             Self::InsufficientScope(s) => format!("the token lacks scope `{s}`"),
             Self::Network(r) => r.clone(),
             Self::Policy { reason, .. } => reason.clone(),
@@ -130,6 +140,7 @@ impl Deny {
             } => format!(
                 "restriction `throttle`: this identity is throttled (after a {cause} anomaly); retry after {retry_after_secs} s"
             ),
+            Self::IncompleteBody => "request body ended before its declared length".into(),
             Self::UpstreamUnreachable(_) => "the upstream could not be reached".into(),
             Self::UpstreamTimeout => "the upstream did not answer in time".into(),
         }
@@ -142,6 +153,7 @@ impl Deny {
             self,
             Self::NoRoute
                 | Self::MethodNotAllowed(_)
+                | Self::OtherTenant
                 | Self::InsufficientScope(_)
                 | Self::Network(_)
                 | Self::Policy { .. }

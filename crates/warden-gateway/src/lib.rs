@@ -3,7 +3,7 @@
 //!
 //! Each request runs a pipeline of named phases, all local (no store, no authority call on
 //! the hot path): `verify` (bearer token, EdDSA against the cached JWKS, claims) → `route`
-//! (longest prefix) → `scope` → `network` (`allowed_ips` against the client address) →
+//! (longest prefix) → `tenant` (a route of one tenant takes only its tokens) → `scope` → `network` (`allowed_ips` against the client address) →
 //! `policy` (Cedar) → `rate` (GCRA per identity) → `swap` (a short internal token for that
 //! upstream) → `forward`. With `[gateway.behaviour]` on, a `behaviour` phase after `route`
 //! enforces the restrictions anomalies put in place and learns from every request (see
@@ -44,6 +44,7 @@ use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::time::Clock;
 use warden_core::SigningKey;
+use warden_listen::{Acceptor, Admitted, ConnectionLimit, Permit};
 use warden_policy::PolicyStore;
 
 pub use config::{ConfigError, GatewayConfig};
@@ -64,6 +65,9 @@ pub enum StartError {
     Authority(String, String),
     #[error("audit log: {0}")]
     Audit(String),
+    /// The configuration names something the authority does not know (a route's tenant).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// How long a registered gateway key stays published without re-registration, and how
@@ -102,6 +106,8 @@ pub struct Gateway {
     key: GatewayKey,
     /// The address `serve` listens on.
     bound: std::sync::OnceLock<SocketAddr>,
+    /// Client connections open, against `config.max_connections` (read by `/metrics`).
+    pub connections: ConnectionLimit,
     client: HttpClient,
     clock: Arc<dyn Clock>,
 }
@@ -120,7 +126,10 @@ pub struct StartOptions {
 impl Gateway {
     /// Loads policies, fetches the JWKS, registers the internal-token key with the
     /// authority, and starts the background refreshers.
-    pub async fn start(config: GatewayConfig, opts: StartOptions) -> Result<Arc<Self>, StartError> {
+    pub async fn start(
+        mut config: GatewayConfig,
+        opts: StartOptions,
+    ) -> Result<Arc<Self>, StartError> {
         let client = http_client::new_client();
         let policies = match &config.policy_dir {
             Some(dir) => {
@@ -141,6 +150,13 @@ impl Gateway {
             &opts.admin_token,
             &opts.name,
             &key,
+        )
+        .await?;
+        resolve_tenants(
+            &client,
+            &config.authority,
+            &opts.admin_token,
+            &mut config.routes,
         )
         .await?;
         let jwks = Arc::new(JwksCache::new(
@@ -196,6 +212,7 @@ impl Gateway {
             }
             None => (None, None, None),
         };
+        let connections = ConnectionLimit::new(config.max_connections);
         let gateway = Arc::new(Self {
             tokens: TokenCache::new(config.token_cache_entries),
             identities: IdentityCache::new(config.token_cache_entries),
@@ -212,6 +229,7 @@ impl Gateway {
             admin_token_hash: sha256(opts.admin_token.as_bytes()),
             key,
             bound: std::sync::OnceLock::new(),
+            connections,
             client,
             clock: opts.clock,
         });
@@ -323,8 +341,10 @@ impl Gateway {
     /// Serves until `shutdown` completes: this task accepts, and hands each connection to
     /// one of `workers` threads, each running its own single-threaded event loop with its
     /// own upstream connections (the way nginx and Envoy use their cores), so a request is
-    /// parsed, decided and forwarded without crossing threads. When `shutdown` completes (or
-    /// this future is dropped) the workers stop and close their connections.
+    /// parsed, decided and forwarded without crossing threads. At most
+    /// `config.max_connections` are open at once; the acceptor answers any more 503. When
+    /// `shutdown` completes (or this future is dropped) the workers stop and close their
+    /// connections.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -344,17 +364,15 @@ impl Gateway {
                 .spawn(move || runtime.block_on(gw.work(rx)))?;
             workers.push(tx);
         }
+        let mut acceptor = Acceptor::new(listener, self.connections.clone());
         let mut next = 0;
         loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let Admitted {
+                stream,
+                peer,
+                permit,
+            } = tokio::select! {
+                admitted = acceptor.accept() => admitted,
                 () = &mut shutdown => return Ok(()),
             };
             let stream = match stream.into_std() {
@@ -365,7 +383,7 @@ impl Gateway {
                 }
             };
             next = (next + 1) % workers.len();
-            if workers[next].send((stream, peer)).is_err() {
+            if workers[next].send((stream, peer, permit)).is_err() {
                 return Err(std::io::Error::other("a gateway worker thread stopped"));
             }
         }
@@ -374,16 +392,22 @@ impl Gateway {
     /// One worker: serves the connections it is handed until the acceptor goes away.
     async fn work(
         self: Arc<Self>,
-        mut connections: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+        mut connections: tokio::sync::mpsc::UnboundedReceiver<(
+            std::net::TcpStream,
+            SocketAddr,
+            Permit,
+        )>,
     ) {
         let upstream = upstream::Upstreams::new(MAX_IDLE_PER_UPSTREAM);
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // hyper starts the header timer whenever it waits for a request, the first one and
+        // each after a keep-alive response: so it also ends a connection left idle.
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.config.header_read_timeout)
             .max_buf_size(self.config.max_header_bytes)
             .max_headers(100);
-        while let Some((stream, peer)) = connections.recv().await {
+        while let Some((stream, peer, permit)) = connections.recv().await {
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
@@ -405,6 +429,7 @@ impl Gateway {
                 }),
             );
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, %peer, "connection closed with error");
                 }
@@ -420,6 +445,82 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
+}
+
+/// Confirms every route's tenant with the authority and puts its id in place of what the
+/// file wrote (an id or a name). A tenant the authority does not know fails the start with
+/// the line that names it: a route that silently refused everyone would be found in
+/// production, not here.
+async fn resolve_tenants(
+    client: &HttpClient,
+    authority: &str,
+    admin_token: &str,
+    routes: &mut [config::Route],
+) -> Result<(), StartError> {
+    for route in routes {
+        let Some(config::RouteTenant::Written {
+            value,
+            origin,
+            line,
+        }) = &route.tenant
+        else {
+            continue;
+        };
+        let invalid = |reason: String| {
+            StartError::Config(ConfigError::Invalid {
+                origin: origin.clone(),
+                line: *line,
+                reason: format!("route `{}`: tenant `{value}`: {reason}", route.prefix),
+            })
+        };
+        let url = format!("{authority}/admin/v1/tenants/{}", path_segment(value));
+        let (status, answer) =
+            json_request(client, hyper::Method::GET, &url, Some(admin_token), None)
+                .await
+                .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
+        let id = match status {
+            200 => answer["id"]
+                .as_str()
+                .filter(|id| warden_core::TenantId::parse(id).is_ok())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    StartError::Authority(
+                        authority.to_owned(),
+                        format!("tenant `{value}` answered without a tenant id"),
+                    )
+                })?,
+            404 => return Err(invalid("no such tenant at the authority".into())),
+            other => {
+                return Err(StartError::Authority(
+                    authority.to_owned(),
+                    format!(
+                        "looking up tenant `{value}` answered {other}: {}",
+                        answer["detail"]
+                    ),
+                ))
+            }
+        };
+        if answer["disabled"] == true {
+            tracing::warn!(route = %route.prefix, tenant = %id, "the route's tenant is disabled: its principals get no tokens");
+        }
+        tracing::info!(route = %route.prefix, written = %value, tenant = %id, "route tenant confirmed");
+        route.tenant = Some(config::RouteTenant::Id(id));
+    }
+    Ok(())
+}
+
+/// `s` as one URL path segment: everything but letters, digits, `-`, `_` and `~` is
+/// percent-encoded — dots too, so a name made of dots stays a name, not a path step.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn register_key(
@@ -451,4 +552,19 @@ async fn register_key(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn a_tenant_name_is_one_path_segment_whatever_it_holds() {
+        assert_eq!(path_segment("acme"), "acme");
+        assert_eq!(path_segment("tnt_AbC-9~"), "tnt_AbC-9~");
+        assert_eq!(path_segment("acme corp.eu"), "acme%20corp%2Eeu");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
 }

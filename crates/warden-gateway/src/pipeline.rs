@@ -140,8 +140,13 @@ impl Gateway {
                 match res {
                     Ok(res) => res,
                     Err(deny) => {
-                        // The decision was allowed and audited; the forward failure is logged.
-                        tracing::warn!(request_id = %request_id, route = %route.prefix, reason = %deny.reason(), "upstream failure");
+                        // The decision was allowed and audited; the forward failure is logged,
+                        // as the client's fault or the upstream's.
+                        if matches!(deny, Deny::IncompleteBody) {
+                            tracing::info!(request_id = %request_id, route = %route.prefix, reason = %deny.reason(), "client cut its request body short");
+                        } else {
+                            tracing::warn!(request_id = %request_id, route = %route.prefix, reason = %deny.reason(), "upstream failure");
+                        }
                         deny.into_response()
                     }
                 }
@@ -307,6 +312,21 @@ impl Gateway {
                 "decisions not audited on fail-open routes",
                 self.audit.dropped_total() as f64,
             ),
+            (
+                "warden_gateway_connections_open",
+                "client connections open",
+                self.connections.open() as f64,
+            ),
+            (
+                "warden_gateway_connections_max",
+                "client connections allowed open at once",
+                self.connections.max() as f64,
+            ),
+            (
+                "warden_gateway_connections_refused_total",
+                "client connections answered 503 at the connection cap",
+                self.connections.refused_total() as f64,
+            ),
         ];
         if let (Some(b), Some(a)) = (&self.behaviour, &self.alerts) {
             gauges.extend([
@@ -468,6 +488,12 @@ impl Gateway {
                 Deny::MethodNotAllowed(facts.method.to_owned()),
             ));
         };
+
+        // tenant: a route of one tenant serves only its tokens, whether or not any policy
+        // says so (policies are optional, and a missing file must not open the route)
+        if !route.serves_tenant(&verified.claims.tenant) {
+            return Err(fail(Some(route), Deny::OtherTenant));
+        }
 
         // behaviour: learn from the request, then enforce the restrictions in force
         if let Some(b) = &self.behaviour {
@@ -745,7 +771,7 @@ impl Gateway {
             actor: verified.actor.as_deref(),
             method: facts.method,
             route: &route.prefix,
-            route_tenant: route.tenant.as_deref(),
+            route_tenant: route.tenant_id(),
             path: facts.path,
             client_ip: facts.client_ip,
             time: now,

@@ -3,10 +3,14 @@
 //! the standard forwarding headers.
 
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, UPGRADE,
@@ -143,14 +147,58 @@ impl Gateway {
             h.insert("x-request-id", v);
         }
         h.insert(HOST, up.host.clone());
+        let client_failed = Arc::new(AtomicBool::new(false));
+        let body = Watched {
+            body,
+            failed: Arc::clone(&client_failed),
+        };
         let upstream_req = Request::from_parts(parts, body.boxed());
         // The caller bounds this by the upstream and request timeouts (one timer for both).
         let res = upstream
             .send(&up.authority, upstream_req)
             .await
-            .map_err(|e| Deny::UpstreamUnreachable(e.to_string()))?;
+            .map_err(|e| {
+                // hyper says only that the upstream request failed; when it was the client's
+                // body that broke, the fault is the client's, not the upstream's.
+                if client_failed.load(Ordering::Relaxed) {
+                    Deny::IncompleteBody
+                } else {
+                    Deny::UpstreamUnreachable(e.to_string())
+                }
+            })?;
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// The client's request body on its way upstream, noting whether reading it from the client
+/// failed (the client closed the connection before sending all it declared).
+struct Watched {
+    body: Incoming,
+    failed: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -130,6 +130,8 @@ pub enum RevocationTarget {
         user: PrincipalId,
         agent: PrincipalId,
     },
+    /// Every token of the tenant issued before `issued_before` (the tenant was disabled).
+    Tenant { tenant: TenantId },
 }
 
 /// A revocation to append; the store gives it its sequence number.
@@ -165,6 +167,7 @@ impl RevocationTarget {
             Self::Grant { grant, user, agent } => {
                 ("grant", grant, Some(user.as_str()), Some(agent.as_str()))
             }
+            Self::Tenant { tenant } => ("tenant", tenant.as_str(), None, None),
         }
     }
 
@@ -183,6 +186,9 @@ impl RevocationTarget {
             ("token", _, _) => Ok(Self::Token { jti: target.into() }),
             ("honeytoken", _, _) => Ok(Self::Honeytoken {
                 principal: principal(target)?,
+            }),
+            ("tenant", _, _) => Ok(Self::Tenant {
+                tenant: TenantId::parse(target).map_err(|e| e.to_string())?,
             }),
             ("grant", Some(user), Some(agent)) => Ok(Self::Grant {
                 grant: target.into(),

@@ -25,10 +25,11 @@ use sqlx::{PgConnection, Row};
 use tokio::sync::watch;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
+use crate::apply::{conflict, key_from_row, GRANT_COLUMNS, PRINCIPAL_COLUMNS, SIGNING_KEYS};
 use crate::{
-    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, IdempotencyBegin, KeyState,
-    NewRevocation, Principal, Result, Revocation, RevocationTarget, SigningKeyRecord, Store,
-    StoreError, Tenant,
+    apply, journal, Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant,
+    GatewayKeyRecord, IdempotencyBegin, NewRevocation, OutboxEntry, Principal, Result,
+    Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction. 0003 has a PostgreSQL
@@ -41,6 +42,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_delegation_revocation.sql"),
     ),
     (4, include_str!("../migrations/0004_activity.sql")),
+    (5, include_str!("../migrations/0005_audit_outbox.sql")),
+    (6, include_str!("../migrations/postgres/0006_tenant_revocation.sql")),
 ];
 
 /// The channel on which every revocation announces its `seq`, as text.
@@ -122,39 +125,6 @@ impl PgStore {
             revocations,
             _listener: AbortOnDrop(task.abort_handle()),
         })
-    }
-
-    /// Appends `event`, first marking grant `grant` revoked when given; one transaction.
-    async fn append(&self, grant: Option<&str>, event: &NewRevocation) -> Result<Revocation> {
-        let mut tx = self.pool.begin().await?;
-        // Taken first, before the insert draws its seq, and held until commit: see
-        // REVOCATION_LOCK. Taking it before the grant update keeps the lock order the same
-        // for both callers.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(REVOCATION_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(id) = grant {
-            let updated = sqlx::query(
-                "UPDATE delegation_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-            )
-            .bind(event.created_at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            expect_one(updated.rows_affected(), "live delegation grant")?;
-        }
-        let appended = insert_revocation(&mut tx, event).await?;
-        // Delivered to every listener on the database when, and only if, this commits.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(REVOCATION_CHANNEL)
-            .bind(appended.seq.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        // Local watchers need not wait for the notification's round trip.
-        publish(&self.revocations, appended.seq);
-        Ok(appended)
     }
 }
 
@@ -282,8 +252,13 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 }
 
 async fn lock_migrations(conn: &mut PgConnection) -> Result<()> {
+    advisory_lock(conn, MIGRATION_LOCK).await
+}
+
+/// Takes a transaction-scoped advisory lock, waiting for its holder to commit.
+async fn advisory_lock(conn: &mut PgConnection, key: i64) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
+        .bind(key)
         .execute(conn)
         .await?;
     Ok(())
@@ -293,24 +268,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::NotFound("referenced tenant or owner")
-        }
-        _ => StoreError::Backend(e),
-    }
-}
-
-fn expect_one(rows: u64, what: &'static str) -> Result<()> {
-    if rows == 0 {
-        Err(StoreError::NotFound(what))
-    } else {
-        Ok(())
-    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -346,19 +303,6 @@ fn principal_from_row(row: &PgRow) -> Result<Principal> {
     })
 }
 
-fn key_from_row(row: &PgRow) -> Result<SigningKeyRecord> {
-    let state: &str = row.try_get("state")?;
-    Ok(SigningKeyRecord {
-        kid: row.try_get("kid")?,
-        public_key: row.try_get("public_key")?,
-        sealed_private: row.try_get("sealed_private")?,
-        state: KeyState::parse(state).ok_or_else(|| corrupt(format!("key state `{state}`")))?,
-        created_at: row.try_get("created_at")?,
-        activated_at: row.try_get("activated_at")?,
-        publish_until: row.try_get("publish_until")?,
-    })
-}
-
 fn grant_from_row(row: &PgRow) -> Result<DelegationGrant> {
     Ok(DelegationGrant {
         id: row.try_get("id")?,
@@ -391,51 +335,38 @@ fn revocation_from_row(row: &PgRow) -> Result<Revocation> {
     })
 }
 
-async fn insert_revocation(conn: &mut PgConnection, event: &NewRevocation) -> Result<Revocation> {
-    let (kind, target, user, agent) = event.target.to_columns();
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO revocations \
-         (kind, target, grant_user, grant_agent, issued_before, horizon, reason, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-    )
-    .bind(kind)
-    .bind(target)
-    .bind(user)
-    .bind(agent)
-    .bind(event.issued_before)
-    .bind(event.horizon)
-    .bind(event.reason.as_deref())
-    .bind(event.created_at)
-    .fetch_one(conn)
-    .await?;
-    Ok(Revocation {
-        seq,
-        event: event.clone(),
-    })
-}
-
-const GRANT_COLUMNS: &str =
-    "id, tenant_id, user_id, agent_id, scopes, created_at, expires_at, revoked_at";
-
-const PRINCIPAL_COLUMNS: &str = "id, tenant_id, kind, name, owner_id, scopes, audiences, \
-     public_jwk, secret_hash, disabled, created_at, updated_at";
-
 #[async_trait]
 impl Store for PgStore {
-    async fn create_tenant(&self, t: &Tenant) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tenants (id, name, max_token_ttl_secs, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(t.id.as_str())
-        .bind(&t.name)
-        .bind(t.max_token_ttl_secs)
-        .bind(t.disabled)
-        .bind(t.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("tenant"))?;
-        Ok(())
+    async fn apply(&self, change: Change<'_>, record: &ChangeRecord<'_>) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        // Taken first, before an insert draws its seq, and held until commit: see
+        // REVOCATION_LOCK. Taken before anything else the change writes, so that every
+        // appender takes its locks in the same order.
+        if change.appends_revocation() {
+            advisory_lock(&mut tx, REVOCATION_LOCK).await?;
+        }
+        // Under READ COMMITTED each statement of a rotation sees what committed before it
+        // started; with the lock, that includes any rotation that ran concurrently, so two
+        // replicas rotating at once do two rotations in turn rather than one garbled one.
+        if matches!(change, Change::RotateSigningKeys { .. }) {
+            advisory_lock(&mut tx, SIGNING_KEY_LOCK).await?;
+        }
+        let applied = apply::make::<sqlx::Postgres>(&mut tx, change).await?;
+        if let Some(r) = &applied.revocation {
+            // Delivered to every listener on the database when, and only if, this commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(r.seq.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        journal::write::<sqlx::Postgres>(&mut tx, record, &applied).await?;
+        tx.commit().await?;
+        if let Some(r) = &applied.revocation {
+            // Local watchers need not wait for the notification's round trip.
+            publish(&self.revocations, r.seq);
+        }
+        Ok(applied)
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
@@ -467,48 +398,6 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn set_tenant_disabled(&self, id: &TenantId, disabled: bool) -> Result<()> {
-        let r = sqlx::query("UPDATE tenants SET disabled = $1 WHERE id = $2")
-            .bind(disabled)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        expect_one(r.rows_affected(), "tenant")
-    }
-
-    async fn set_tenant_max_token_ttl(&self, id: &TenantId, secs: i64) -> Result<()> {
-        let r = sqlx::query("UPDATE tenants SET max_token_ttl_secs = $1 WHERE id = $2")
-            .bind(secs)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        expect_one(r.rows_affected(), "tenant")
-    }
-
-    async fn create_principal(&self, p: &Principal) -> Result<()> {
-        let audiences = serde_json::to_string(&p.audiences).map_err(corrupt)?;
-        sqlx::query(&format!(
-            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(p.id.as_str())
-        .bind(p.tenant.as_str())
-        .bind(p.kind.as_str())
-        .bind(&p.name)
-        .bind(p.owner.as_ref().map(PrincipalId::as_str))
-        .bind(p.scopes.to_string())
-        .bind(audiences)
-        .bind(p.public_jwk.as_deref())
-        .bind(p.secret_hash.as_deref())
-        .bind(p.disabled)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("principal with that name in the tenant"))?;
-        Ok(())
-    }
-
     async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>> {
         sqlx::query(&format!(
             "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = $1"
@@ -533,68 +422,12 @@ impl Store for PgStore {
         .collect()
     }
 
-    async fn set_principal_disabled(
-        &self,
-        id: &PrincipalId,
-        disabled: bool,
-        now: i64,
-    ) -> Result<()> {
-        let r = sqlx::query("UPDATE principals SET disabled = $1, updated_at = $2 WHERE id = $3")
-            .bind(disabled)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        expect_one(r.rows_affected(), "principal")
-    }
-
-    async fn set_principal_scopes(
-        &self,
-        id: &PrincipalId,
-        scopes: &ScopeSet,
-        now: i64,
-    ) -> Result<()> {
-        let r = sqlx::query("UPDATE principals SET scopes = $1, updated_at = $2 WHERE id = $3")
-            .bind(scopes.to_string())
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        expect_one(r.rows_affected(), "principal")
-    }
-
-    async fn set_principal_public_key(&self, id: &PrincipalId, jwk: &str, now: i64) -> Result<()> {
-        let r = sqlx::query("UPDATE principals SET public_jwk = $1, updated_at = $2 WHERE id = $3")
-            .bind(jwk)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        expect_one(r.rows_affected(), "principal")
-    }
-
-    async fn set_principal_secret_hash(
-        &self,
-        id: &PrincipalId,
-        hash: &str,
-        now: i64,
-    ) -> Result<()> {
-        let r =
-            sqlx::query("UPDATE principals SET secret_hash = $1, updated_at = $2 WHERE id = $3")
-                .bind(hash)
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await?;
-        expect_one(r.rows_affected(), "principal")
-    }
-
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+        sqlx::query(SIGNING_KEYS)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(key_from_row)
+            .map(key_from_row::<sqlx::Postgres>)
             .collect()
     }
 
@@ -613,51 +446,6 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(conflict("signing key"))?;
-        Ok(())
-    }
-
-    async fn rotate_signing_keys(
-        &self,
-        new_next: &SigningKeyRecord,
-        now: i64,
-        publish_until: i64,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        // Under READ COMMITTED each statement below sees what committed before it started;
-        // with the lock, that includes any rotation that ran concurrently, so two replicas
-        // rotating at once do two rotations in turn rather than one garbled one.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SIGNING_KEY_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let next =
-            sqlx::query_scalar::<_, String>("SELECT kid FROM signing_keys WHERE state = 'next'")
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("next signing key"))?;
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', publish_until = $1 WHERE state = 'active'",
-        )
-        .bind(publish_until)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE kid = $2")
-            .bind(now)
-            .bind(&next)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, public_key, sealed_private, state, created_at) \
-             VALUES ($1, $2, $3, 'next', $4)",
-        )
-        .bind(&new_next.kid)
-        .bind(&new_next.public_key)
-        .bind(&new_next.sealed_private)
-        .bind(new_next.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict("signing key"))?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -712,33 +500,6 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
-    }
-
-    async fn register_gateway_key(&self, key: &GatewayKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO gateway_keys (kid, public_key, gateway, registered_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (kid) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE gateway_keys.public_key = excluded.public_key",
-        )
-        .bind(&key.kid)
-        .bind(&key.public_key)
-        .bind(&key.gateway)
-        .bind(key.registered_at)
-        .bind(key.expires_at)
-        .execute(&self.pool)
-        .await?;
-        // A kid already bound to another key is not rebound: that would let one
-        // registration take over another gateway's published identity.
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT public_key FROM gateway_keys WHERE kid = $1")
-                .bind(&key.kid)
-                .fetch_optional(&self.pool)
-                .await?;
-        match stored {
-            Some(pk) if pk == key.public_key => Ok(()),
-            _ => Err(StoreError::Conflict("gateway key id bound to another key")),
-        }
     }
 
     async fn gateway_keys(&self, now: i64) -> Result<Vec<GatewayKeyRecord>> {
@@ -833,24 +594,41 @@ impl Store for PgStore {
         })
     }
 
-    async fn idempotency_complete(&self, key: &str, status: u16, body: &str) -> Result<()> {
-        let r = sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status = $1, response = $2 WHERE key = $3",
-        )
-        .bind(i32::from(status))
-        .bind(body)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        expect_one(r.rows_affected(), "idempotency key")
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        reserved_at: i64,
+        status: u16,
+        body: &str,
+    ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        journal::complete::<sqlx::Postgres>(&mut conn, key, reserved_at, status, body.to_owned())
+            .await
     }
 
-    async fn idempotency_release(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'pending'")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn idempotency_release(&self, key: &str, reserved_at: i64) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        journal::release::<sqlx::Postgres>(&mut conn, key, reserved_at).await
+    }
+
+    async fn audit_outbox_entry(&self, id: &str) -> Result<Option<OutboxEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        journal::outbox_entry::<sqlx::Postgres>(&mut conn, id).await
+    }
+
+    async fn claim_audit_outbox(
+        &self,
+        now: i64,
+        hold_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        journal::claim_outbox::<sqlx::Postgres>(&mut conn, now, hold_until, limit).await
+    }
+
+    async fn remove_audit_outbox(&self, id: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        journal::remove_outbox::<sqlx::Postgres>(&mut conn, id).await
     }
 
     async fn prune_idempotency(&self, created_before: i64) -> Result<u64> {
@@ -859,24 +637,6 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
-    }
-
-    async fn create_delegation_grant(&self, g: &DelegationGrant) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO delegation_grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&g.id)
-        .bind(g.tenant.as_str())
-        .bind(g.user.as_str())
-        .bind(g.agent.as_str())
-        .bind(g.scopes.to_string())
-        .bind(g.created_at)
-        .bind(g.expires_at)
-        .bind(g.revoked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("live delegation grant for this user and agent"))?;
-        Ok(())
     }
 
     async fn delegation_grant(&self, id: &str) -> Result<Option<DelegationGrant>> {
@@ -923,14 +683,6 @@ impl Store for PgStore {
         .iter()
         .map(grant_from_row)
         .collect()
-    }
-
-    async fn revoke_delegation_grant(&self, id: &str, event: &NewRevocation) -> Result<Revocation> {
-        self.append(Some(id), event).await
-    }
-
-    async fn append_revocation(&self, event: &NewRevocation) -> Result<Revocation> {
-        self.append(None, event).await
     }
 
     async fn revocations_since(&self, cursor: i64, limit: u32) -> Result<Vec<Revocation>> {

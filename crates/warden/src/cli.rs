@@ -13,7 +13,7 @@ use warden_authority::data_dir::DataDir;
 
 use crate::admin_client::AdminClient;
 use crate::oauth_client::{discover_token_endpoint, obtain_token, Client};
-use crate::{demo, keyfile, serve};
+use crate::{demo, fdlimit, keyfile, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +69,11 @@ enum Command {
         /// Address of the gateway (default: the config's `listen`, else 127.0.0.1:8443).
         #[arg(long, requires = "config")]
         gateway_listen: Option<SocketAddr>,
+        /// Connections the authority holds open at once (default 10000, lowered to fit the
+        /// open-file limit); one more is answered 503 and closed. The gateway's cap is
+        /// `max_connections` in its config.
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_connections: Option<usize>,
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
@@ -394,9 +399,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
             config,
             gateway_listen,
+            max_connections,
             log_json,
         } => {
             init_logging(log_json);
+            fdlimit::raise();
             let running = serve::start(
                 &common.data_dir,
                 serve::ServeOptions {
@@ -407,6 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     token_ttl_secs: token_ttl,
                     config,
                     gateway_listen,
+                    max_connections,
                 },
             )
             .await?;
@@ -429,7 +437,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => demo::run().await,
+        Command::Demo => {
+            fdlimit::raise();
+            demo::run().await
+        }
         Command::Gateway {
             authority,
             config,
@@ -438,6 +449,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log_json,
         } => {
             init_logging(log_json);
+            fdlimit::raise();
             let token = match (admin_token_file, std::env::var("WARDEN_ADMIN_TOKEN").ok()) {
                 (Some(f), _) => std::fs::read_to_string(&f)
                     .with_context(|| format!("cannot read `{}`", f.display()))?
@@ -449,7 +461,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
             };
             let (url, handle) =
-                serve::start_gateway(&config, &authority, &token, listen, None).await?;
+                serve::start_gateway(&config, &authority, &token, listen, None, 1).await?;
             eprintln!("warden gateway on {url} (authority {authority})");
             tokio::select! {
                 r = handle => { r??; }

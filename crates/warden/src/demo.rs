@@ -53,6 +53,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             token_ttl_secs: None,
             config: None,
             gateway_listen: None,
+            max_connections: None,
         },
     )
     .await?;

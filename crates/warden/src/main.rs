@@ -3,6 +3,7 @@
 mod admin_client;
 mod cli;
 mod demo;
+mod fdlimit;
 mod keyfile;
 mod oauth_client;
 mod report;

@@ -8,11 +8,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use warden_authority::config::Limits;
+use warden_authority::config::Fault;
 use warden_authority::data_dir::{DataDir, ServerInfo, MASTER_KEY_ENV};
+use warden_authority::journal::OutboxDrain;
 use warden_authority::{router, server, Authority, AuthorityConfig};
 use warden_core::time::SystemClock;
 use warden_gateway::{Gateway, GatewayConfig, StartOptions};
 use warden_store::sqlite::SqliteStore;
+
+/// Arms a [`Fault`] (`hold-answer-after-commit:KEY_PREFIX`), for tests that crash a real
+/// server at an exact point.
+pub const FAULT_ENV: &str = "WARDEN_FAULT";
 
 pub struct ServeOptions {
     /// Mirror every durable audit batch to stdout as JSON lines (for a SIEM pipeline).
@@ -25,6 +32,9 @@ pub struct ServeOptions {
     /// `warden.toml` with a `[gateway]` table: runs the gateway in the same process.
     pub config: Option<PathBuf>,
     pub gateway_listen: Option<SocketAddr>,
+    /// The authority's connection cap (default [`Limits::DEFAULT_MAX_CONNECTIONS`]), lowered
+    /// to fit the open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 /// A started server; dropping `shutdown` or sending on it stops the listener.
@@ -60,11 +70,46 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     if let Some(ttl) = opts.token_ttl_secs {
         config.token_ttl_secs = ttl;
     }
+    // For crash tests only: see `Fault`. Unset in any deployment.
+    if let Ok(fault) = std::env::var(FAULT_ENV) {
+        config.fault = Some(
+            fault
+                .parse::<Fault>()
+                .map_err(|e| anyhow::anyhow!("{FAULT_ENV}: {e}"))?,
+        );
+    }
+    // With a gateway the process's descriptors are shared between two listeners.
+    let listeners = if opts.config.is_some() { 2 } else { 1 };
+    config.limits.max_connections = crate::fdlimit::fit(
+        "authority",
+        opts.max_connections
+            .unwrap_or(Limits::DEFAULT_MAX_CONNECTIONS),
+        1,
+        listeners,
+    );
     let limits = config.limits.clone();
     let audit = open_audit(&dir, &master, opts.audit_stdout)?;
     let authority =
         Authority::start(config, store, master, &admin_token, Arc::new(SystemClock)).await?;
     authority.attach_audit(audit.clone());
+    // Audit entries of changes whose call never appended them: the last run was killed
+    // between commit and answer, or its log was failing. An embedded store has no other
+    // writer and nothing is served yet, so every entry is such a one; on a shared database
+    // only those past the grace period are, since a live replica may be appending the rest.
+    let embedded = opts
+        .database
+        .as_deref()
+        .is_none_or(|url| url.starts_with("sqlite:"));
+    let which = if embedded {
+        OutboxDrain::All
+    } else {
+        OutboxDrain::Due
+    };
+    match authority.drain_audit_outbox(which).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "appended audit entries left in the outbox"),
+        Err(e) => tracing::warn!(error = %e, "draining the audit outbox failed; maintenance retries"),
+    }
     authority.maintain().await;
     let maintenance = authority.spawn_maintenance(Duration::from_secs(60));
     dir.write_server_info(&ServerInfo {
@@ -86,6 +131,7 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
                 &admin_token,
                 opts.gateway_listen,
                 Some(audit.clone()),
+                listeners,
             )
             .await?,
         ),
@@ -140,21 +186,25 @@ fn open_audit(
         tracing::warn!(
             line = torn.line,
             bytes = torn.len,
-            "cut the audit log's torn last line (a crash mid-write; never acknowledged)"
+            "cut the audit log's incomplete last line: a write that failed (a full disk, say) or was interrupted, never acknowledged, so nothing on record is lost"
         );
     }
     Ok(log)
 }
 
-/// Starts a gateway against `authority_url` with the routes of `config`.
+/// Starts a gateway against `authority_url` with the routes of `config`; `listeners` is how
+/// many listeners (this one included) share the process's descriptors.
 pub async fn start_gateway(
     config: &Path,
     authority_url: &str,
     admin_token: &str,
     listen: Option<SocketAddr>,
     audit: Option<warden_audit::AuditLog>,
+    listeners: u64,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let mut config = GatewayConfig::load(config, Some(authority_url))?;
+    // A client connection may hold an upstream connection too: two descriptors.
+    config.max_connections = crate::fdlimit::fit("gateway", config.max_connections, 2, listeners);
     if let (Some(_), Some(file)) = (&audit, &config.audit_log) {
         tracing::warn!(
             file = %file.display(),

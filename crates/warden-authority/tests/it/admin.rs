@@ -324,3 +324,107 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn a_body_cut_short_is_a_400_of_its_own_everywhere_in_the_api() {
+    let h = Harness::start().await;
+    let reason = "request body ended before its declared length";
+    let head = |path: &str, extra: &str| {
+        format!(
+            "POST /admin/v1{path} HTTP/1.1\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000{extra}",
+            crate::support::ADMIN
+        )
+    };
+    for (path, extra) in [
+        // A JSON body, read by the endpoint …
+        ("/tenants", ""),
+        // … or first by the idempotency layer, which fingerprints it …
+        ("/tenants", "\r\nIdempotency-Key: cut-1"),
+        // … or an optional body, read before anything is looked up.
+        ("/delegations/dlg_AAAAAAAAAAAAAAAAAAAAAA/revoke", ""),
+    ] {
+        let (status, body) =
+            crate::support::send_cut_short(&h.url, &head(path, extra), b"{\"name\": \"a").await;
+        assert_problem(status, &body, 400);
+        assert_eq!(body["detail"], reason, "{path}{extra}: {body}");
+    }
+    assert!(h.store.list_tenants().await.unwrap().is_empty());
+    // The key was not spent on a request that never arrived whole.
+    let (s, _, replayed) = post_with_key(&h, "cut-1", &json!({ "name": "acme" })).await;
+    assert_eq!((s, replayed), (201, false));
+}
+
+#[tokio::test]
+async fn names_a_url_would_rewrite_are_refused_at_creation() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    let refused = [
+        ".", "..", "...", " acme", "acme ", "acme.", ".acme", "-acme", "acme-", "_acme", "@acme",
+        "a/b", "a%2eb", "",
+    ];
+    let honeytokens = format!("/tenants/{t}/honeytokens");
+    let principals = format!("/tenants/{t}/principals");
+    for name in refused {
+        for (method, path, body) in [
+            (Method::POST, "/tenants", json!({ "name": name })),
+            (
+                Method::POST,
+                principals.as_str(),
+                json!({ "kind": "agent", "name": name }),
+            ),
+            (Method::POST, honeytokens.as_str(), json!({ "name": name })),
+        ] {
+            let (s, v) = h.admin(method, path, Some(body)).await;
+            assert_problem(s, &v, 422);
+            let detail = v["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("begins and ends with a letter or digit"),
+                "{path} `{name}`: {v}"
+            );
+        }
+        let (s, v) = h
+            .admin(
+                Method::PUT,
+                "/gateway-keys/gw-named-test",
+                Some(json!({
+                    "gateway": name,
+                    "public_key": warden_core::jwks::Jwk::from_public_key(
+                        &warden_core::SigningKey::generate(&mut rand_core::OsRng).public_key(),
+                        None,
+                    ),
+                    "ttl_secs": 60,
+                })),
+            )
+            .await;
+        assert_problem(s, &v, 422);
+    }
+    assert_eq!(h.store.list_tenants().await.unwrap().len(), 1);
+    assert!(h
+        .store
+        .list_principals(&t.parse().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Dots, spaces and the rest inside a name are fine, and the name reaches its tenant.
+    let name = "acme corp.eu_2@x-y";
+    let id = h.tenant(name).await;
+    let (s, v) = h
+        .admin(Method::GET, "/tenants/acme%20corp.eu_2%40x-y", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["name"].as_str()),
+        (Some(id.as_str()), Some(name))
+    );
+    let (s, v) = h
+        .admin(
+            Method::POST,
+            "/tenants/acme%20corp.eu_2%40x-y/principals",
+            Some(json!({ "kind": "agent", "name": "a.b c" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["tenant"], id.as_str());
+}

@@ -90,13 +90,53 @@ async fn a_failing_audit_log_is_reported_not_hidden() {
     let t = h.tenant("acme").await;
     let agent = h.agent(&t, "bot", "crm:contacts:read").await;
     log.close().await.unwrap();
+    // A change is not applied unrecorded: refused up front, or kept on record in the
+    // outbox (see `journal`), where its entry waits for the log.
     let (s, v) = h
         .admin(Method::POST, "/tenants", Some(json!({ "name": "globex" })))
         .await;
-    assert_eq!(s, 503, "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("not on record"));
+    let outbox = warden_store::Store::claim_audit_outbox(h.store.as_ref(), i64::MAX, 0, 10)
+        .await
+        .unwrap();
+    match s {
+        201 => assert_eq!(outbox.len(), 1, "{v}"),
+        _ => assert!(s == 503 && outbox.is_empty(), "{s} {v}"),
+    }
     // No token leaves without its record.
     let got = h.token_with_assertion(&h.assertion(&agent), None).await;
     assert_eq!(got.0, 500, "{}", got.1);
     assert!(got.1.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn a_token_request_cut_short_is_refused_and_audited_as_such_not_as_too_large() {
+    let (h, dir, _log, _) = with_audit().await;
+    let got = crate::support::send_cut_short(
+        &h.url,
+        "POST /oauth2/token HTTP/1.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000",
+        b"grant_type",
+    )
+    .await;
+    crate::support::assert_oauth_error(&got, 400, "invalid_request");
+    let reason = "request body ended before its declared length";
+    assert_eq!(got.1["error_description"], reason, "{}", got.1);
+    assert!(
+        crate::support::eventually_async(|| async {
+            entries(dir.path()).iter().any(|e| {
+                e["action"] == "token.request"
+                    && e["decision"] == "deny"
+                    && e["reasons"] == json!(["invalid_request", reason])
+            })
+        })
+        .await,
+        "{:?}",
+        entries(dir.path())
+    );
+    assert!(
+        !entries(dir.path())
+            .iter()
+            .any(|e| e.to_string().contains("exceeds")),
+        "a short body is not recorded as a large one"
+    );
 }

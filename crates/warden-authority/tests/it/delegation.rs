@@ -535,8 +535,10 @@ async fn a_disabled_subject_cannot_be_acted_for() {
     // Attenuating an already delegated token is refused too.
     assert_oauth_error(&h.exchange(&a, &t1, &[]).await, 400, "invalid_grant");
     // Disabling ends the tokens already out, the delegated ones included.
+    let watcher = h.introspector(&t).await;
     assert!(!h.active(&a, &t1).await);
-    assert!(!h.active(&a, &u_token).await);
+    assert!(!h.active(&watcher, &t1).await);
+    assert!(!h.active(&watcher, &u_token).await);
 }
 
 #[tokio::test]
@@ -545,7 +547,9 @@ async fn disabling_an_agent_ends_the_tokens_it_acts_through() {
     let t = h.tenant("acme").await;
     let u = user(&h, &t, "alice").await;
     let a = h.agent(&t, "assistant", AGENT_CEILING).await;
-    let rs = h.agent(&t, "resource", "crm:contacts:read").await;
+    let rs = h
+        .agent(&t, "resource", "crm:contacts:read warden:introspect")
+        .await;
     h.grant(&u, &a, GRANT_SCOPES).await;
     let u_token = h.own_token(&u).await;
     let t1 = h.exchanged(&a, &u_token).await;
@@ -721,13 +725,15 @@ async fn introspection_reports_only_usable_tokens() {
     let t = h.tenant("acme").await;
     let u = user(&h, &t, "alice").await;
     let a = h.agent(&t, "assistant", AGENT_CEILING).await;
-    let rs = h.agent(&t, "crm-api", "crm:contacts:read").await;
+    let rs = h
+        .agent(&t, "crm-api", "crm:contacts:read warden:introspect")
+        .await;
     h.grant(&u, &a, GRANT_SCOPES).await;
     let u_token = h.own_token(&u).await;
     let t1 = h.exchanged(&a, &u_token).await;
     let c = claims_of(&t1);
 
-    // Any client of the tenant (say, a resource server) may introspect.
+    // A resource server granted `warden:introspect` sees every claim.
     let v = h.introspect(&rs, &t1).await;
     assert_eq!(v["active"], true, "{v}");
     assert_eq!(v["sub"], u.id.as_str());
@@ -745,9 +751,11 @@ async fn introspection_reports_only_usable_tokens() {
     let forged = jws::encode("at+jwt", Some(&kid), &c, &SigningKey::generate(&mut OsRng)).unwrap();
     assert!(!h.active(&rs, &forged).await);
 
-    // A client of another tenant learns nothing.
+    // A client of another tenant learns nothing, whatever it holds in its own.
     let t2 = h.tenant("globex").await;
-    let spy = h.agent(&t2, "spy", "crm:contacts:read").await;
+    let spy = h
+        .agent(&t2, "spy", "crm:contacts:read warden:introspect")
+        .await;
     assert!(!h.active(&spy, &t1).await);
 
     // No client authentication.
@@ -778,6 +786,59 @@ async fn introspection_reports_only_usable_tokens() {
     assert!(h.active(&rs, &t1).await);
     h.clock.set(c.exp);
     assert!(!h.active(&rs, &t1).await);
+}
+
+#[tokio::test]
+async fn introspection_answers_only_the_client_the_resource_and_introspectors() {
+    let h = Harness::start().await;
+    let t = h.tenant("acme").await;
+    // A resource server, named by its principal id as the audience of tokens for it.
+    let rs = h.agent(&t, "crm-api", "").await;
+    let client = h
+        .agent_with(
+            &t,
+            "crm-client",
+            json!({ "scopes": "crm:contacts:read", "audiences": [rs.id] }),
+        )
+        .await;
+    let got = h
+        .post_as(
+            &client,
+            "/oauth2/token",
+            &[("grant_type", "client_credentials"), ("resource", &rs.id)],
+            &[],
+        )
+        .await;
+    let for_rs = issued(&got);
+    assert_eq!(claims_of(&for_rs).aud, Audience::One(rs.id.clone()));
+    let own = h.own_token(&client).await;
+
+    // The token's own client.
+    assert!(h.active(&client, &for_rs).await);
+    assert!(h.active(&client, &own).await);
+    // The resource the token is for, and only for that token.
+    let v = h.introspect(&rs, &for_rs).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], client.id.as_str());
+    assert!(
+        !h.active(&rs, &own).await,
+        "a token for `warden` is not the resource server's business"
+    );
+    // A principal granted `warden:introspect`, literally: wildcards that would cover it do not.
+    let auditor = h.introspector(&t).await;
+    assert!(h.active(&auditor, &for_rs).await);
+    assert!(h.active(&auditor, &own).await);
+    for (name, ceiling) in [("wide", "*:*"), ("warden-all", "warden:*")] {
+        let wide = h.agent(&t, name, ceiling).await;
+        assert!(!h.active(&wide, &own).await, "{ceiling}");
+    }
+    // Another client of the same tenant, and one of another tenant, see nothing at all.
+    let other = h.agent(&t, "other", "crm:contacts:read").await;
+    assert!(!h.active(&other, &for_rs).await);
+    assert!(!h.active(&other, &own).await);
+    let t2 = h.tenant("globex").await;
+    let foreign = h.introspector(&t2).await;
+    assert!(!h.active(&foreign, &own).await);
 }
 
 #[tokio::test]
@@ -853,7 +914,7 @@ async fn rfc7009_revocation_by_the_tokens_client() {
     assert_eq!(got.0, 200, "{}", got.1);
     assert_eq!(h.authority.revocations.head(), head);
     // Only that token.
-    assert!(h.active(&a, &u_token).await);
+    assert!(h.active(&u, &u_token).await);
 
     // The subject named in a delegated token may revoke it too.
     let t1b = h.exchanged(&a, &u_token).await;
@@ -869,6 +930,8 @@ struct Chain {
     u: Agent,
     a: Agent,
     b: Agent,
+    /// Holds `warden:introspect`, so it may watch every token of the chain.
+    watcher: Agent,
     grant: String,
     u_own: String,
     a_own: String,
@@ -882,6 +945,7 @@ async fn chain(h: &Harness) -> Chain {
     let u = user(h, &t, "alice").await;
     let a = h.agent(&t, "assistant", AGENT_CEILING).await;
     let b = h.agent(&t, "researcher", "crm:contacts:read").await;
+    let watcher = h.introspector(&t).await;
     let grant = h.grant(&u, &a, GRANT_SCOPES).await["id"]
         .as_str()
         .unwrap()
@@ -897,6 +961,7 @@ async fn chain(h: &Harness) -> Chain {
         u,
         a,
         b,
+        watcher,
         grant,
         u_own,
         a_own,
@@ -905,7 +970,7 @@ async fn chain(h: &Harness) -> Chain {
         t2,
     };
     for tok in x.all() {
-        assert!(h.active(&x.b, tok).await);
+        assert!(h.active(&x.watcher, tok).await);
     }
     x
 }
@@ -943,7 +1008,12 @@ async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
         (&x.u_own, true),
         (&x.b_own, true),
     ] {
-        assert_eq!(h.active(&x.b, tok).await, alive, "{:?}", claims_of(tok));
+        assert_eq!(
+            h.active(&x.watcher, tok).await,
+            alive,
+            "{:?}",
+            claims_of(tok)
+        );
     }
     // B's T2 cannot be exchanged, nor A's T1.
     assert_oauth_error(&h.exchange(&x.b, &x.t2, &[]).await, 400, "invalid_grant");
@@ -952,12 +1022,12 @@ async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
     // Tokens issued after the revocation live.
     h.clock.advance(2);
     let a_new = h.own_token(&x.a).await;
-    assert!(h.active(&x.b, &a_new).await);
+    assert!(h.active(&x.watcher, &a_new).await);
     let t1_new = h.exchanged(&x.a, &x.u_own).await;
-    assert!(h.active(&x.b, &t1_new).await);
+    assert!(h.active(&x.watcher, &t1_new).await);
     let t2_new = h.exchanged(&x.b, &t1_new).await;
-    assert!(h.active(&x.b, &t2_new).await);
-    assert!(!h.active(&x.b, &x.t1).await, "the old ones stay dead");
+    assert!(h.active(&x.watcher, &t2_new).await);
+    assert!(!h.active(&x.watcher, &x.t1).await, "the old ones stay dead");
 }
 
 #[tokio::test]
@@ -972,7 +1042,12 @@ async fn revoking_a_user_ends_every_token_issued_for_them() {
         (&x.a_own, true),
         (&x.b_own, true),
     ] {
-        assert_eq!(h.active(&x.b, tok).await, alive, "{:?}", claims_of(tok));
+        assert_eq!(
+            h.active(&x.watcher, tok).await,
+            alive,
+            "{:?}",
+            claims_of(tok)
+        );
     }
     assert_oauth_error(&h.exchange(&x.a, &x.u_own, &[]).await, 400, "invalid_grant");
     // Unknown principal.
@@ -983,9 +1058,9 @@ async fn revoking_a_user_ends_every_token_issued_for_them() {
 
     h.clock.advance(2);
     let u_new = h.own_token(&x.u).await;
-    assert!(h.active(&x.b, &u_new).await);
+    assert!(h.active(&x.watcher, &u_new).await);
     let t1_new = h.exchanged(&x.a, &u_new).await;
-    assert!(h.active(&x.b, &t1_new).await);
+    assert!(h.active(&x.watcher, &t1_new).await);
 }
 
 #[tokio::test]
@@ -1008,11 +1083,11 @@ async fn revoking_a_grant_ends_that_link_and_every_token_through_it() {
     assert_eq!(s, 200);
     assert_eq!(g["revoked_at"], h.now(), "{g}");
 
-    assert!(!h.active(&x.b, &x.t1).await, "A acting for U");
+    assert!(!h.active(&x.watcher, &x.t1).await, "A acting for U");
     assert_oauth_error(&h.exchange(&x.a, &x.t1, &[]).await, 400, "invalid_grant");
     // T2 (B acting for U through A) is covered by the test below.
     for tok in [&x.u_own, &x.a_own, &x.b_own] {
-        assert!(h.active(&x.b, tok).await, "{:?}", claims_of(tok));
+        assert!(h.active(&x.watcher, tok).await, "{:?}", claims_of(tok));
     }
     // A new exchange is refused: the grant is gone, not just its old tokens.
     h.clock.advance(2);
@@ -1034,7 +1109,7 @@ async fn revoking_a_grant_ends_that_link_and_every_token_through_it() {
     // A fresh grant delegates again.
     h.grant(&x.u, &x.a, GRANT_SCOPES).await;
     let t1_new = h.exchanged(&x.a, &x.u_own).await;
-    assert!(h.active(&x.b, &t1_new).await);
+    assert!(h.active(&x.watcher, &t1_new).await);
 }
 
 /// The grant U→A is the link between the subject and the innermost actor of T2
@@ -1044,9 +1119,9 @@ async fn revoking_a_grant_ends_sub_delegated_tokens_through_it() {
     let h = Harness::start().await;
     let x = chain(&h).await;
     revoke(&h, &format!("/delegations/{}/revoke", x.grant), None).await;
-    assert!(!h.active(&x.b, &x.t1).await);
+    assert!(!h.active(&x.watcher, &x.t1).await);
     assert!(
-        !h.active(&x.b, &x.t2).await,
+        !h.active(&x.watcher, &x.t2).await,
         "B acting for U through A's delegation: {:?}",
         claims_of(&x.t2)
     );

@@ -96,7 +96,9 @@ async fn every_use_of_a_honeytoken_is_refused_and_reported() {
     assert_eq!(alert["client_ip"], "127.0.0.1");
 
     // Introspection, by a legitimate resource server.
-    let rs = h.agent(&t, "resource", "crm:contacts:read").await;
+    let rs = h
+        .agent(&t, "resource", "crm:contacts:read warden:introspect")
+        .await;
     assert!(!h.active(&rs, token).await);
     let alert = next_alert(&h, &mut alerts).await;
     assert_eq!(alert["at"], "introspection");

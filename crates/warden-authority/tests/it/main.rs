@@ -4,8 +4,11 @@
 
 mod admin;
 mod audit;
+mod cutoff;
 mod delegation;
 mod honeytoken;
+mod journal;
 mod report;
 mod support;
+mod tenant_disable;
 mod token;

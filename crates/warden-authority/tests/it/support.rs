@@ -24,6 +24,8 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub authority: Arc<Authority>,
     pub store: Arc<SqliteStore>,
+    /// The master key's bytes, for another authority on the same store (a restart).
+    pub master_key: [u8; 32],
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -45,10 +47,11 @@ impl Harness {
         let limits = config.limits.clone();
         let clock = Arc::new(ManualClock::new(T0));
         let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let master_key = *SealingKey::generate(&mut OsRng).as_bytes();
         let authority = Authority::start(
             config,
             Arc::clone(&store) as Arc<dyn Store>,
-            SealingKey::generate(&mut OsRng),
+            SealingKey::from_bytes(&master_key).unwrap(),
             ADMIN,
             Arc::clone(&clock) as _,
         )
@@ -65,6 +68,7 @@ impl Harness {
             clock,
             authority,
             store,
+            master_key,
             _shutdown: tx,
         }
     }
@@ -309,6 +313,17 @@ impl Harness {
         got.1
     }
 
+    /// A service of `tenant` whose ceiling is `warden:introspect` alone: it may introspect
+    /// any token of its tenant, so tests can watch tokens they did not obtain.
+    pub async fn introspector(&self, tenant: &str) -> Agent {
+        self.agent_with(
+            tenant,
+            "introspector",
+            json!({ "kind": "service", "scopes": "warden:introspect" }),
+        )
+        .await
+    }
+
     /// Whether introspection by `client` says `token` is active (and nothing else when not).
     pub async fn active(&self, client: &Agent, token: &str) -> bool {
         let v = self.introspect(client, token).await;
@@ -476,4 +491,36 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Sends `head` (request line and headers, without the blank line) and then only `sent` of
+/// the body over a raw connection, closes the write half, and reads the whole answer:
+/// status and JSON body (`Null` when there is none).
+pub async fn send_cut_short(url: &str, head: &str, sent: &[u8]) -> (u16, Value) {
+    use std::io::{Read as _, Write as _};
+    let addr = url.trim_start_matches("http://").to_owned();
+    let request = [
+        format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").into_bytes(),
+        sent.to_vec(),
+    ]
+    .concat();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        conn.write_all(&request).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

@@ -38,3 +38,80 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(read.is_ok(), "connection still open after 5 s");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// One request over a fresh connection with `Connection: close`; the whole answer.
+async fn request(addr: &str, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 5 s");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The value of the metric `name` in a `/metrics` answer.
+fn metric(answer: &str, name: &str) -> f64 {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {answer}"))
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_request_is_disconnected() {
+    let (env, _) = Env::start(Options {
+        extra_toml: "header_read_timeout_ms = 300",
+        ..Options::default()
+    })
+    .await;
+    let addr = env.gateway_url.trim_start_matches("http://").to_owned();
+    for request in [&b""[..], b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        // Before any request, and idle after a keep-alive answer.
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "connection still open after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(buf.is_empty(), request.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_get_503_and_are_counted() {
+    let (env, _) = Env::start(Options {
+        extra_toml: "max_connections = 3",
+        ..Options::default()
+    })
+    .await;
+    let addr = env.gateway_url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let answer = request(&addr, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+
+    held.pop();
+    // The place is free once a worker has seen that connection close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let answer = request(&addr, "/metrics").await;
+        if answer.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert_eq!(metric(&metrics, "warden_gateway_connections_max"), 3.0);
+    assert_eq!(
+        metric(&metrics, "warden_gateway_connections_open"),
+        3.0,
+        "2 held and this one"
+    );
+    assert!(metric(&metrics, "warden_gateway_connections_refused_total") >= 1.0);
+}

@@ -9,3 +9,4 @@ mod pipeline;
 mod policy;
 mod revocation;
 mod support;
+mod tenant;

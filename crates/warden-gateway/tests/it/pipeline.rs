@@ -192,6 +192,49 @@ async fn upstream_failures_map_to_502_and_504() {
     assert_eq!(env.get("/slow/x", Some(&t)).await.status(), 504);
 }
 
+/// POSTs to an upstream that reads the whole body, declaring 1000 bytes but sending only
+/// `body`, then closes the write half; the answer's status and text.
+async fn post_declaring_1000(env: &Env, token: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = env.gateway_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /crm/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1000\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(&[head.as_bytes(), body].concat())
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+#[tokio::test]
+async fn a_body_the_client_cuts_short_is_its_fault_not_the_upstreams() {
+    let (env, _) = Env::start(Options::default()).await;
+    let t = env.token("crm:contacts:write").await;
+    let (status, answer) = post_declaring_1000(&env, &t, b"0123456789").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("request body ended before its declared length"),
+        "{answer}"
+    );
+    // The same route with the whole body still reaches the upstream.
+    let res = env
+        .http
+        .post(format!("{}/crm/upload", env.gateway_url))
+        .bearer_auth(&t)
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["received"], 1000);
+}
+
 #[tokio::test]
 async fn a_cache_hit_never_outlives_a_fresh_verification() {
     let (env, _) = Env::start(Options::default()).await;

@@ -259,3 +259,31 @@ async fn a_honeytoken_is_refused_like_any_revoked_token_and_reported() {
         "an expired honeytoken never seen before is reported"
     );
 }
+
+#[tokio::test]
+async fn a_disabled_tenant_s_live_tokens_are_refused_at_the_gateway() {
+    let (env, _) = Env::start(Options::default()).await;
+    let token = env.token("crm:contacts:read").await;
+    assert_eq!(env.get("/crm/a", Some(&token)).await.status(), 200);
+    let tenant = warden_core::jws::UnverifiedToken::parse(&token)
+        .unwrap()
+        .claims_unverified::<warden_core::AccessClaims>()
+        .unwrap()
+        .tenant;
+
+    let (status, answer) = env
+        .admin_post(&format!("/tenants/{tenant}/disable"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    reached(&env, env.authority.revocations.head()).await;
+    let res = env.get("/crm/a", Some(&token)).await;
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("disabled"),
+        "{challenge}"
+    );
+}

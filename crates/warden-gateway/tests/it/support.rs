@@ -17,7 +17,7 @@ use warden_core::jwks::Jwk;
 use warden_core::time::ManualClock;
 use warden_core::{jws, SigningKey};
 use warden_gateway::audit::{AuditEvent, AuditWriter};
-use warden_gateway::{Gateway, GatewayConfig, StartOptions};
+use warden_gateway::{Gateway, GatewayConfig, StartError, StartOptions};
 use warden_store::sqlite::SqliteStore;
 
 pub const ADMIN: &str = "wadm_gateway-test";
@@ -31,6 +31,8 @@ pub struct Env {
     authority_stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub gateway_url: String,
     pub gateway: Arc<Gateway>,
+    /// The echo upstream every route of [`routes_toml`] forwards to.
+    pub upstream_url: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
@@ -66,6 +68,20 @@ async fn echo(req: Request) -> axum::Json<Value> {
     axum::Json(
         json!({ "method": req.method().as_str(), "path": req.uri().path(), "headers": headers }),
     )
+}
+
+/// An upstream that reads the whole body before it answers, as an upload handler does.
+async fn upload(req: Request) -> (axum::http::StatusCode, axum::Json<Value>) {
+    match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+        Ok(b) => (
+            axum::http::StatusCode::OK,
+            axum::Json(json!({ "received": b.len() })),
+        ),
+        Err(e) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "upstream_error": e.to_string() })),
+        ),
+    }
 }
 
 async fn hang() -> &'static str {
@@ -166,6 +182,7 @@ impl Env {
         let upstream_url = format!("http://{}", up.local_addr().unwrap());
         let app = axum::Router::new()
             .route("/slow/{*rest}", any(hang))
+            .route("/crm/upload", any(upload))
             .fallback(echo);
         tokio::spawn(async move { axum::serve(up, app).await });
 
@@ -174,26 +191,10 @@ impl Env {
             opts.audit_queue, opts.trusted_proxies, opts.extra_toml
         );
         let toml = routes_toml(&authority_url, &upstream_url, opts.policy_dir, &extra);
-        let config = GatewayConfig::parse(&toml, "test.toml", None).unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
         let gate = Arc::new((Mutex::new(opts.audit_open), Condvar::new()));
-        let gateway = Gateway::start(
-            config,
-            StartOptions {
-                admin_token: ADMIN.into(),
-                clock: Arc::clone(&clock) as _,
-                audit_writer: Some(Box::new(MemoryAudit {
-                    events: Arc::clone(&events),
-                    gate: Arc::clone(&gate),
-                })),
-                name: "test-gateway".into(),
-            },
-        )
-        .await
-        .unwrap();
-        let gl = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway_url = format!("http://{}", gl.local_addr().unwrap());
-        tokio::spawn(Arc::clone(&gateway).serve(gl, std::future::pending()));
+        let launched = launch_gateway(&toml, &clock, Arc::clone(&gate))
+            .await
+            .unwrap();
 
         let http = reqwest::Client::new();
         let tenant: Value = http
@@ -230,11 +231,12 @@ impl Env {
                 store,
                 master_key,
                 authority_stop: Some(authority_stop),
-                gateway_url,
-                gateway,
+                gateway_url: launched.url,
+                gateway: launched.gateway,
+                upstream_url,
                 clock,
                 http,
-                audit: events,
+                audit: launched.audit,
                 agent_id: agent["id"].as_str().unwrap().to_owned(),
                 agent_key,
             },
@@ -286,17 +288,22 @@ impl Env {
 
     /// A token from the real token endpoint.
     pub async fn token(&self, scope: &str) -> String {
+        self.token_of(&self.agent_id, &self.agent_key, scope).await
+    }
+
+    /// A token from the real token endpoint for the agent `id` with `key`.
+    pub async fn token_of(&self, id: &str, key: &SigningKey, scope: &str) -> String {
         let endpoint = format!("{}/oauth2/token", self.authority_url);
         let claims = warden_core::AssertionClaims {
-            iss: self.agent_id.clone(),
-            sub: self.agent_id.clone(),
+            iss: id.to_owned(),
+            sub: id.to_owned(),
             aud: Audience::One(endpoint.clone()),
             exp: self.now() + 60,
             iat: Some(self.now()),
             nbf: None,
             jti: random_token_id(&mut OsRng),
         };
-        let assertion = jws::encode("JWT", None, &claims, &self.agent_key).unwrap();
+        let assertion = jws::encode("JWT", None, &claims, key).unwrap();
         let res: Value = self
             .http
             .post(endpoint)
@@ -319,6 +326,29 @@ impl Env {
             .as_str()
             .unwrap_or_else(|| panic!("{res}"))
             .to_owned()
+    }
+
+    /// A new tenant with one agent holding `scopes`: its id, the agent's id and key.
+    pub async fn tenant_with_agent(
+        &self,
+        name: &str,
+        scopes: &str,
+    ) -> (String, String, SigningKey) {
+        let (s, tenant) = self.admin_post("/tenants", json!({ "name": name })).await;
+        assert_eq!(s, 201, "{tenant}");
+        let tenant = tenant["id"].as_str().unwrap().to_owned();
+        let key = SigningKey::generate(&mut OsRng);
+        let (s, agent) = self
+            .admin_post(
+                &format!("/tenants/{tenant}/principals"),
+                json!({
+                    "kind": "agent", "name": "bot", "scopes": scopes,
+                    "public_key": Jwk::from_public_key(&key.public_key(), None),
+                }),
+            )
+            .await;
+        assert_eq!(s, 201, "{agent}");
+        (tenant, agent["id"].as_str().unwrap().to_owned(), key)
     }
 
     /// A token with claims of the test's choosing, signed by the authority's active key.
@@ -352,6 +382,45 @@ impl Env {
         }
         req.send().await.unwrap()
     }
+}
+
+/// A running gateway of the test's own.
+pub struct Launched {
+    pub url: String,
+    pub gateway: Arc<Gateway>,
+    pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+}
+
+/// Starts a gateway from `toml` (origin `test.toml`), auditing to memory behind `gate`, and
+/// serves it on a fresh loopback port; `Err` is what the gateway's start refused.
+pub async fn launch_gateway(
+    toml: &str,
+    clock: &Arc<ManualClock>,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+) -> Result<Launched, StartError> {
+    let config = GatewayConfig::parse(toml, "test.toml", None).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let gateway = Gateway::start(
+        config,
+        StartOptions {
+            admin_token: ADMIN.into(),
+            clock: Arc::clone(clock) as _,
+            audit_writer: Some(Box::new(MemoryAudit {
+                events: Arc::clone(&events),
+                gate,
+            })),
+            name: "test-gateway".into(),
+        },
+    )
+    .await?;
+    let gl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", gl.local_addr().unwrap());
+    tokio::spawn(Arc::clone(&gateway).serve(gl, std::future::pending()));
+    Ok(Launched {
+        url,
+        gateway,
+        audit: events,
+    })
 }
 
 async fn serve_authority(

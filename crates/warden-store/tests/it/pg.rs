@@ -211,7 +211,10 @@ async fn racing_replicas_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    // Each migration once, in order, however many there are.
+    let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+    assert!(versions.len() >= 5, "{versions:?}");
+    assert_eq!(versions, expected);
     super::tenants_and_principals(&a).await;
 }
 

@@ -3,6 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(unix)]
+mod crash;
+#[cfg(unix)]
+mod descriptors;
+#[cfg(target_os = "linux")]
+mod full_disk;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
