@@ -90,6 +90,9 @@ pub struct ChainedLog {
     runtime: tokio::runtime::Handle,
 }
 
+/// How often a batch held for a down log looks whether it can write again.
+const LOG_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl ChainedLog {
     /// `runtime` drives the rare waits for room; the writer thread itself is not async.
     pub fn new(log: warden_audit::AuditLog, runtime: tokio::runtime::Handle) -> Self {
@@ -104,16 +107,22 @@ impl AuditWriter for ChainedLog {
     fn write_batch(&mut self, events: Vec<AuditEvent>) -> std::io::Result<()> {
         use warden_audit::{AppendError, TryAppendError};
         let entries: Vec<warden_audit::Entry> = events.into_iter().map(to_entry).collect();
-        match self.log.try_append_all(&entries) {
-            Ok(()) => return Ok(()),
-            // The log is down: it counts what it refuses and puts the count on record when it
-            // can write again, and said once that it is down; a line per batch would be a
-            // log storm.
-            Err(TryAppendError::Append(AppendError::Unavailable(_))) => return Ok(()),
-            Err(TryAppendError::Append(e @ (AppendError::Closed | AppendError::Io(_)))) => {
-                return Err(std::io::Error::other(e))
+        loop {
+            match self.log.try_append_all(&entries) {
+                Ok(()) => return Ok(()),
+                // The log is down (a full disk, say) and comes back by itself. The batch waits
+                // for it, so the gateway's queue fills behind it and each route's `fail_mode`
+                // decides, as for a full queue: nothing goes unrecorded unseen.
+                Err(TryAppendError::Append(AppendError::Unavailable(_))) => {
+                    while !self.log.status().is_writable() {
+                        std::thread::sleep(LOG_RECHECK);
+                    }
+                }
+                Err(TryAppendError::Append(e @ (AppendError::Closed | AppendError::Io(_)))) => {
+                    return Err(std::io::Error::other(e))
+                }
+                Err(_) => break,
             }
-            Err(_) => {}
         }
         for entry in entries {
             let entry = match self.log.try_append(&entry) {

@@ -442,7 +442,16 @@ async fn disabled_principal_and_tenant_get_no_token() {
             .0,
         200
     );
-    assert_eq!(h.token_with_assertion(&h.assertion(&a), None).await.0, 200);
+    // The disable ended every token of its second; the next second's token is alive.
+    h.clock.advance(1);
+    let got = h.token_with_assertion(&h.assertion(&a), None).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    let token = got.1["access_token"].as_str().unwrap();
+    assert!(h
+        .authority
+        .revocations
+        .check(&crate::support::claims_of(token))
+        .is_ok());
     assert_eq!(
         h.admin(Method::POST, &format!("/tenants/{t}/disable"), None)
             .await
