@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_core::crypto::hash_secret;
+use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
-use warden_core::id::random_token_id;
 use warden_store::{Change, Principal, SigningKeyRecord, Tenant};
 
 use crate::error::Problem;
@@ -112,8 +112,7 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
 /// the fact; should the log fail then, the caller learns that it is not on record.
 async fn audit_change(State(a): State<Arc<Authority>>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) || !a.audit_attached()
-    {
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) || !a.audit_attached() {
         return next.run(req).await;
     }
     // The full path, as the caller sent it, not the one the nested router sees.
@@ -287,7 +286,9 @@ async fn create_tenant(
         created_at: a.now(),
     };
     let (_, answer) = journal
-        .commit(&a, Change::CreateTenant(&t), StatusCode::CREATED, &|_| json(&t))
+        .commit(&a, Change::CreateTenant(&t), StatusCode::CREATED, &|_| {
+            json(&t)
+        })
         .await?;
     tracing::info!(tenant = %t.id, name = %t.name, "tenant created");
     Ok(answer)
@@ -469,7 +470,12 @@ async fn create_principal(
         updated_at: now,
     };
     let (_, answer) = journal
-        .commit(&a, Change::CreatePrincipal(&p), StatusCode::CREATED, &|_| json(&p))
+        .commit(
+            &a,
+            Change::CreatePrincipal(&p),
+            StatusCode::CREATED,
+            &|_| json(&p),
+        )
         .await?;
     tracing::info!(principal = %p.id, tenant = %p.tenant, kind = %p.kind, "principal created");
     Ok(answer)

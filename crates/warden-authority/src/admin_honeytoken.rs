@@ -106,9 +106,7 @@ pub async fn create(
         .commit(&a, change, StatusCode::CREATED, &|_| json(&body))
         .await?;
     if let Some(flagged) = &applied.revocation {
-        a.revocations
-            .applied(flagged.seq, a.store.as_ref())
-            .await?;
+        a.revocations.applied(flagged.seq, a.store.as_ref()).await?;
     }
     tracing::info!(principal = %p.id, tenant = %tenant.id, "honeytoken created");
     Ok(answer)

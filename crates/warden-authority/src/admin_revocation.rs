@@ -14,8 +14,8 @@ use serde::Deserialize;
 use warden_core::id::random_token_id;
 use warden_core::PrincipalKind;
 use warden_store::{
-    Change, DelegationGrant, NewRevocation, RenderAnswer, Revocation, RevocationTarget,
-    StoreError, Supersede,
+    Change, DelegationGrant, NewRevocation, RenderAnswer, Revocation, RevocationTarget, StoreError,
+    Supersede,
 };
 
 use crate::admin::{json_body, parse_scopes, resolve_principal, resolve_tenant, ApiResult};

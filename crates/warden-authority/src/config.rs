@@ -51,8 +51,8 @@ pub struct AuthorityConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// `hold-answer-after-commit:PREFIX`: once a change made under an `Idempotency-Key`
-    /// starting with `PREFIX` has committed, its answer is never sent, so the test can kill
-    /// the process between the commit and the answer.
+    /// starting with `PREFIX` has committed, its answer is held (until the request timeout
+    /// answers `503`), so the test can kill the process between the commit and the answer.
     HoldAnswerAfterCommit { key_prefix: String },
 }
 

@@ -121,13 +121,13 @@ impl Journal {
                 hold_answer(&r.key).await;
             }
         }
-        let body = render(&applied).map_err(unserializable)?;
+        let body = render(&applied).map_err(unserializable("a lifecycle answer"))?;
         Ok((applied, Answer { status, body }))
     }
 }
 
-fn unserializable(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("a lifecycle answer does not serialize: {e}"))
+fn unserializable(what: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{what} does not serialize: {e}"))
 }
 
 /// Renders a value as the JSON body of an answer.
@@ -146,12 +146,13 @@ fn outbox_entry(
     entry.reasons = vec![status.as_u16().to_string()];
     Ok(OutboxEntry {
         id: pending.outbox_id.clone(),
-        entry: serde_json::to_string(&entry).map_err(unserializable)?,
+        entry: serde_json::to_string(&entry).map_err(unserializable("an audit entry"))?,
         due_at: now.saturating_add(a.config.audit_outbox_grace_secs),
     })
 }
 
-/// The injected fault: the change has committed, and its answer never leaves.
+/// The injected fault: the change has committed, and its answer never leaves (the request
+/// timeout ends the request with a `503` after all, should the test not kill the process).
 async fn hold_answer(key: &str) {
     tracing::error!(
         fault = "hold-answer-after-commit",

@@ -14,16 +14,17 @@ use crate::limit::{ConnectionLimit, Permit};
 use crate::refusal;
 use crate::throttle::Throttle;
 
-/// Refused connections being answered at once. Each holds a descriptor beyond the cap for
-/// up to a second; past this many, a refused connection is closed without an answer, so a
-/// flood at the cap costs a bounded number of descriptors.
-const ANSWERING_AT_ONCE: usize = 64;
+/// Refused connections kept open at once until their clients close (so that closing cannot
+/// reset the connection before the client has read the answer). Each holds a descriptor
+/// beyond the cap for up to a second; past this many, a refused connection is answered and
+/// closed at once, so a flood at the cap costs a bounded number of descriptors.
+const LINGERING_AT_ONCE: usize = 64;
 const LOG_REFUSALS_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Acceptor {
     listener: TcpListener,
     limit: ConnectionLimit,
-    answering: Arc<Semaphore>,
+    lingering: Arc<Semaphore>,
     errors: AcceptErrors,
     refusals: Throttle,
 }
@@ -41,7 +42,7 @@ impl Acceptor {
         Self {
             listener,
             limit,
-            answering: Arc::new(Semaphore::new(ANSWERING_AT_ONCE)),
+            lingering: Arc::new(Semaphore::new(LINGERING_AT_ONCE)),
             errors: AcceptErrors::new(),
             refusals: Throttle::new(LOG_REFUSALS_EVERY),
         }
@@ -59,7 +60,7 @@ impl Acceptor {
     /// beyond the cap meanwhile, so it only ever returns a connection to serve.
     ///
     /// Cancel-safe: dropped before it returns, it loses no admitted connection (a refused
-    /// one is already being answered by a task of its own).
+    /// one has been answered already).
     pub async fn accept(&mut self) -> Admitted {
         loop {
             match self.listener.accept().await {
@@ -94,16 +95,12 @@ impl Acceptor {
                 "connection limit reached; refusing with 503"
             );
         }
-        match Arc::clone(&self.answering).try_acquire_owned() {
-            Ok(slot) => {
-                tokio::spawn(async move {
-                    refusal::refuse(stream).await;
-                    drop(slot);
-                });
-            }
-            // Closing at once still tells the client, promptly, to go elsewhere.
-            Err(_) => drop(stream),
-        }
+        // Handled synchronously: the socket calls involved never wait.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        refusal::refuse(stream, Arc::clone(&self.lingering).try_acquire_owned().ok());
     }
 }
 
@@ -164,5 +161,42 @@ mod tests {
             admitted_rx.recv().await.is_some(),
             "served again once a place is free"
         );
+    }
+
+    #[tokio::test]
+    async fn with_every_lingering_slot_taken_a_refusal_is_still_answered() {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut acceptor = Acceptor::new(listener, ConnectionLimit::new(1));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                held.push(acceptor.accept().await);
+            }
+        });
+        let _first = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        // Refused clients that never close hold every lingering slot for a while.
+        let mut quiet = Vec::new();
+        for _ in 0..LINGERING_AT_ONCE + 8 {
+            quiet.push(
+                TcpStream::connect(addr)
+                    .await
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+            );
+        }
+        let mut late = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        late.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let answer = read_all(late).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
     }
 }

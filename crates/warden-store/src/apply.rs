@@ -34,7 +34,6 @@ where
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB>,
-    for<'r> Option<String>: Decode<'r, DB>,
     for<'r> i64: Decode<'r, DB>,
     for<'r> Option<i64>: Decode<'r, DB>,
     for<'c> &'c str: ColumnIndex<DB::Row>,

@@ -28,8 +28,8 @@ use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use crate::apply::{conflict, key_from_row, GRANT_COLUMNS, PRINCIPAL_COLUMNS, SIGNING_KEYS};
 use crate::{
     apply, journal, Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant,
-    GatewayKeyRecord, IdempotencyBegin, NewRevocation, OutboxEntry, Principal, Result,
-    Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
+    GatewayKeyRecord, IdempotencyBegin, NewRevocation, OutboxEntry, Principal, Result, Revocation,
+    RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction. 0003 has a PostgreSQL
@@ -43,7 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../migrations/0004_activity.sql")),
     (5, include_str!("../migrations/0005_audit_outbox.sql")),
-    (6, include_str!("../migrations/postgres/0006_tenant_revocation.sql")),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_tenant_revocation.sql"),
+    ),
 ];
 
 /// The channel on which every revocation announces its `seq`, as text.

@@ -22,8 +22,8 @@ use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use crate::apply::{conflict, key_from_row, GRANT_COLUMNS, PRINCIPAL_COLUMNS, SIGNING_KEYS};
 use crate::{
     apply, journal, Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant,
-    GatewayKeyRecord, IdempotencyBegin, NewRevocation, OutboxEntry, Principal, Result,
-    Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
+    GatewayKeyRecord, IdempotencyBegin, NewRevocation, OutboxEntry, Principal, Result, Revocation,
+    RevocationTarget, SigningKeyRecord, Store, StoreError, Tenant,
 };
 
 /// Schema migrations in order; each runs once, in its own transaction.

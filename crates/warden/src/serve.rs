@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use warden_authority::config::Limits;
 use warden_authority::config::Fault;
+use warden_authority::config::Limits;
 use warden_authority::data_dir::{DataDir, ServerInfo, MASTER_KEY_ENV};
 use warden_authority::journal::OutboxDrain;
 use warden_authority::{router, server, Authority, AuthorityConfig};
@@ -108,7 +108,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     match authority.drain_audit_outbox(which).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "appended audit entries left in the outbox"),
-        Err(e) => tracing::warn!(error = %e, "draining the audit outbox failed; maintenance retries"),
+        Err(e) => {
+            tracing::warn!(error = %e, "draining the audit outbox failed; maintenance retries")
+        }
     }
     authority.maintain().await;
     let maintenance = authority.spawn_maintenance(Duration::from_secs(60));

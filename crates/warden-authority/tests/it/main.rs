@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod connections;
 mod cutoff;
 mod delegation;
 mod honeytoken;

@@ -248,7 +248,13 @@ async fn idempotency(s: &dyn Store) {
 }
 
 /// A change record: the answer for key `key` reserved at `at`, and an outbox entry `id`.
-fn record<'a>(key: &'a str, at: i64, status: u16, body: RenderAnswer<'a>, id: &str) -> ChangeRecord<'a> {
+fn record<'a>(
+    key: &'a str,
+    at: i64,
+    status: u16,
+    body: RenderAnswer<'a>,
+    id: &str,
+) -> ChangeRecord<'a> {
     ChangeRecord {
         answer: Some(IdempotentAnswer {
             key,
@@ -275,9 +281,12 @@ async fn change_and_record_commit_together(s: &dyn Store) {
 
     // Committed: the answer replays and the outbox holds the entry.
     assert_eq!(replay_of(s, "k1", 10).await, IdempotencyBegin::Started);
-    s.apply(Change::CreateTenant(&t), &record("k1", 10, 201, render, "o1"))
-        .await
-        .unwrap();
+    s.apply(
+        Change::CreateTenant(&t),
+        &record("k1", 10, 201, render, "o1"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         replay_of(s, "k1", 11).await,
         IdempotencyBegin::Replay {
@@ -292,8 +301,11 @@ async fn change_and_record_commit_together(s: &dyn Store) {
     assert_eq!(replay_of(s, "k2", 10).await, IdempotencyBegin::Started);
     let again = tenant("acme");
     assert!(matches!(
-        s.apply(Change::CreateTenant(&again), &record("k2", 10, 201, render, "o2"))
-            .await,
+        s.apply(
+            Change::CreateTenant(&again),
+            &record("k2", 10, 201, render, "o2")
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(replay_of(s, "k2", 11).await, IdempotencyBegin::InFlight);
@@ -305,15 +317,21 @@ async fn change_and_record_commit_together(s: &dyn Store) {
     assert_eq!(replay_of(s, "k3", 10).await, IdempotencyBegin::Started);
     assert_eq!(replay_of(s, "k3", 71).await, IdempotencyBegin::Started);
     assert!(matches!(
-        s.apply(Change::CreateTenant(&other), &record("k3", 10, 201, render, "o3"))
-            .await,
+        s.apply(
+            Change::CreateTenant(&other),
+            &record("k3", 10, 201, render, "o3")
+        )
+        .await,
         Err(StoreError::ReservationLost)
     ));
     assert_eq!(s.tenant(&other.id).await.unwrap(), None);
     assert_eq!(s.audit_outbox_entry("o3").await.unwrap(), None);
-    s.apply(Change::CreateTenant(&other), &record("k3", 71, 201, render, "o4"))
-        .await
-        .unwrap();
+    s.apply(
+        Change::CreateTenant(&other),
+        &record("k3", 71, 201, render, "o4"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.tenant(&other.id).await.unwrap(), Some(other));
     assert!(matches!(
         replay_of(s, "k3", 72).await,
@@ -466,7 +484,11 @@ async fn compound_changes_are_atomic(s: &dyn Store) {
     let retired = s.apply(change, &none).await.unwrap().revocation.unwrap();
     assert_eq!(retired.event, retire);
     assert_eq!(
-        s.delegation_grant("dlg_old").await.unwrap().unwrap().revoked_at,
+        s.delegation_grant("dlg_old")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
         Some(2_000)
     );
     assert_eq!(s.delegation_grant("dlg_new").await.unwrap(), Some(fresh));
@@ -520,16 +542,20 @@ async fn audit_outbox_is_drained_once(s: &dyn Store) {
                 due_at,
             }),
         };
-        let change = Change::SetTenantMaxTokenTtl {
-            id: &t.id,
-            secs: i,
-        };
+        let change = Change::SetTenantMaxTokenTtl { id: &t.id, secs: i };
         s.apply(change, &record).await.unwrap();
     }
     let ids = |rows: Vec<OutboxEntry>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
     // Only what is due; each taken entry is held, so a second drainer does not get it.
-    assert_eq!(ids(s.claim_audit_outbox(150, 1_000, 10).await.unwrap()), ["o1"]);
-    assert!(s.claim_audit_outbox(150, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(s.claim_audit_outbox(150, 1_000, 10).await.unwrap()),
+        ["o1"]
+    );
+    assert!(s
+        .claim_audit_outbox(150, 1_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let taken = s.claim_audit_outbox(300, 1_000, 1).await.unwrap();
     assert_eq!(
         taken,

@@ -167,7 +167,7 @@ fn idle_connections_do_not_starve_other_clients_under_a_1024_soft_limit() {
     join_crowd(IDLE_FIRST);
     let mut served = 0;
     let mut failures = Vec::new();
-    for i in 0..PROBES {
+    for _ in 0..PROBES {
         join_crowd((IDLE - IDLE_FIRST) / PROBES);
         if Instant::now() > window {
             failures.push("not attempted: the probe window closed".to_owned());
