@@ -133,12 +133,7 @@ impl Retry {
 }
 
 /// The entry a probe writes: the outage on record, in the chain it interrupted.
-pub(crate) fn outage_entry(
-    now_ms: i64,
-    since_ms: i64,
-    cause: &io::Error,
-    refused: u64,
-) -> Entry {
+pub(crate) fn outage_entry(now_ms: i64, since_ms: i64, cause: &io::Error, refused: u64) -> Entry {
     let mut e = Entry::new(now_ms, Kind::Alert, "audit.outage");
     e.decision = Decision::NotApplicable;
     e.reasons = vec![
@@ -151,7 +146,6 @@ pub(crate) fn outage_entry(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::panic)]
     use super::*;
 
     #[test]

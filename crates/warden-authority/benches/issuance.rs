@@ -7,7 +7,13 @@
 //! Run: `cargo bench -p warden-authority --bench issuance` (env `REQUESTS`, `CONCURRENCY`
 //! as a comma list, `SERVER_THREADS`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

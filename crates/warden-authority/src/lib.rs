@@ -21,8 +21,8 @@ mod exchange;
 mod http;
 mod idempotency;
 mod introspection;
-mod jti;
 pub mod journal;
+mod jti;
 pub mod keys;
 mod metadata;
 mod oauth;
@@ -189,7 +189,8 @@ impl Authority {
     pub fn audit_nowait(&self, entry: warden_audit::Entry) {
         if let Some(log) = self.audit.get() {
             match log.try_append(&entry) {
-                Ok(()) | Err(warden_audit::TryAppendError::Append(
+                Ok(())
+                | Err(warden_audit::TryAppendError::Append(
                     warden_audit::AppendError::Unavailable(_),
                 )) => {}
                 Err(e) => {

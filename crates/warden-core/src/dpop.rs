@@ -176,7 +176,6 @@ pub fn normalize_htu(url: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rand_core::OsRng;

@@ -119,7 +119,10 @@ impl<'a> UnverifiedToken<'a> {
             .try_into()
             .map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
         let payload = decode(p, "payload")?;
-        let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let signing_input = token
+            .as_bytes()
+            .get(..h.len() + 1 + p.len())
+            .ok_or(TokenError::Malformed("token is shorter than its parts"))?;
         Ok(Self {
             header,
             signing_input,

@@ -310,13 +310,7 @@ mod tests {
     #[test]
     fn a_disabled_tenant_ends_its_tokens_issued_before_and_only_those() {
         let mut v = RevocationView::new();
-        v.apply(&event(
-            1,
-            RevokedTarget::Tenant {
-                tenant: "t".into(),
-            },
-            100,
-        ));
+        v.apply(&event(1, RevokedTarget::Tenant { tenant: "t".into() }, 100));
         let mut other = token("usr_a", &[], 50);
         other.tenant = "u".into();
         assert_eq!(v.check(&other), Ok(()));
@@ -345,26 +339,14 @@ mod tests {
             },
             101,
         ));
-        v.apply(&event(
-            2,
-            RevokedTarget::Tenant {
-                tenant: "t".into(),
-            },
-            102,
-        ));
+        v.apply(&event(2, RevokedTarget::Tenant { tenant: "t".into() }, 102));
         assert_eq!(v.issuable_from(&t), Ok(102));
         let mut later = t.clone();
         later.iat = 102;
         assert_eq!(v.check(&later), Ok(()));
         later.iat = 101;
         assert_eq!(v.check(&later), Err(Revoked::Tenant("t".into())));
-        v.apply(&event(
-            3,
-            RevokedTarget::Token {
-                jti: t.jti.clone(),
-            },
-            0,
-        ));
+        v.apply(&event(3, RevokedTarget::Token { jti: t.jti.clone() }, 0));
         assert_eq!(v.issuable_from(&t), Err(Revoked::Token));
     }
 

@@ -14,7 +14,13 @@
 //! Run: `cargo bench -p warden-gateway --bench edge` (`SKIP_PROPAGATION=1` skips the first;
 //! a trailing filter such as `-- behaviour` picks criterion cases).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
+)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

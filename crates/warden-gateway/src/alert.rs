@@ -204,7 +204,7 @@ async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>, admin_to
                     break;
                 }
                 Ok((status, answer)) => {
-                    tracing::warn!(jti = %r.jti, attempt, status, detail = %answer["detail"], "quarantine revocation refused");
+                    tracing::warn!(jti = %r.jti, attempt, status, detail = %detail_of(&answer), "quarantine revocation refused");
                 }
                 Err(e) => {
                     tracing::warn!(jti = %r.jti, attempt, error = %e, "quarantine revocation failed");
@@ -225,6 +225,14 @@ async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>, admin_to
             }
         }
     }
+}
+
+/// The `detail` of a problem+json answer, for a log line; empty when there is none.
+pub fn detail_of(answer: &serde_json::Value) -> &str {
+    answer
+        .get("detail")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -544,6 +544,10 @@ impl Behaviour {
         let mut h = DefaultHasher::new();
         identity.hash(&mut h);
         let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "`i` is below SHARDS, the length of `shards`"
+        )]
         lock(&self.shards[i.min(SHARDS - 1)])
     }
 

@@ -287,7 +287,9 @@ impl GatewayConfig {
     /// `authority`, when given (the all-in-one server, or `--authority`), overrides the file's.
     pub fn parse(text: &str, origin: &str, authority: Option<&str>) -> Result<Self, ConfigError> {
         let line_of = |offset: usize| {
-            text.as_bytes()[..offset.min(text.len())]
+            text.as_bytes()
+                .get(..offset)
+                .unwrap_or(text.as_bytes())
                 .iter()
                 .filter(|b| **b == b'\n')
                 .count()

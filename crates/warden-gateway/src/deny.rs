@@ -208,10 +208,14 @@ impl Deny {
             "detail": reason,
         });
         if let Self::Policy { policy_ids, .. } = &self {
-            body["policy_ids"] = json!(policy_ids);
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("policy_ids".into(), json!(policy_ids));
+            }
         }
         if let Some(r) = self.restriction() {
-            body["restriction"] = json!(r);
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("restriction".into(), json!(r));
+            }
         }
         let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
         *res.status_mut() = status;

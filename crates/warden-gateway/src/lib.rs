@@ -332,7 +332,7 @@ impl Gateway {
         {
             Ok((200, _)) => *reported_until = newest,
             Ok((status, answer)) => {
-                tracing::warn!(status, detail = %answer["detail"], "usage report refused")
+                tracing::warn!(status, detail = %alert::detail_of(&answer), "usage report refused")
             }
             Err(e) => tracing::warn!(error = %e, "usage report failed; will retry"),
         }
@@ -383,7 +383,10 @@ impl Gateway {
                 }
             };
             next = (next + 1) % workers.len();
-            if workers[next].send((stream, peer, permit)).is_err() {
+            let worker = workers
+                .get(next)
+                .ok_or_else(|| std::io::Error::other("the gateway has no worker threads"))?;
+            if worker.send((stream, peer, permit)).is_err() {
                 return Err(std::io::Error::other("a gateway worker thread stopped"));
             }
         }
@@ -479,8 +482,9 @@ async fn resolve_tenants(
                 .await
                 .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
         let id = match status {
-            200 => answer["id"]
-                .as_str()
+            200 => answer
+                .get("id")
+                .and_then(serde_json::Value::as_str)
                 .filter(|id| warden_core::TenantId::parse(id).is_ok())
                 .map(str::to_owned)
                 .ok_or_else(|| {
@@ -495,12 +499,12 @@ async fn resolve_tenants(
                     authority.to_owned(),
                     format!(
                         "looking up tenant `{value}` answered {other}: {}",
-                        answer["detail"]
+                        alert::detail_of(&answer)
                     ),
                 ))
             }
         };
-        if answer["disabled"] == true {
+        if answer.get("disabled") == Some(&serde_json::Value::Bool(true)) {
             tracing::warn!(route = %route.prefix, tenant = %id, "the route's tenant is disabled: its principals get no tokens");
         }
         tracing::info!(route = %route.prefix, written = %value, tenant = %id, "route tenant confirmed");
@@ -548,7 +552,10 @@ async fn register_key(
     if status != 200 {
         return Err(StartError::Authority(
             authority.to_owned(),
-            format!("key registration answered {status}: {}", answer["detail"]),
+            format!(
+                "key registration answered {status}: {}",
+                alert::detail_of(&answer)
+            ),
         ));
     }
     Ok(())

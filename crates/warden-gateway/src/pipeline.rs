@@ -451,7 +451,6 @@ impl Gateway {
         outcome.map_err(|(_, _, d)| d)
     }
 
-    #[allow(clippy::type_complexity)]
     async fn phases<'g>(
         &'g self,
         facts: &Facts<'_>,

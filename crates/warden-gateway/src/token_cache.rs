@@ -114,6 +114,10 @@ impl<K: Hash + Eq + Clone, V> Sharded<K, V> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "`i` is below SHARDS, the length of `shards`"
+        )]
         crate::lock(&self.shards[i.min(SHARDS - 1)])
     }
 

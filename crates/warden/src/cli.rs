@@ -489,7 +489,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let mut body = json!({ "name": name });
                     if let Some(t) = max_token_ttl {
-                        body["max_token_ttl_secs"] = json!(t);
+                        crate::json::set(&mut body, "max_token_ttl_secs", json!(t));
                     }
                     admin.post("/tenants", Some(&body)).await?
                 }
@@ -525,16 +525,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let mut body = json!({ "kind": kind, "name": name });
                     if let Some(o) = owner {
-                        body["owner"] = json!(o);
+                        crate::json::set(&mut body, "owner", json!(o));
                     }
                     if let Some(s) = scopes {
-                        body["scopes"] = json!(s);
+                        crate::json::set(&mut body, "scopes", json!(s));
                     }
                     if !audiences.is_empty() {
-                        body["audiences"] = json!(audiences);
+                        crate::json::set(&mut body, "audiences", json!(audiences));
                     }
                     if let Some(path) = public_key {
-                        body["public_key"] = serde_json::to_value(keyfile::read_public(&path)?)?;
+                        crate::json::set(
+                            &mut body,
+                            "public_key",
+                            serde_json::to_value(keyfile::read_public(&path)?)?,
+                        );
                     }
                     admin
                         .post(
@@ -627,7 +631,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let mut body = json!({ "user": user, "agent": agent, "scopes": scopes });
                     if let Some(e) = expires_in {
-                        body["expires_in"] = json!(e);
+                        crate::json::set(&mut body, "expires_in", json!(e));
                     }
                     admin.post("/delegations", Some(&body)).await?
                 }
@@ -731,7 +735,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                            .filter_map(|t| crate::json::field(t, "id").as_str().map(str::to_owned))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -742,7 +746,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .get(&format!("/tenants/{}/access-report", seg(t)))
                     .await?;
                 for mut row in report.as_array().cloned().unwrap_or_default() {
-                    row["tenant"] = json!(t);
+                    crate::json::set(&mut row, "tenant", json!(t));
                     rows.push(row);
                 }
             }
@@ -764,7 +768,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let admin = connect(&common.data_dir)?;
             let mut body = json!({ "name": name });
             if let Some(s) = scopes {
-                body["scopes"] = json!(s);
+                crate::json::set(&mut body, "scopes", json!(s));
             }
             let out = admin
                 .post(

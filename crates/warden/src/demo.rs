@@ -67,19 +67,27 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let token_endpoint = meta
         .as_ref()
         .ok()
-        .and_then(|m| m["token_endpoint"].as_str().map(str::to_owned))
+        .and_then(|m| {
+            crate::json::field(m, "token_endpoint")
+                .as_str()
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     let jwks_uri = meta
         .as_ref()
         .ok()
-        .and_then(|m| m["jwks_uri"].as_str().map(str::to_owned))
+        .and_then(|m| {
+            crate::json::field(m, "jwks_uri")
+                .as_str()
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     steps.record(
         "discovery: RFC 8414 metadata",
         meta.map(|m| {
             format!(
                 "issuer {}\ntoken_endpoint {token_endpoint}\njwks_uri {jwks_uri}",
-                m["issuer"]
+                crate::json::field(&m, "issuer")
             )
         }),
     );
@@ -90,11 +98,11 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let tenant_id = tenant
         .as_ref()
         .ok()
-        .and_then(|t| t["id"].as_str().map(str::to_owned))
+        .and_then(|t| crate::json::field(t, "id").as_str().map(str::to_owned))
         .unwrap_or_default();
     steps.record(
         "tenant `demo` created",
-        tenant.map(|t| format!("id {}", t["id"])),
+        tenant.map(|t| format!("id {}", crate::json::field(&t, "id"))),
     );
 
     let agent_key = SigningKey::generate(&mut rand_core::OsRng);
@@ -112,11 +120,17 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let agent_id = agent
         .as_ref()
         .ok()
-        .and_then(|a| a["id"].as_str().map(str::to_owned))
+        .and_then(|a| crate::json::field(a, "id").as_str().map(str::to_owned))
         .unwrap_or_default();
     steps.record(
         "agent created with its own Ed25519 key (private key never leaves the agent)",
-        agent.map(|a| format!("id {}\nscope ceiling {}", a["id"], a["scopes"])),
+        agent.map(|a| {
+            format!(
+                "id {}\nscope ceiling {}",
+                crate::json::field(&a, "id"),
+                crate::json::field(&a, "scopes")
+            )
+        }),
     );
 
     let issued = async {
@@ -272,7 +286,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// A person delegates to the agent, the agent acts for them, and revoking the person ends it.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of the walk-through, with everything it shows"
+)]
 async fn delegation(
     steps: &mut Steps,
     http: &reqwest::Client,
@@ -294,7 +311,7 @@ async fn delegation(
                 })),
             )
             .await?;
-        let id = u["id"].as_str().unwrap_or_default().to_owned();
+        let id = crate::json::field(&u, "id").as_str().unwrap_or_default().to_owned();
         admin
             .post(
                 "/delegations",
@@ -353,7 +370,7 @@ async fn delegation(
             ])?,
         )
         .await?;
-        let Some(t) = v["access_token"].as_str() else { bail!("exchange refused: {v}") };
+        let Some(t) = crate::json::field(&v, "access_token").as_str() else { bail!("exchange refused: {v}") };
         let claims: warden_core::AccessClaims =
             warden_core::jws::UnverifiedToken::parse(t)?.claims_unverified()?;
         let actor = claims.act.as_ref().map(|a| a.sub.as_str());
@@ -374,7 +391,7 @@ async fn delegation(
 
     let introspect = |token: String| async move {
         let v = post("/oauth2/introspect".into(), form(&[("token", &token)])?).await?;
-        anyhow::Ok(v["active"].as_bool() == Some(true))
+        anyhow::Ok(crate::json::field(&v, "active").as_bool() == Some(true))
     };
     let revoked = async {
         if !introspect(delegated.clone()).await? {
@@ -402,8 +419,11 @@ async fn discover(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
         .await?
         .json()
         .await?;
-    if m["issuer"].as_str() != Some(url) {
-        bail!("metadata issuer {} is not {url}", m["issuer"]);
+    if crate::json::field(&m, "issuer").as_str() != Some(url) {
+        bail!(
+            "metadata issuer {} is not {url}",
+            crate::json::field(&m, "issuer")
+        );
     }
     Ok(m)
 }

@@ -4,6 +4,7 @@ mod admin_client;
 mod cli;
 mod demo;
 mod fdlimit;
+mod json;
 mod keyfile;
 mod oauth_client;
 mod report;

@@ -117,7 +117,7 @@ pub async fn discover_token_endpoint(
         .with_context(|| format!("cannot reach `{authority_url}`"))?
         .json()
         .await?;
-    meta["token_endpoint"]
+    crate::json::field(&meta, "token_endpoint")
         .as_str()
         .map(str::to_owned)
         .context("metadata lacks token_endpoint")

@@ -43,8 +43,10 @@ fn field(v: &Value, column: &str) -> String {
             .map(|g| {
                 format!(
                     "{}({})",
-                    g["principal"].as_str().unwrap_or_default(),
-                    g["scopes"].as_str().unwrap_or_default()
+                    crate::json::field(g, "principal")
+                        .as_str()
+                        .unwrap_or_default(),
+                    crate::json::field(g, "scopes").as_str().unwrap_or_default()
                 )
             })
             .collect::<Vec<_>>()

@@ -95,7 +95,10 @@ async fn a_full_disk_refuses_entries_then_recovers_by_itself_with_the_outage_on_
         LogStatus::Writable => panic!("the log should be down"),
     }
     let refused = log.append(&entry(9_001)).await.unwrap_err();
-    assert!(matches!(refused, AppendError::Unavailable(_)), "{refused:?}");
+    assert!(
+        matches!(refused, AppendError::Unavailable(_)),
+        "{refused:?}"
+    );
     assert!(matches!(
         log.try_append(&entry(9_002)),
         Err(TryAppendError::Append(AppendError::Unavailable(_)))

@@ -1,7 +1,13 @@
 //! Integration tests: tampering with real log files, the writer's durability and
 //! back-pressure, sinks and export, and a kill -9 crash test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
+)]
 
 mod crash;
 mod full_disk;

@@ -46,7 +46,10 @@ async fn a_token_requested_in_the_second_of_its_revocation_is_issued_alive() {
     let token = got.1["access_token"].as_str().unwrap();
     let claims = claims_of(token);
     assert_eq!(claims.iat, h.now());
-    assert_eq!(claims.exp - claims.iat, got.1["expires_in"].as_i64().unwrap());
+    assert_eq!(
+        claims.exp - claims.iat,
+        got.1["expires_in"].as_i64().unwrap()
+    );
     assert!(h.active(&watcher, token).await, "issued dead on arrival");
 }
 

@@ -50,16 +50,33 @@ async fn disabling_a_tenant_ends_its_live_tokens_everywhere_and_enabling_restore
     // Every live token of the tenant is dead, whoever holds it; other tenants' are not.
     // (The watcher's own tenant is disabled too: it authenticates no more, so the other
     // tenant's watcher and the store's view answer for it.)
-    assert!(h.authority.revocations.check(&crate::support::claims_of(&live)).is_err());
-    assert!(h.authority.revocations.check(&crate::support::claims_of(&also_live)).is_err());
+    assert!(h
+        .authority
+        .revocations
+        .check(&crate::support::claims_of(&live))
+        .is_err());
+    assert!(h
+        .authority
+        .revocations
+        .check(&crate::support::claims_of(&also_live))
+        .is_err());
     assert!(h.active(&other_watcher, &unrelated).await);
     let got = h
         .post_as(&watcher, "/oauth2/introspect", &[("token", &live)], &[])
         .await;
-    assert_eq!(got.0, 401, "a disabled tenant's client cannot authenticate: {}", got.1);
+    assert_eq!(
+        got.0, 401,
+        "a disabled tenant's client cannot authenticate: {}",
+        got.1
+    );
     assert_oauth_error(
-        &h.post_as(&agent, "/oauth2/token", &[("grant_type", "client_credentials")], &[])
-            .await,
+        &h.post_as(
+            &agent,
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            &[],
+        )
+        .await,
         401,
         "invalid_client",
     );

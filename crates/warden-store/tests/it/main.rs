@@ -6,7 +6,13 @@
 //! it those tests print a note and pass, unless `WARDEN_TEST_REQUIRE_POSTGRES=1`, when they
 //! fail. `scripts/postgres.sh` starts a throwaway server and sets both.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
+)]
 
 mod pg;
 

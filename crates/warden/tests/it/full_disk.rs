@@ -24,7 +24,10 @@ impl Tmpfs {
             .status()
             .unwrap()
             .success();
-        assert!(ok, "mounting a tmpfs failed: this test needs root (as CI runs)");
+        assert!(
+            ok,
+            "mounting a tmpfs failed: this test needs root (as CI runs)"
+        );
         Self(dir)
     }
 
@@ -175,10 +178,16 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
     std::fs::remove_file(filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while get(&addr, "/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "the server did not recover by itself");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not recover by itself"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(token(&data).status.success(), "issuance resumes without a restart");
+    assert!(
+        token(&data).status.success(),
+        "issuance resumes without a restart"
+    );
     let tenants = json_of(&warden(&data, &["tenant", "list", "--json"]));
     let names: Vec<&str> = tenants
         .as_array()
@@ -192,12 +201,21 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
     let (status, _, metrics) = get(&addr, "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("warden_audit_writable 1"), "{metrics}");
-    assert!(!metrics.contains("warden_audit_outages_total 0"), "{metrics}");
+    assert!(
+        !metrics.contains("warden_audit_outages_total 0"),
+        "{metrics}"
+    );
 
     drop(server);
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(!log.contains("corrupt"), "a full disk is not corruption:\n{log}");
-    assert!(log.contains("No space left on device") || log.contains("disk is full"), "{log}");
+    assert!(
+        !log.contains("corrupt"),
+        "a full disk is not corruption:\n{log}"
+    );
+    assert!(
+        log.contains("No space left on device") || log.contains("disk is full"),
+        "{log}"
+    );
 
     let out = warden(&data, &["audit", "verify"]);
     assert!(
@@ -212,6 +230,14 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
         .lines()
         .filter(|l| l.contains(r#""action":"audit.outage""#))
         .collect();
-    assert_eq!(outages.len(), 1, "the outage is on record once: {outages:?}");
-    assert!(outages[0].contains("No space left on device"), "{}", outages[0]);
+    assert_eq!(
+        outages.len(),
+        1,
+        "the outage is on record once: {outages:?}"
+    );
+    assert!(
+        outages[0].contains("No space left on device"),
+        "{}",
+        outages[0]
+    );
 }

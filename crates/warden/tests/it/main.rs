@@ -1,7 +1,13 @@
 //! The `warden` binary as a user runs it: a real `warden serve` process, admin commands
 //! finding it through the data directory, and their failures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
+)]
 
 #[cfg(unix)]
 mod crash;
