@@ -5,7 +5,7 @@
 #
 # Exports:
 #   WARDEN_TEST_POSTGRES_URL=postgres://warden:PASSWORD@127.0.0.1:PORT/warden_test
-#   WARDEN_TEST_REQUIRE_POSTGRES=1    # the PostgreSQL tests fail, not skip, without it
+# (Without it the PostgreSQL tests fail, unless WARDEN_TEST_POSTGRES=skip opts out of them.)
 #
 # Installs PostgreSQL from the Debian packages when no `initdb` can be found. The cluster
 # lives in a fresh temporary directory, listens on 127.0.0.1 only, on a free port, with its
@@ -76,7 +76,7 @@ stop_postgres() {
     fi
     rm -rf "$WARDEN_PG_DIR"
   fi
-  unset WARDEN_PG_DIR WARDEN_PG_BIN WARDEN_TEST_POSTGRES_URL WARDEN_TEST_REQUIRE_POSTGRES
+  unset WARDEN_PG_DIR WARDEN_PG_BIN WARDEN_TEST_POSTGRES_URL
 }
 
 _warden_pg_start() {
@@ -142,7 +142,6 @@ _warden_pg_start() {
 
   export WARDEN_PG_DIR WARDEN_PG_BIN
   export WARDEN_TEST_POSTGRES_URL="postgres://warden:$password@127.0.0.1:$port/warden_test"
-  export WARDEN_TEST_REQUIRE_POSTGRES=1
   _warden_pg_log "PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)"
 }
 

@@ -97,28 +97,9 @@ NGINX=$(command -v nginx) || die "nginx is not installed"
   die "$NGINX lacks the auth_request module"
 
 # ---- Python: the same throwaway (or cached) venv as tests/interop ---------------
-# The pins are tests/interop's, so one venv in WARDEN_INTEROP_CACHE serves both suites.
-eval "$(grep -m1 '^PY_PKGS=' "$ROOT/tests/interop/run.sh")"
-if [[ -n "${WARDEN_INTEROP_CACHE:-}" ]]; then
-  mkdir -p "$WARDEN_INTEROP_CACHE"
-  DEPS=$(cd "$WARDEN_INTEROP_CACHE" && pwd)
-else
-  DEPS=$TMP/deps
-fi
-VENV=$DEPS/venv
-PY=$VENV/bin/python
-
-py_stamp=$(printf '%s\n' "$(python3 --version 2>&1)" "${PY_PKGS[@]}")
-if [[ -x "$PY" && "$(cat "$VENV/.interop-stamp" 2>/dev/null)" == "$py_stamp" ]] &&
-  "$PY" -c 'import jwt, authlib, joserfc, cryptography, requests' 2>/dev/null; then
-  echo "gateway: reusing Python venv in $VENV"
-else
-  echo "gateway: installing Python packages into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$PY" -m pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
-  printf '%s\n' "$py_stamp" >"$VENV/.interop-stamp"
-fi
+source "$ROOT/tests/lib/deps.sh"
+deps_dir "$TMP"
+python_venv gateway
 echo "gateway: python $("$PY" -c 'import sys; print(sys.version.split()[0])'), PyJWT $("$PY" -c 'import jwt; print(jwt.__version__)'), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
 
 # `jget FILE EXPR`: evaluates a Python expression over the JSON document `d` in FILE.

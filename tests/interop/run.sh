@@ -32,9 +32,7 @@ if [[ ! -x "$WARDEN_BIN" ]]; then
   exit 2
 fi
 
-# Pinned to the current major versions.
-PY_PKGS=("PyJWT>=2.8,<3" "cryptography>=43,<51" "Authlib>=1.9,<2" "requests>=2.31,<3")
-NPM_PKGS=("openid-client@6" "jose@6")
+source "$ROOT/tests/lib/deps.sh"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/warden-interop.XXXXXX")
 SERVER_PID=
@@ -71,39 +69,9 @@ die() {
 }
 
 # ---- client libraries ----------------------------------------------------
-if [[ -n "${WARDEN_INTEROP_CACHE:-}" ]]; then
-  mkdir -p "$WARDEN_INTEROP_CACHE"
-  DEPS=$(cd "$WARDEN_INTEROP_CACHE" && pwd)
-else
-  DEPS=$TMP/deps
-fi
-VENV=$DEPS/venv
-NODE_DIR=$DEPS/node
-PY=$VENV/bin/python
-
-py_stamp=$(printf '%s\n' "$(python3 --version 2>&1)" "${PY_PKGS[@]}")
-if [[ -x "$PY" && "$(cat "$VENV/.interop-stamp" 2>/dev/null)" == "$py_stamp" ]] &&
-  "$PY" -c 'import jwt, authlib, joserfc, cryptography, requests' 2>/dev/null; then
-  echo "interop: reusing Python venv in $VENV"
-else
-  echo "interop: installing Python packages into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$PY" -m pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
-  printf '%s\n' "$py_stamp" >"$VENV/.interop-stamp"
-fi
-
-node_stamp=$(printf '%s\n' "$(node --version)" "${NPM_PKGS[@]}")
-if [[ -d "$NODE_DIR/node_modules" && "$(cat "$NODE_DIR/.interop-stamp" 2>/dev/null)" == "$node_stamp" ]] &&
-  (cd "$NODE_DIR" && node --input-type=module -e "await import('openid-client'); await import('jose')") 2>/dev/null; then
-  echo "interop: reusing node_modules in $NODE_DIR"
-else
-  echo "interop: installing npm packages into $NODE_DIR"
-  rm -rf "$NODE_DIR"
-  mkdir -p "$NODE_DIR"
-  (cd "$NODE_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "${NPM_PKGS[@]}")
-  printf '%s\n' "$node_stamp" >"$NODE_DIR/.interop-stamp"
-fi
+deps_dir "$TMP"
+python_venv interop
+node_modules interop
 
 "$PY" - <<'PYEOF'
 import importlib.metadata as m, sys

@@ -2,7 +2,9 @@
 //! concurrent keep-alive clients, against a real authority on a SQLite file; and token
 //! exchange (RFC 8693, an agent acting for a user under a delegation grant) with the same
 //! clients. Baselines in the same run: `GET /.well-known/jwks.json` on the same server, the
-//! floor of this HTTP stack, and client_credentials for the exchange.
+//! floor of this HTTP stack, and client_credentials for the exchange. The authority records
+//! to a real audit log in the same directory, so each token's number includes waiting for its
+//! entry to be durable (group-committed with the others in flight).
 //!
 //! Run: `cargo bench -p warden-authority --bench issuance` (env `REQUESTS`, `CONCURRENCY`
 //! as a comma list, `SERVER_THREADS`).
@@ -128,12 +130,19 @@ fn main() {
         let store = SqliteStore::open(&dir.path().join("warden.db"))
             .await
             .unwrap();
+        // Every token is on durable record before it is answered, as in production.
+        let signer: Arc<dyn warden_audit::CheckpointSigner> =
+            Arc::new(SigningKey::generate(&mut OsRng));
+        let (audit, _) =
+            warden_audit::AuditLog::open(dir.path(), signer, warden_audit::Options::default())
+                .unwrap();
         let authority = Authority::start(
             config,
             Arc::new(store),
             SealingKey::generate(&mut OsRng),
             ADMIN,
             Arc::new(SystemClock),
+            audit,
         )
         .await
         .unwrap();

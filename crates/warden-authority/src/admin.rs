@@ -112,7 +112,7 @@ async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next
 /// the fact; should the log fail then, the caller learns that it is not on record.
 async fn audit_change(State(a): State<Arc<Authority>>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) || !a.audit_attached() {
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) {
         return next.run(req).await;
     }
     // The full path, as the caller sent it, not the one the nested router sees.
@@ -225,7 +225,7 @@ pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
     } else {
         Err(Problem::unprocessable(format!(
             "name `{}` refused: {NAME_RULE}",
-            crate::oauth::truncate(name)
+            crate::token_request::truncate(name)
         )))
     }
 }

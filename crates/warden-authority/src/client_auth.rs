@@ -1,6 +1,9 @@
 //! Client authentication at the token endpoint: `private_key_jwt` (RFC 7523 §2.2) with the
 //! client's registered Ed25519 key, or `client_secret_basic` (RFC 6749 §2.3.1) for tools
 //! that can do nothing else. Exactly one method per request.
+//!
+//! The credentials are parsed once per request ([`ClientAuthentication::parse`]): the same
+//! parse serves the honeytoken check before authentication and the authentication itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +15,9 @@ use warden_core::claims::AssertionClaims;
 use warden_core::crypto::verify_secret;
 use warden_core::jws::UnverifiedToken;
 use warden_core::token::TypeRule;
-use warden_core::{PrincipalId, Validation};
+use warden_core::{PrincipalId, TokenError, Validation};
 use warden_store::{AssertionJti, Principal, Tenant};
+use zeroize::Zeroizing;
 
 use crate::client_cache::Client;
 use crate::error::OAuthError;
@@ -34,56 +38,103 @@ impl AuthenticatedClient {
     }
 }
 
-/// The client id a request claims, before anything is verified: for spotting honeytoken
-/// credentials, never for a decision.
-pub fn claimed_client_id(headers: &HeaderMap, params: &HashMap<String, String>) -> Option<String> {
-    if let Some(a) = params.get("client_assertion") {
-        return UnverifiedToken::parse(a)
-            .ok()?
-            .claims_unverified::<AssertionClaims>()
-            .ok()
-            .map(|c| c.iss);
-    }
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
+/// How the client proves who it is, parsed once from a request: the assertion it sent
+/// (`private_key_jwt`), its Basic credentials, or neither. Parsing refuses nothing; what is
+/// wrong is refused by [`authenticate`], in its order.
+pub struct ClientAuthentication<'r> {
+    /// `client_assertion`, parsed unverified (or why it does not parse).
+    assertion: Option<Result<Assertion<'r>, TokenError>>,
+    /// `client_assertion_type`.
+    assertion_type: Option<&'r str>,
+    /// The `Authorization: Basic` credentials (`None` inside: malformed).
+    basic: Option<Option<Basic>>,
+    /// The `client_id` parameter.
+    client_id: Option<&'r str>,
+    /// Whether a `client_secret` parameter was sent (`client_secret_post`, refused).
+    secret_post: bool,
+}
+
+/// A client assertion that parses, not yet verified.
+struct Assertion<'r> {
+    token: UnverifiedToken<'r>,
+    claims: AssertionClaims,
+}
+
+/// RFC 6749 §2.3.1 credentials, form-decoded.
+struct Basic {
+    id: String,
+    secret: Zeroizing<String>,
+}
+
+impl<'r> ClientAuthentication<'r> {
+    pub fn parse(headers: &HeaderMap, params: &'r HashMap<String, String>) -> Self {
+        let assertion = params.get("client_assertion").map(|a| {
+            let token = UnverifiedToken::parse(a)?;
+            let claims = token.claims_unverified::<AssertionClaims>()?;
+            Ok(Assertion { token, claims })
         });
-    if let Some(b) = basic {
-        let decoded = String::from_utf8(STANDARD.decode(b.trim()).ok()?).ok()?;
-        return decoded.split_once(':').map(|(id, _)| form_decode(id));
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            })
+            .map(Basic::parse);
+        Self {
+            assertion,
+            assertion_type: params.get("client_assertion_type").map(String::as_str),
+            basic,
+            client_id: params.get("client_id").map(String::as_str),
+            secret_post: params.contains_key("client_secret"),
+        }
     }
-    params.get("client_id").cloned()
+
+    /// The client id the request claims, before anything is verified: for spotting
+    /// honeytoken credentials, never for a decision.
+    pub fn claimed_id(&self) -> Option<&str> {
+        if let Some(a) = &self.assertion {
+            return a.as_ref().ok().map(|a| a.claims.iss.as_str());
+        }
+        if let Some(b) = &self.basic {
+            return b.as_ref().map(|b| b.id.as_str());
+        }
+        self.client_id
+    }
+}
+
+impl Basic {
+    fn parse(credentials: &str) -> Option<Self> {
+        let decoded = STANDARD.decode(credentials.trim()).ok()?;
+        let decoded = Zeroizing::new(String::from_utf8(decoded).ok()?);
+        let (id, secret) = decoded.split_once(':')?;
+        Some(Self {
+            id: form_decode(id),
+            secret: Zeroizing::new(form_decode(secret)),
+        })
+    }
 }
 
 pub async fn authenticate(
     a: &Authority,
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
+    credentials: ClientAuthentication<'_>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
-    let assertion = params.get("client_assertion");
-    if params.contains_key("client_secret") {
+    if credentials.secret_post {
         return Err(OAuthError::invalid_client(
             "client_secret_post is not supported; use private_key_jwt or client_secret_basic",
         ));
     }
-    let client = match (assertion, basic) {
+    let client_id = credentials.client_id;
+    let client = match (credentials.assertion, credentials.basic) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "more than one client authentication method",
             ))
         }
-        (Some(assertion), None) => private_key_jwt(a, params, assertion).await?,
-        (None, Some(credentials)) => client_secret_basic(a, params, credentials)
+        (Some(assertion), None) => {
+            private_key_jwt(a, client_id, credentials.assertion_type, assertion).await?
+        }
+        (None, Some(basic)) => client_secret_basic(a, client_id, basic)
             .await
             .map_err(|e| e.with_challenge("Basic"))?,
         (None, None) => {
@@ -104,28 +155,27 @@ pub async fn authenticate(
 
 async fn private_key_jwt(
     a: &Authority,
-    params: &HashMap<String, String>,
-    assertion: &str,
+    client_id: Option<&str>,
+    assertion_type: Option<&str>,
+    assertion: Result<Assertion<'_>, TokenError>,
 ) -> Result<Arc<Client>, OAuthError> {
-    if params.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER_ASSERTION) {
+    if assertion_type != Some(JWT_BEARER_ASSERTION) {
         return Err(OAuthError::invalid_client(format!(
             "client_assertion_type must be `{JWT_BEARER_ASSERTION}`"
         )));
     }
-    let bad =
-        |e: warden_core::TokenError| OAuthError::invalid_client(format!("client assertion: {e}"));
-    let token = UnverifiedToken::parse(assertion).map_err(bad)?;
+    let bad = |e: TokenError| OAuthError::invalid_client(format!("client assertion: {e}"));
     // The assertion names its client; its key is looked up before anything is trusted.
-    let unverified: AssertionClaims = token.claims_unverified().map_err(bad)?;
+    let Assertion {
+        token,
+        claims: unverified,
+    } = assertion.map_err(bad)?;
     if unverified.iss != unverified.sub {
         return Err(OAuthError::invalid_client(
             "client assertion `iss` and `sub` must both be the client id",
         ));
     }
-    if params
-        .get("client_id")
-        .is_some_and(|id| *id != unverified.sub)
-    {
+    if client_id.is_some_and(|id| id != unverified.sub) {
         return Err(OAuthError::invalid_client(
             "client_id does not match the client assertion",
         ));
@@ -182,18 +232,12 @@ async fn private_key_jwt(
 
 async fn client_secret_basic(
     a: &Authority,
-    params: &HashMap<String, String>,
-    credentials: &str,
+    client_id: Option<&str>,
+    basic: Option<Basic>,
 ) -> Result<Arc<Client>, OAuthError> {
-    let malformed = || OAuthError::invalid_client("malformed Basic credentials");
-    let decoded = STANDARD
-        .decode(credentials.trim())
-        .map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let id = form_decode(id);
-    let secret = form_decode(secret);
-    if params.get("client_id").is_some_and(|p| *p != id) {
+    let Basic { id, secret } =
+        basic.ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+    if client_id.is_some_and(|p| p != id) {
         return Err(OAuthError::invalid_client(
             "client_id does not match the Basic credentials",
         ));

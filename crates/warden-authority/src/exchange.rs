@@ -15,8 +15,6 @@
 //! the lifetime ends no later than the subject token's; `allowed_ips` carries over. Asking for
 //! more than that is refused, not narrowed.
 
-use std::collections::HashMap;
-
 use rand_core::OsRng;
 use warden_core::claims::{AccessClaims, Actor, Audience, Confirmation};
 use warden_core::id::random_token_id;
@@ -24,42 +22,18 @@ use warden_core::{PrincipalId, ScopeSet};
 
 use crate::client_auth::AuthenticatedClient;
 use crate::error::OAuthError;
-use crate::oauth::{mint, requested_scopes, truncate, TokenResponse, ACCESS_TOKEN_TYPE};
+use crate::grant::{chain, GrantType, Issue};
+use crate::token_request::{truncate, within, ExchangeRequest};
 use crate::Authority;
 
-pub async fn exchange(
+pub async fn grant(
     a: &Authority,
     client: &AuthenticatedClient,
-    params: &HashMap<String, String>,
+    request: ExchangeRequest<'_>,
     jkt: Option<String>,
     peer: Option<std::net::IpAddr>,
-) -> Result<TokenResponse, OAuthError> {
-    let subject_token = params
-        .get("subject_token")
-        .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
-    match params.get("subject_token_type").map(String::as_str) {
-        Some(ACCESS_TOKEN_TYPE) => {}
-        Some(other) => {
-            return Err(OAuthError::invalid_request(format!(
-                "subject_token_type `{}` is not supported; use `{ACCESS_TOKEN_TYPE}`",
-                truncate(other)
-            )))
-        }
-        None => return Err(OAuthError::invalid_request("subject_token_type is missing")),
-    }
-    if params
-        .get("requested_token_type")
-        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type must be `{ACCESS_TOKEN_TYPE}`"
-        )));
-    }
-    if params.contains_key("actor_token") {
-        return Err(OAuthError::invalid_request(
-            "actor_token is not used: the authenticated client is the actor",
-        ));
-    }
+) -> Result<Issue, OAuthError> {
+    let subject_token = request.subject_token?;
     let now = a.now();
     let parent = a
         .verify_own_token(subject_token, now)
@@ -147,24 +121,23 @@ pub async fn exchange(
             a.config.max_delegation_depth
         )));
     }
-    let scopes = requested_scopes(params, &available, "what the subject token and client hold")?;
+    let scopes = within(
+        request.scope?,
+        &available,
+        "what the subject token and client hold",
+    )?;
 
-    let audience = match (params.get("resource"), params.get("audience")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_target(
-                "send resource or audience, not both",
-            ))
-        }
-        (Some(r), None) | (None, Some(r)) => {
+    let audience = match request.target? {
+        Some(r) => {
             if !parent.aud.contains(r) {
                 return Err(OAuthError::invalid_target(format!(
                     "`{}` is not an audience of the subject token",
                     truncate(r)
                 )));
             }
-            Audience::One(r.clone())
+            Audience::One(r.to_owned())
         }
-        (None, None) => parent.aud.clone(),
+        None => parent.aud.clone(),
     };
     let ttl = a
         .config
@@ -174,21 +147,13 @@ pub async fn exchange(
     if let Some(end) = grant_end {
         exp = exp.min(end);
     }
-    if let Some(asked) = params.get("expires_in") {
-        let asked: i64 =
-            asked.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                OAuthError::invalid_request("expires_in must be a positive integer")
-            })?;
+    if let Some(asked) = request.expires_in? {
         exp = exp.min(now.saturating_add(asked));
     }
     if exp <= now {
         return Err(OAuthError::invalid_grant("subject_token has expired"));
     }
-    let max_uses = match params.get("max_uses").map(String::as_str) {
-        None => None,
-        Some("1") => Some(1),
-        Some(_) => return Err(OAuthError::invalid_request("max_uses may only be 1")),
-    };
+    let max_uses = request.max_uses?;
     let claims = AccessClaims {
         iss: a.config.issuer.clone(),
         sub: parent.sub.clone(),
@@ -205,12 +170,8 @@ pub async fn exchange(
         allowed_ips: parent.allowed_ips.clone(),
         max_uses,
     };
-    mint(a, &claims, Some(ACCESS_TOKEN_TYPE))
-}
-
-/// Every principal a token names: its subject and each actor, outermost first.
-pub fn chain(claims: &AccessClaims) -> impl Iterator<Item = &str> {
-    std::iter::once(claims.sub.as_str()).chain(
-        std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).map(|a| a.sub.as_str()),
-    )
+    Ok(Issue {
+        claims,
+        by: GrantType::Exchange,
+    })
 }

@@ -13,9 +13,9 @@ use axum::Json;
 use serde_json::json;
 use warden_store::{NewRevocation, RevocationTarget};
 
-use crate::client_auth::authenticate;
+use crate::client_auth::{authenticate, ClientAuthentication};
 use crate::error::OAuthError;
-use crate::exchange::chain;
+use crate::grant::chain;
 use crate::oauth::read_form;
 use crate::Authority;
 
@@ -29,7 +29,7 @@ pub async fn introspect(
     let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
-        let client = authenticate(&a, &headers, &params).await?;
+        let client = authenticate(&a, ClientAuthentication::parse(&headers, &params)).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
@@ -96,7 +96,7 @@ pub async fn revoke(
     let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
-        let client = authenticate(&a, &headers, &params).await?;
+        let client = authenticate(&a, ClientAuthentication::parse(&headers, &params)).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

@@ -8,14 +8,17 @@
 
 use std::sync::{Arc, RwLock};
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::OsRng;
-use warden_core::crypto::{SealingKey, SigningKey};
+use warden_core::crypto::{SealingKey, SigningKey, SIGNATURE_LEN};
 use warden_core::id::random_token_id;
 use warden_core::jwks::{Jwk, JwkSet};
 use warden_core::{KeySet, PublicKey};
 use warden_store::{GatewayKeyRecord, KeyState, SigningKeyRecord, Store, StoreError};
+
+use crate::signer::{SignError, Signer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -38,6 +41,18 @@ pub struct KeyringState {
     /// The serialized JWKS document, built once per change rather than per request.
     pub jwks_json: Arc<[u8]>,
     pub records: Vec<SigningKeyRecord>,
+}
+
+/// The active key signs.
+#[async_trait]
+impl Signer for KeyringState {
+    fn kid(&self) -> &str {
+        &self.active_kid
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<[u8; SIGNATURE_LEN], SignError> {
+        Ok(self.active.sign(message))
+    }
 }
 
 pub struct Keyring {
@@ -79,6 +94,12 @@ impl Keyring {
             Ok(g) => Arc::clone(&g),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// What signs tokens now: the active key, taken whole so that a rotation in between
+    /// never pairs one key's `kid` with another's signature.
+    pub fn signer(&self) -> Arc<dyn Signer> {
+        self.current()
     }
 
     /// Promotes the next key, retires the active one until `now + max_token_ttl + leeway`,

@@ -13,14 +13,17 @@ mod admin_revocation;
 pub mod alerts;
 mod client_auth;
 mod client_cache;
+mod client_credentials;
 pub mod config;
 pub mod data_dir;
 mod dpop;
 pub mod error;
 mod exchange;
+mod grant;
 mod http;
 mod idempotency;
 mod introspection;
+mod issue;
 pub mod journal;
 mod jti;
 pub mod keys;
@@ -29,6 +32,8 @@ mod oauth;
 pub mod readiness;
 pub mod revocation;
 pub mod server;
+pub mod signer;
+mod token_request;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +45,7 @@ use warden_store::Store;
 
 pub use config::{AuthorityConfig, Limits};
 pub use keys::{Keyring, KeyringError};
+pub use signer::{SignError, Signer};
 
 /// One authority: configuration, state and keys, shared by every request.
 pub struct Authority {
@@ -48,7 +54,9 @@ pub struct Authority {
     pub keys: Arc<Keyring>,
     pub alerts: alerts::Alerts,
     activity: activity::ActivityRecorder,
-    audit: std::sync::OnceLock<warden_audit::AuditLog>,
+    /// Where every issuance, refusal and change is recorded; the authority has no other way
+    /// to run.
+    audit: warden_audit::AuditLog,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
     clients: client_cache::ClientCache,
@@ -69,12 +77,14 @@ pub enum StartError {
 
 impl Authority {
     /// Validates the configuration and loads (on first start, creates) the signing keys.
+    /// Every event from the first request on is recorded in `audit`.
     pub async fn start(
         config: AuthorityConfig,
         store: Arc<dyn Store>,
         master_key: SealingKey,
         admin_token: &str,
         clock: Arc<dyn Clock>,
+        audit: warden_audit::AuditLog,
     ) -> Result<Arc<Self>, StartError> {
         config.validate().map_err(StartError::Config)?;
         let keys = Arc::new(Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?);
@@ -89,7 +99,7 @@ impl Authority {
         revocations.spawn_follower(Arc::clone(&store));
         Ok(Arc::new(Self {
             activity: activity::ActivityRecorder::default(),
-            audit: std::sync::OnceLock::new(),
+            audit,
             alerts,
             revocations,
             dpop_replay: std::sync::Mutex::new(warden_core::replay::ReplayCache::new(
@@ -170,44 +180,34 @@ impl Authority {
             .await
     }
 
-    /// Sends every later event to `log`. Once only; false if a log was already attached.
-    pub fn attach_audit(&self, log: warden_audit::AuditLog) -> bool {
-        self.audit.set(log).is_ok()
-    }
-
-    /// Records `entry` and returns once it is durable (immediately if no log is attached).
+    /// Records `entry` and returns once it is durable.
     pub async fn audit(&self, entry: warden_audit::Entry) -> Result<(), warden_audit::AppendError> {
-        match self.audit.get() {
-            Some(log) => log.append(&entry).await.map(|_| ()),
-            None => Ok(()),
-        }
+        self.audit.append(&entry).await.map(|_| ())
     }
 
     /// Records `entry` without waiting; a full queue is logged, never waited on (for refusals
     /// and alerts, which an attacker can multiply). During an outage the log has said so
     /// once and counts what it refuses, so refusals are not logged one by one.
     pub fn audit_nowait(&self, entry: warden_audit::Entry) {
-        if let Some(log) = self.audit.get() {
-            match log.try_append(&entry) {
-                Ok(())
-                | Err(warden_audit::TryAppendError::Append(
-                    warden_audit::AppendError::Unavailable(_),
-                )) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, action = %entry.action, "audit entry not recorded");
-                }
+        match self.audit.try_append(&entry) {
+            Ok(())
+            | Err(warden_audit::TryAppendError::Append(warden_audit::AppendError::Unavailable(
+                _,
+            ))) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, action = %entry.action, "audit entry not recorded");
             }
         }
     }
 
-    /// The attached audit log, if any.
-    pub fn audit_log(&self) -> Option<&warden_audit::AuditLog> {
-        self.audit.get()
+    /// The audit log.
+    pub fn audit_log(&self) -> &warden_audit::AuditLog {
+        &self.audit
     }
 
-    /// Whether the attached audit log can write (`None`: no log attached).
-    pub fn audit_status(&self) -> Option<warden_audit::LogStatus> {
-        self.audit.get().map(warden_audit::AuditLog::status)
+    /// Whether the audit log can write.
+    pub fn audit_status(&self) -> warden_audit::LogStatus {
+        self.audit.status()
     }
 
     /// Merges the activity gathered since the last flush into the store.

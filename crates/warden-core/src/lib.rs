@@ -5,6 +5,7 @@
 //! [`time::Clock`], randomness as an RNG parameter. Every cryptographic operation lives in
 //! [`crypto`]; everything else calls it.
 
+pub mod access;
 pub mod claims;
 pub mod crypto;
 pub mod dpop;
@@ -17,6 +18,7 @@ pub mod scope;
 pub mod time;
 pub mod token;
 
+pub use access::{DelegationChain, VerifiedAccess};
 pub use claims::{AccessClaims, Actor, AssertionClaims, Audience};
 pub use crypto::{PublicKey, SigningKey};
 pub use id::{PrincipalId, PrincipalKind, TenantId};

@@ -69,12 +69,21 @@ async fn setup(gateways: usize, extra_toml: &str) -> Setup {
     let store = SqliteStore::open(&dir.path().join("warden.db"))
         .await
         .unwrap();
+    let audit_signer: Arc<dyn warden_audit::CheckpointSigner> =
+        Arc::new(SigningKey::generate(&mut OsRng));
+    let (audit, _) = warden_audit::AuditLog::open(
+        &dir.path().join("authority-audit"),
+        audit_signer,
+        warden_audit::Options::default(),
+    )
+    .unwrap();
     let authority = Authority::start(
         config,
         Arc::new(store),
         SealingKey::generate(&mut OsRng),
         ADMIN,
         Arc::new(SystemClock),
+        audit,
     )
     .await
     .unwrap();

@@ -21,6 +21,8 @@ pub enum Deny {
     InvalidToken(String),
     /// A honeytoken, naming this principal: refused like a revoked token, and reported.
     Honeytoken(String),
+    /// The token, a principal it names, a grant it rests on or its tenant was revoked.
+    Revoked(String),
     NoRoute,
     MethodNotAllowed(String),
     /// The route belongs to a tenant, and the token to another one.
@@ -40,6 +42,10 @@ pub enum Deny {
     RevocationStale,
     /// The replay cache is full of live values; accepting more would forget some.
     ReplayCacheFull,
+    /// The DPoP proof was spent by an earlier request.
+    ProofReplayed,
+    /// The single-use token was spent by an earlier request.
+    TokenSpent,
     AuditBacklog,
     /// Behaviour: the token is quarantined (its revocation is on its way, or has arrived).
     Quarantined,
@@ -64,9 +70,12 @@ impl Deny {
     pub fn phase(&self) -> &'static str {
         match self {
             Self::BadPath(_) | Self::UntrustedCaller => "request",
-            Self::MissingToken | Self::InvalidToken(_) | Self::Honeytoken(_) => "verify",
-            Self::InvalidDpop(_) | Self::ReplayCacheFull => "possession",
-            Self::RevocationStale => "revocation",
+            Self::MissingToken | Self::InvalidToken(_) => "verify",
+            Self::InvalidDpop(_) => "possession",
+            // A honeytoken is found in the revocation view, even when `verify` looks (an
+            // expired one is still reported).
+            Self::Revoked(_) | Self::Honeytoken(_) | Self::RevocationStale => "revocation",
+            Self::ReplayCacheFull | Self::ProofReplayed | Self::TokenSpent => "spend",
             Self::NoRoute | Self::MethodNotAllowed(_) => "route",
             Self::OtherTenant => "tenant",
             Self::InsufficientScope(_) => "scope",
@@ -87,7 +96,10 @@ impl Deny {
             Self::UntrustedCaller => StatusCode::FORBIDDEN,
             Self::MissingToken
             | Self::InvalidToken(_)
+            | Self::Revoked(_)
             | Self::InvalidDpop(_)
+            | Self::ProofReplayed
+            | Self::TokenSpent
             | Self::Honeytoken(_)
             | Self::Quarantined => StatusCode::UNAUTHORIZED,
             Self::RevocationStale | Self::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
@@ -110,7 +122,9 @@ impl Deny {
             Self::BadPath(r) => r.clone(),
             Self::UntrustedCaller => "forward auth answers only trusted proxies".into(),
             Self::MissingToken => "no bearer token".into(),
-            Self::InvalidToken(r) | Self::InvalidDpop(r) => r.clone(),
+            Self::InvalidToken(r) | Self::Revoked(r) | Self::InvalidDpop(r) => r.clone(),
+            Self::ProofReplayed => "DPoP proof was already used".into(),
+            Self::TokenSpent => "single-use token was already used".into(),
             // The presenter must not learn that it was a trap.
             Self::Honeytoken(_) => "token was revoked".into(),
             Self::RevocationStale => {
@@ -158,6 +172,7 @@ impl Deny {
                 | Self::Network(_)
                 | Self::Policy { .. }
                 | Self::InvalidDpop(_)
+                | Self::ProofReplayed
         )
     }
 
@@ -230,17 +245,17 @@ impl Deny {
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"token is quarantined\""
                     .to_owned(),
             ),
-            Self::InvalidToken(r) => Some(format!(
+            Self::InvalidToken(_) | Self::Revoked(_) | Self::TokenSpent => Some(format!(
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
-                quote_safe(r)
+                quote_safe(&reason)
             )),
             Self::Honeytoken(_) => Some(
                 "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"token was revoked\""
                     .to_owned(),
             ),
-            Self::InvalidDpop(r) => Some(format!(
+            Self::InvalidDpop(_) | Self::ProofReplayed => Some(format!(
                 "DPoP algs=\"EdDSA\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
-                quote_safe(r)
+                quote_safe(&reason)
             )),
             Self::InsufficientScope(s) => Some(format!(
                 "Bearer realm=\"warden\", error=\"insufficient_scope\", scope=\"{}\"",

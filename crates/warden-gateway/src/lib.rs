@@ -1,14 +1,18 @@
 //! Warden's gateway: no request reaches an upstream unless its identity is proven and a
 //! policy allows it.
 //!
-//! Each request runs a pipeline of named phases, all local (no store, no authority call on
-//! the hot path): `verify` (bearer token, EdDSA against the cached JWKS, claims) → `route`
-//! (longest prefix) → `tenant` (a route of one tenant takes only its tokens) → `scope` → `network` (`allowed_ips` against the client address) →
-//! `policy` (Cedar) → `rate` (GCRA per identity) → `swap` (a short internal token for that
-//! upstream) → `forward`. With `[gateway.behaviour]` on, a `behaviour` phase after `route`
-//! enforces the restrictions anomalies put in place and learns from every request (see
-//! [`behaviour`]). Every decision is handed to the audit sink without waiting on disk. The
-//! same pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and Envoy.
+//! Each request runs a pipeline of named phases over one request context (see [`pipeline`]),
+//! all local (no store, no authority call on the hot path): `verify` (the credential, then
+//! the token: EdDSA against the cached JWKS, claims) → `revocation` → `possession` (DPoP) →
+//! `route` (longest prefix) → `tenant` (a route of one tenant takes only its tokens) →
+//! `behaviour` (with `[gateway.behaviour]`: the restrictions anomalies put in place, and
+//! learning from every request; see [`behaviour`]) → `scope` → `network` (`allowed_ips`
+//! against the client address) → `policy` (Cedar) → `rate` (GCRA per identity) → `spend`
+//! (one-time values) → `swap` (a short internal token for that upstream) → `audit` →
+//! `forward`. Every decision is handed to the audit sink without waiting on disk. The same
+//! pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and Envoy
+//! (`forward_auth`); `/healthz` and `/metrics` are in `health`, the choice between them all
+//! in `dispatch`.
 
 mod admin;
 pub mod alert;
@@ -16,6 +20,9 @@ pub mod audit;
 pub mod behaviour;
 pub mod config;
 mod deny;
+mod dispatch;
+mod forward_auth;
+mod health;
 mod http_client;
 pub mod jwks;
 pub mod net;
@@ -123,9 +130,72 @@ pub struct StartOptions {
     pub name: String,
 }
 
+/// What a gateway is made of besides its config, each already opened or started: `start`
+/// makes them, and a test or an embedding program can make its own.
+pub struct Parts {
+    pub key: GatewayKey,
+    pub jwks: Arc<JwksCache>,
+    pub revocations: Arc<RevocationFeed>,
+    pub policies: Option<Arc<PolicyStore>>,
+    pub audit: AuditSink,
+    /// Where behaviour alerts go, with `[gateway.behaviour]`.
+    pub alerts: Option<alert::Alerts>,
+    /// The credential admin requests to this gateway must present.
+    pub admin_token: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl GatewayKey {
+    /// A fresh key for internal tokens, with a `kid` of its own.
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore) -> Self {
+        Self {
+            kid: format!("gw-{}", random_token_id(rng)),
+            key: SigningKey::generate(rng),
+        }
+    }
+}
+
 impl Gateway {
-    /// Loads policies, fetches the JWKS, registers the internal-token key with the
-    /// authority, and starts the background refreshers.
+    /// Assembles a gateway from its config and parts. Pure: no I/O, no task spawned; the
+    /// caches, replay windows, rate limiters and behaviour state start empty.
+    pub fn new(config: GatewayConfig, parts: Parts) -> Self {
+        let limiters = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let (rate, burst) = r.rate?;
+                let quota = Quota::per_second(std::num::NonZeroU32::new(rate)?)
+                    .allow_burst(std::num::NonZeroU32::new(burst)?);
+                Some((r.prefix.clone(), RateLimiter::keyed(quota)))
+            })
+            .collect();
+        Self {
+            tokens: TokenCache::new(config.token_cache_entries),
+            identities: IdentityCache::new(config.token_cache_entries),
+            revocations: parts.revocations,
+            dpop_replay: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
+            single_use: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
+            jwks: parts.jwks,
+            policies: parts.policies,
+            audit: parts.audit,
+            limiters,
+            behaviour: config.behaviour.clone().map(behaviour::Behaviour::new),
+            alerts: parts.alerts,
+            admin_token_hash: sha256(parts.admin_token.as_bytes()),
+            key: parts.key,
+            bound: std::sync::OnceLock::new(),
+            connections: ConnectionLimit::new(config.max_connections),
+            // Building a client does no I/O; it connects when first used.
+            client: http_client::new_client(),
+            clock: parts.clock,
+            config,
+        }
+    }
+
+    /// Does the I/O a gateway needs before it serves: loads policies (and watches them),
+    /// registers a fresh internal-token key with the authority, confirms the routes'
+    /// tenants, fetches the JWKS, follows the revocation stream, opens the audit log; then
+    /// [`Gateway::new`], and starts the alert sender and the maintenance task.
     pub async fn start(
         mut config: GatewayConfig,
         opts: StartOptions,
@@ -140,10 +210,7 @@ impl Gateway {
             }
             None => None,
         };
-        let key = GatewayKey {
-            kid: format!("gw-{}", random_token_id(&mut OsRng)),
-            key: SigningKey::generate(&mut OsRng),
-        };
+        let key = GatewayKey::generate(&mut OsRng);
         register_key(
             &client,
             &config.authority,
@@ -190,49 +257,27 @@ impl Gateway {
             },
         };
         let audit = AuditSink::spawn(config.audit_queue, writer);
-        let limiters = config
-            .routes
-            .iter()
-            .filter_map(|r| {
-                let (rate, burst) = r.rate?;
-                let quota = Quota::per_second(std::num::NonZeroU32::new(rate)?)
-                    .allow_burst(std::num::NonZeroU32::new(burst)?);
-                Some((r.prefix.clone(), RateLimiter::keyed(quota)))
-            })
-            .collect();
-        let (behaviour, alerts, receivers) = match &config.behaviour {
+        let (alerts, receivers) = match &config.behaviour {
             Some(b) => {
                 let (alerts, receivers) =
                     alert::Alerts::new(b.alert_webhook.as_deref(), b.alert_queue);
-                (
-                    Some(behaviour::Behaviour::new(b.clone())),
-                    Some(alerts),
-                    Some(receivers),
-                )
+                (Some(alerts), Some(receivers))
             }
-            None => (None, None, None),
+            None => (None, None),
         };
-        let connections = ConnectionLimit::new(config.max_connections);
-        let gateway = Arc::new(Self {
-            tokens: TokenCache::new(config.token_cache_entries),
-            identities: IdentityCache::new(config.token_cache_entries),
-            revocations,
-            dpop_replay: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
-            single_use: std::sync::Mutex::new(ReplayCache::new(config.replay_cache_entries)),
+        let gateway = Arc::new(Self::new(
             config,
-            jwks,
-            policies,
-            audit,
-            limiters,
-            behaviour,
-            alerts,
-            admin_token_hash: sha256(opts.admin_token.as_bytes()),
-            key,
-            bound: std::sync::OnceLock::new(),
-            connections,
-            client,
-            clock: opts.clock,
-        });
+            Parts {
+                key,
+                jwks,
+                revocations,
+                policies,
+                audit,
+                alerts,
+                admin_token: opts.admin_token.clone(),
+                clock: opts.clock,
+            },
+        ));
         if let Some(receivers) = receivers {
             alert::Alerts::spawn(&gateway, receivers, opts.admin_token.clone());
         }
@@ -310,8 +355,8 @@ impl Gateway {
         self.tokens.for_each(|v| {
             let at = v.last_used.load(std::sync::atomic::Ordering::Relaxed);
             if at > *reported_until {
-                for p in std::iter::once(&v.claims.sub).chain(v.actor.as_ref()) {
-                    let e = used.entry(p.clone()).or_insert(at);
+                for p in std::iter::once(v.claims.sub.as_str()).chain(v.actor()) {
+                    let e = used.entry(p.to_owned()).or_insert(at);
                     *e = (*e).max(at);
                 }
             }
@@ -563,7 +608,64 @@ async fn register_key(
 
 #[cfg(test)]
 mod tests {
-    use super::path_segment;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps what it is handed, for the test to read.
+    struct Kept(Arc<Mutex<Vec<audit::AuditEvent>>>);
+
+    impl audit::AuditWriter for Kept {
+        fn write_batch(&mut self, events: Vec<audit::AuditEvent>) -> std::io::Result<()> {
+            self.0.lock().unwrap().extend(events);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_gateway_is_assembled_without_io_and_decides_and_audits_at_once() {
+        let config = crate::pipeline::testing::config();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let gateway = Gateway::new(
+            config,
+            Parts {
+                key: GatewayKey::generate(&mut OsRng),
+                // Nothing listens there, and nothing is fetched: `new` does no I/O.
+                jwks: Arc::new(JwksCache::new(
+                    "http://127.0.0.1:9/.well-known/jwks.json".into(),
+                    http_client::new_client(),
+                    Duration::from_secs(60),
+                )),
+                revocations: Arc::new(RevocationFeed::new(Duration::from_secs(10))),
+                policies: None,
+                audit: AuditSink::spawn(16, Box::new(Kept(Arc::clone(&kept)))),
+                alerts: None,
+                admin_token: "wadm_test".into(),
+                clock: Arc::new(warden_core::time::ManualClock::new(1_900_000_000)),
+            },
+        );
+        assert!(gateway.key_id().starts_with("gw-"));
+        assert!(gateway.tokens.is_empty() && gateway.behaviour.is_none());
+        let headers = hyper::HeaderMap::new();
+        let facts = crate::pipeline::testing::facts("GET", "/crm/a", &headers);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let deny = runtime.block_on(gateway.decide(&facts)).err().unwrap();
+        assert!(matches!(deny, Deny::MissingToken));
+        for _ in 0..200 {
+            if !kept.lock().unwrap().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let events = kept.lock().unwrap().clone();
+        let entry = events.first().unwrap();
+        assert_eq!(
+            (entry.decision, entry.phase, entry.status),
+            ("deny", "verify", 401)
+        );
+    }
 
     #[test]
     fn a_tenant_name_is_one_path_segment_whatever_it_holds() {

@@ -16,9 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use sha2::{Digest as _, Sha256};
-use warden_core::{AccessClaims, ScopeSet};
+use warden_core::{AccessClaims, PrincipalId, VerifiedAccess};
 use warden_policy::{Decision, PolicySet};
 
 const SHARDS: usize = 16;
@@ -36,25 +35,32 @@ pub type CachedDecisions =
 /// Most decisions kept per identity.
 pub const MAX_CACHED_DECISIONS: usize = 128;
 
-/// What verification established about a token, parsed once.
+/// What verification established about a token, parsed once: a hit in the cache costs no
+/// parsing at all.
 #[derive(Debug)]
 pub struct Verified {
     pub kid: String,
     /// Who the behaviour detectors learn about: `sub`, or `sub~actor` for a delegated token,
     /// so an agent acting for a user has a baseline of its own.
     pub identity: String,
+    /// The claims as signed, for what is re-issued from them (the internal token) and
+    /// checked against them (revocation).
     pub claims: AccessClaims,
-    pub scopes: ScopeSet,
-    /// `allowed_ips`, parsed; `None` when the token has no restriction.
-    pub allowed_ips: Option<Vec<IpNet>>,
-    /// The innermost acting party and the chain's length.
-    pub actor: Option<String>,
-    pub delegation_depth: u32,
+    /// What the token grants, typed: principal, tenant, scopes, delegation chain,
+    /// `allowed_ips`, `cnf`.
+    pub access: VerifiedAccess,
     /// Shared with every token that speaks for the same identity.
     pub shared: Arc<Identity>,
     /// When a request with this token was last allowed (unix seconds; 0: never), reported
     /// to the authority for access reviews.
     pub last_used: std::sync::atomic::AtomicI64,
+}
+
+impl Verified {
+    /// The party acting now (the outermost `act`), if the token is delegated.
+    pub fn actor(&self) -> Option<&str> {
+        self.access.chain().current().map(PrincipalId::as_str)
+    }
 }
 
 /// What tokens with the same fingerprint (see [`Identity::fingerprint`]) share.

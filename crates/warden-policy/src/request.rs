@@ -49,16 +49,13 @@ pub struct PolicyRequest<'a> {
     pub delegation_depth: u32,
 }
 
-/// The principal kind an id's prefix names: `agent`, `service`, `user`, or `unknown`.
+/// The principal kind an id's prefix names: `agent`, `service` or `user`. An id of no known
+/// kind takes the restrictive reading, `agent` — decided once, in
+/// [`warden_core::access::principal_kind`], for the gateway as for policies.
 ///
 /// Owners and actors arrive as bare ids, so this is how their `kind` attribute is filled in.
 pub fn kind_of(id: &str) -> &'static str {
-    match id.split_once('_').map(|(prefix, _)| prefix) {
-        Some("agt") => "agent",
-        Some("svc") => "service",
-        Some("usr") => "user",
-        _ => "unknown",
-    }
+    warden_core::access::principal_kind(id).as_str()
 }
 
 /// The UTC hour (0–23) and weekday (0 = Monday … 6 = Sunday) of a unix time.
@@ -309,8 +306,9 @@ mod tests {
         assert_eq!(kind_of("agt_x"), "agent");
         assert_eq!(kind_of("svc_x"), "service");
         assert_eq!(kind_of("usr_x"), "user");
-        assert_eq!(kind_of("tnt_x"), "unknown");
-        assert_eq!(kind_of("agt"), "unknown");
+        // No known kind: the restrictive reading, as the gateway reads a token's subject.
+        assert_eq!(kind_of("tnt_x"), "agent");
+        assert_eq!(kind_of("agt"), "agent");
     }
 
     #[test]

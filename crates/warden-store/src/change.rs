@@ -1,12 +1,12 @@
 //! Lifecycle changes as values, and the record each one leaves in its own transaction.
 //!
-//! [`Store::apply`](crate::Store::apply) makes a [`Change`] and writes its [`ChangeRecord`]
-//! in one transaction: the answer an `Idempotency-Key` retry must replay, and the audit
-//! entry that the audit log has yet to take from the outbox. Either both the change and its
-//! record commit, or neither does, so a process killed between the commit and the answer
-//! leaves a change that a retry replays rather than applies again, and that the audit log
-//! still learns of. This module knows nothing of HTTP or of the audit log's format: answers
-//! and entries are text the caller renders.
+//! [`ChangeStore::apply`](crate::ChangeStore::apply) makes a [`Change`] and writes its
+//! [`ChangeRecord`] in one transaction: the answer an `Idempotency-Key` retry must replay,
+//! and the audit entry that the audit log has yet to take from the outbox. Either both the
+//! change and its record commit, or neither does, so a process killed between the commit and
+//! the answer leaves a change that a retry replays rather than applies again, and that the
+//! audit log still learns of. This module knows nothing of HTTP or of the audit log's
+//! format: answers and entries are text the caller renders.
 
 use warden_core::{PrincipalId, ScopeSet, TenantId};
 
@@ -16,7 +16,7 @@ use crate::model::{
 };
 
 /// One lifecycle write. Each variant is made in one transaction by
-/// [`Store::apply`](crate::Store::apply).
+/// [`ChangeStore::apply`](crate::ChangeStore::apply).
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
     CreateTenant(&'a Tenant),
@@ -142,10 +142,11 @@ pub struct ChangeRecord<'a> {
 /// The answer to replay for a reserved `Idempotency-Key`.
 pub struct IdempotentAnswer<'a> {
     pub key: &'a str,
-    /// The `now` with which [`Store::idempotency_begin`](crate::Store::idempotency_begin)
-    /// reserved the key. A caller that took an abandoned reservation over reset it, so a
-    /// holder presumed dead that commits after all finds the key no longer its own, and its
-    /// change is refused rather than applied twice.
+    /// The `now` with which
+    /// [`idempotency_begin`](crate::IdempotencyStore::idempotency_begin) reserved the key. A
+    /// caller that took an abandoned reservation over reset it, so a holder presumed dead that
+    /// commits after all finds the key no longer its own, and its change is refused rather
+    /// than applied twice.
     pub reserved_at: i64,
     pub status: u16,
     /// The body, rendered once the change has been made (a revocation's `seq` is known only

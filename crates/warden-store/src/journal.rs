@@ -1,13 +1,12 @@
 //! The journal a change writes in its own transaction — the idempotent answer and the audit
 //! outbox row — and the outbox's reads, written once for both backends: the SQL is the
-//! dialect SQLite and PostgreSQL share, and the code is generic over the sqlx database.
+//! dialect SQLite and PostgreSQL share, and the code is generic over [`SqlDb`].
 //!
 //! Statements that must say whether they touched a row use `RETURNING` and look for the row,
 //! since sqlx has no backend-neutral affected-row count.
 
-use sqlx::{Database, Decode, Encode, Executor, IntoArguments, Row, Type};
-
 use crate::change::{Applied, ChangeRecord, OutboxEntry};
+use crate::sql::{Arg, SqlDb};
 use crate::{Result, StoreError};
 
 /// Completes a reservation with its answer; only the holder's, only once (see
@@ -35,111 +34,70 @@ const REMOVE_OUTBOX: &str = "DELETE FROM audit_outbox WHERE id = $1";
 
 /// Writes `record` with the change that produced `applied`, in the caller's transaction. A
 /// reservation that is no longer the caller's fails the whole transaction.
-pub(crate) async fn write<DB>(
+pub(crate) async fn write<DB: SqlDb>(
     conn: &mut DB::Connection,
     record: &ChangeRecord<'_>,
     applied: &Applied,
-) -> Result<()>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-{
+) -> Result<()> {
     if let Some(answer) = &record.answer {
         let body = (answer.body)(applied).map_err(|e| {
             StoreError::Corrupt(format!("idempotent answer does not serialize: {e}"))
         })?;
-        let done = complete(
-            &mut *conn,
-            answer.key,
-            answer.reserved_at,
-            answer.status,
-            body,
-        )
-        .await?;
+        let done =
+            complete::<DB>(conn, answer.key, answer.reserved_at, answer.status, &body).await?;
         if !done {
             return Err(StoreError::ReservationLost);
         }
     }
     if let Some(outbox) = &record.audit {
-        sqlx::query::<DB>(INSERT_OUTBOX)
-            .bind(outbox.id.clone())
-            .bind(outbox.entry.clone())
-            .bind(outbox.due_at)
-            .execute(&mut *conn)
-            .await?;
+        let args = [
+            Arg::Text(&outbox.id),
+            Arg::Text(&outbox.entry),
+            Arg::Int(outbox.due_at),
+        ];
+        DB::execute(conn, INSERT_OUTBOX, &args).await?;
     }
     Ok(())
 }
 
 /// Completes the reservation held since `reserved_at`; false when it is not pending under
 /// that reservation (already completed, released, or taken over).
-pub(crate) async fn complete<DB>(
+pub(crate) async fn complete<DB: SqlDb>(
     conn: &mut DB::Connection,
     key: &str,
     reserved_at: i64,
     status: u16,
-    body: String,
-) -> Result<bool>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-{
+    body: &str,
+) -> Result<bool> {
     // `status INTEGER` is 32 bits on PostgreSQL; SQLite takes an i32 as well.
-    let row = sqlx::query::<DB>(COMPLETE_IDEMPOTENCY)
-        .bind(i32::from(status))
-        .bind(body)
-        .bind(key.to_owned())
-        .bind(reserved_at)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
+    let args = [
+        Arg::Int32(i32::from(status)),
+        Arg::Text(body),
+        Arg::Text(key),
+        Arg::Int(reserved_at),
+    ];
+    Ok(DB::fetch_optional(conn, COMPLETE_IDEMPOTENCY, &args)
+        .await?
+        .is_some())
 }
 
 /// Forgets the reservation held since `reserved_at`, if it is still pending.
-pub(crate) async fn release<DB>(
+pub(crate) async fn release<DB: SqlDb>(
     conn: &mut DB::Connection,
     key: &str,
     reserved_at: i64,
-) -> Result<bool>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
-    let row = sqlx::query::<DB>(RELEASE_IDEMPOTENCY)
-        .bind(key.to_owned())
-        .bind(reserved_at)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
+) -> Result<bool> {
+    let args = [Arg::Text(key), Arg::Int(reserved_at)];
+    Ok(DB::fetch_optional(conn, RELEASE_IDEMPOTENCY, &args)
+        .await?
+        .is_some())
 }
 
-pub(crate) async fn outbox_entry<DB>(
+pub(crate) async fn outbox_entry<DB: SqlDb>(
     conn: &mut DB::Connection,
     id: &str,
-) -> Result<Option<OutboxEntry>>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
-{
-    sqlx::query::<DB>(OUTBOX_ENTRY)
-        .bind(id.to_owned())
-        .fetch_optional(&mut *conn)
+) -> Result<Option<OutboxEntry>> {
+    DB::fetch_optional(conn, OUTBOX_ENTRY, &[Arg::Text(id)])
         .await?
         .as_ref()
         .map(outbox_from_row::<DB>)
@@ -148,39 +106,32 @@ where
 
 /// Takes up to `limit` entries due at `now`, oldest first, each held until `hold_until`
 /// (when it is due again, should its taker not remove it).
-pub(crate) async fn claim_outbox<DB>(
+pub(crate) async fn claim_outbox<DB: SqlDb>(
     conn: &mut DB::Connection,
     now: i64,
     hold_until: i64,
     limit: u32,
-) -> Result<Vec<OutboxEntry>>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB>,
-    for<'r> i64: Decode<'r, DB>,
-    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
-{
-    let due = sqlx::query::<DB>(DUE_OUTBOX)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(outbox_from_row::<DB>)
-        .collect::<Result<Vec<_>>>()?;
+) -> Result<Vec<OutboxEntry>> {
+    let due = DB::fetch_all(
+        conn,
+        DUE_OUTBOX,
+        &[Arg::Int(now), Arg::Int(i64::from(limit))],
+    )
+    .await?
+    .iter()
+    .map(outbox_from_row::<DB>)
+    .collect::<Result<Vec<_>>>()?;
     let mut claimed = Vec::with_capacity(due.len());
     for mut entry in due {
-        let taken = sqlx::query::<DB>(CLAIM_OUTBOX)
-            .bind(hold_until)
-            .bind(entry.id.clone())
-            .bind(entry.due_at)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if taken.is_some() {
+        let args = [
+            Arg::Int(hold_until),
+            Arg::Text(&entry.id),
+            Arg::Int(entry.due_at),
+        ];
+        if DB::fetch_optional(conn, CLAIM_OUTBOX, &args)
+            .await?
+            .is_some()
+        {
             entry.due_at = hold_until;
             claimed.push(entry);
         }
@@ -188,30 +139,15 @@ where
     Ok(claimed)
 }
 
-pub(crate) async fn remove_outbox<DB>(conn: &mut DB::Connection, id: &str) -> Result<()>
-where
-    DB: Database,
-    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
-    sqlx::query::<DB>(REMOVE_OUTBOX)
-        .bind(id.to_owned())
-        .execute(&mut *conn)
-        .await?;
+pub(crate) async fn remove_outbox<DB: SqlDb>(conn: &mut DB::Connection, id: &str) -> Result<()> {
+    DB::execute(conn, REMOVE_OUTBOX, &[Arg::Text(id)]).await?;
     Ok(())
 }
 
-fn outbox_from_row<DB>(row: &DB::Row) -> Result<OutboxEntry>
-where
-    DB: Database,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
-{
+fn outbox_from_row<DB: SqlDb>(row: &DB::Row) -> Result<OutboxEntry> {
     Ok(OutboxEntry {
-        id: row.try_get("id")?,
-        entry: row.try_get("entry")?,
-        due_at: row.try_get("due_at")?,
+        id: DB::text(row, "id")?,
+        entry: DB::text(row, "entry")?,
+        due_at: DB::int(row, "due_at")?,
     })
 }

@@ -4,7 +4,6 @@
 //! prints what it did and whether it held; the exit code is 0 only if every step held.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
@@ -13,7 +12,7 @@ use warden_core::token::verify_access_token;
 use warden_core::{KeySet, SigningKey, Validation};
 
 use crate::admin_client::AdminClient;
-use crate::cli::unix_now;
+use crate::cmd::{unix_now, Outcome};
 use crate::oauth_client::{client_assertion, request_token, TokenOutcome};
 use crate::serve::{self, ServeOptions};
 
@@ -40,7 +39,7 @@ impl Steps {
     }
 }
 
-pub async fn run() -> anyhow::Result<ExitCode> {
+pub async fn run() -> anyhow::Result<Outcome> {
     let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
     println!("Warden demo: data in {}\n", dir.path().display());
     let running = serve::start(
@@ -278,10 +277,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     println!();
     if steps.failed == 0 {
         println!("All {} steps held.", steps.n);
-        Ok(ExitCode::SUCCESS)
+        Ok(Outcome::Done)
     } else {
         println!("{} of {} steps failed.", steps.failed, steps.n);
-        Ok(ExitCode::FAILURE)
+        Ok(Outcome::CheckFailed)
     }
 }
 

@@ -89,9 +89,15 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     );
     let limits = config.limits.clone();
     let audit = open_audit(&dir, &master, opts.audit_stdout)?;
-    let authority =
-        Authority::start(config, store, master, &admin_token, Arc::new(SystemClock)).await?;
-    authority.attach_audit(audit.clone());
+    let authority = Authority::start(
+        config,
+        store,
+        master,
+        &admin_token,
+        Arc::new(SystemClock),
+        audit.clone(),
+    )
+    .await?;
     // Audit entries of changes whose call never appended them: the last run was killed
     // between commit and answer, or its log was failing. An embedded store has no other
     // writer and nothing is served yet, so every entry is such a one; on a shared database

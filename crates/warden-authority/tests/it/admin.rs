@@ -5,7 +5,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 use warden_core::crypto::sha256;
-use warden_store::Store as _;
+use warden_store::prelude::*;
 
 use crate::support::Harness;
 

@@ -24,13 +24,12 @@ fn entries(dir: &Path) -> Vec<Value> {
 }
 
 async fn with_audit() -> (Harness, tempfile::TempDir, AuditLog, SigningKey) {
-    let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate(&mut OsRng);
     let signer: Arc<dyn warden_audit::CheckpointSigner> =
         Arc::new(SigningKey::from_bytes(key.to_bytes().as_ref()).unwrap());
     let (log, _) = AuditLog::open(dir.path(), signer, Options::default()).unwrap();
-    assert!(h.authority.attach_audit(log.clone()));
+    let h = Harness::start_audited(log.clone()).await;
     (h, dir, log, key)
 }
 
@@ -95,7 +94,7 @@ async fn a_failing_audit_log_is_reported_not_hidden() {
     let (s, v) = h
         .admin(Method::POST, "/tenants", Some(json!({ "name": "globex" })))
         .await;
-    let outbox = warden_store::Store::claim_audit_outbox(h.store.as_ref(), i64::MAX, 0, 10)
+    let outbox = warden_store::OutboxStore::claim_audit_outbox(h.store.as_ref(), i64::MAX, 0, 10)
         .await
         .unwrap();
     match s {

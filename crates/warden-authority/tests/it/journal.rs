@@ -5,17 +5,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rand_core::OsRng;
 use reqwest::Method;
 use serde_json::{json, Value};
-use warden_audit::{AuditLog, Options};
+use warden_audit::AuditLog;
 use warden_authority::journal::OutboxDrain;
 use warden_authority::{Authority, AuthorityConfig};
 use warden_core::crypto::SealingKey;
-use warden_core::SigningKey;
-use warden_store::{RevocationTarget, Store as _};
+use warden_store::{prelude::*, RevocationTarget};
 
-use crate::support::{Harness, ADMIN};
+use crate::support::{audit_log as open_log, Harness, ADMIN};
 
 /// One answer as the client saw it.
 #[derive(Debug, PartialEq)]
@@ -208,20 +206,16 @@ fn entries(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn open_log(dir: &Path) -> AuditLog {
-    let signer: Arc<dyn warden_audit::CheckpointSigner> =
-        Arc::new(SigningKey::generate(&mut OsRng));
-    AuditLog::open(dir, signer, Options::default()).unwrap().0
-}
-
-/// Another authority on the harness's store and clock, as after a restart.
-async fn restarted(h: &Harness) -> Arc<Authority> {
+/// Another authority on the harness's store and clock, as after a restart, recording to
+/// `log`.
+async fn restarted(h: &Harness, log: AuditLog) -> Arc<Authority> {
     Authority::start(
         AuthorityConfig::new(h.url.clone()),
         Arc::clone(&h.store) as _,
         SealingKey::from_bytes(&h.master_key).unwrap(),
         ADMIN,
         Arc::clone(&h.clock) as _,
+        log,
     )
     .await
     .unwrap()
@@ -229,10 +223,9 @@ async fn restarted(h: &Harness) -> Arc<Authority> {
 
 #[tokio::test]
 async fn a_change_the_log_could_not_take_is_on_record_in_the_outbox_until_drained() {
-    let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = open_log(dir.path());
-    assert!(h.authority.attach_audit(log.clone()));
+    let h = Harness::start_audited(log.clone()).await;
     h.tenant("acme").await;
     // Appended at once, and gone from the outbox.
     assert_eq!(entries(dir.path()).len(), 1);
@@ -262,9 +255,8 @@ async fn a_change_the_log_could_not_take_is_on_record_in_the_outbox_until_draine
     }
 
     // A drainer leaves it to its call during the grace period, then takes it.
-    let after = restarted(&h).await;
     let dir2 = tempfile::tempdir().unwrap();
-    assert!(after.attach_audit(open_log(dir2.path())));
+    let after = restarted(&h, open_log(dir2.path())).await;
     assert_eq!(after.drain_audit_outbox(OutboxDrain::Due).await.unwrap(), 0);
     h.clock.advance(after.config.audit_outbox_grace_secs + 1);
     assert_eq!(after.drain_audit_outbox(OutboxDrain::Due).await.unwrap(), 1);

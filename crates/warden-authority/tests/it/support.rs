@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rand_core::OsRng;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use warden_audit::AuditLog;
 use warden_authority::{router, server, Authority, AuthorityConfig};
 use warden_core::claims::{AssertionClaims, Audience};
 use warden_core::crypto::SealingKey;
@@ -26,7 +27,18 @@ pub struct Harness {
     pub store: Arc<SqliteStore>,
     /// The master key's bytes, for another authority on the same store (a restart).
     pub master_key: [u8; 32],
+    /// Where the harness's own audit log writes, when the test did not bring one.
+    _audit_dir: Option<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A fresh audit log in `dir`, its checkpoints signed with a throwaway key.
+pub fn audit_log(dir: &std::path::Path) -> AuditLog {
+    let signer: Arc<dyn warden_audit::CheckpointSigner> =
+        Arc::new(SigningKey::generate(&mut OsRng));
+    AuditLog::open(dir, signer, warden_audit::Options::default())
+        .unwrap()
+        .0
 }
 
 pub struct Agent {
@@ -40,6 +52,22 @@ impl Harness {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut AuthorityConfig)) -> Self {
+        Self::start_inner(tweak, None).await
+    }
+
+    /// An authority that records to `log`, for tests that read what it recorded.
+    pub async fn start_audited(log: AuditLog) -> Self {
+        Self::start_inner(|_| {}, Some(log)).await
+    }
+
+    async fn start_inner(tweak: impl FnOnce(&mut AuthorityConfig), log: Option<AuditLog>) -> Self {
+        let (log, audit_dir) = match log {
+            Some(log) => (log, None),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                (audit_log(dir.path()), Some(dir))
+            }
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut config = AuthorityConfig::new(url.clone());
@@ -54,6 +82,7 @@ impl Harness {
             SealingKey::from_bytes(&master_key).unwrap(),
             ADMIN,
             Arc::clone(&clock) as _,
+            log,
         )
         .await
         .unwrap();
@@ -69,6 +98,7 @@ impl Harness {
             authority,
             store,
             master_key,
+            _audit_dir: audit_dir,
             _shutdown: tx,
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use warden_core::claims::Actor;
-use warden_store::{NewRevocation, RevocationTarget, Store};
+use warden_store::{NewRevocation, RevocationStore, RevocationTarget};
 
 use crate::support::{eventually, Env, Options};
 

@@ -433,12 +433,23 @@ async fn serve_authority(
     let mut config = AuthorityConfig::new(url.to_owned());
     config.revocation_heartbeat = std::time::Duration::from_millis(100);
     let limits = config.limits.clone();
+    // The authority records to an audit log of its own, kept while it serves.
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_signer: Arc<dyn warden_audit::CheckpointSigner> =
+        Arc::new(SigningKey::generate(&mut OsRng));
+    let (audit, _) = warden_audit::AuditLog::open(
+        audit_dir.path(),
+        audit_signer,
+        warden_audit::Options::default(),
+    )
+    .unwrap();
     let authority = Authority::start(
         config,
         Arc::clone(store) as _,
         SealingKey::from_bytes(&master_key).unwrap(),
         ADMIN,
         Arc::clone(clock) as _,
+        audit,
     )
     .await
     .unwrap();
@@ -447,7 +458,8 @@ async fn serve_authority(
         listener,
         router(Arc::clone(&authority)),
         limits,
-        async {
+        async move {
+            let _audit_dir = audit_dir;
             let _ = stopped.await;
         },
     ));

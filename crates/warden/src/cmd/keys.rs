@@ -1,0 +1,31 @@
+//! `warden keys`: the token-signing keys of the running server.
+
+use clap::Subcommand;
+
+use super::{connect, print, Common, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct KeysArgs {
+    #[command(subcommand)]
+    action: KeysAction,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Promote the published next key, retire the active one, publish a new next key.
+    Rotate,
+    List,
+}
+
+pub(super) async fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
+    let KeysArgs { action, common } = args;
+    let admin = connect(&common.data_dir)?;
+    let out = match action {
+        KeysAction::Rotate => admin.post("/keys/rotate", None).await?,
+        KeysAction::List => admin.get("/keys").await?,
+    };
+    print(&out, common.json);
+    Ok(Outcome::Done)
+}

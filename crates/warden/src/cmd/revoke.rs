@@ -1,0 +1,49 @@
+//! `warden revoke`: end every token of a principal, or one token by its `jti`. The command
+//! answers once the server has made the revocation durable and pushed it to the gateways.
+
+use serde_json::json;
+
+use super::{connect, print, seg, Common, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RevokeArgs {
+    #[arg(long, conflicts_with = "token", required_unless_present = "token")]
+    principal: Option<String>,
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(super) async fn run(args: RevokeArgs) -> anyhow::Result<Outcome> {
+    let RevokeArgs {
+        principal,
+        token,
+        reason,
+        common,
+    } = args;
+    let admin = connect(&common.data_dir)?;
+    let out = match (principal, token) {
+        (Some(p), _) => {
+            admin
+                .post(
+                    &format!("/principals/{}/revoke", seg(&p)),
+                    Some(&json!({ "reason": reason })),
+                )
+                .await?
+        }
+        (None, Some(jti)) => {
+            admin
+                .post(
+                    "/tokens/revoke",
+                    Some(&json!({ "jti": jti, "reason": reason })),
+                )
+                .await?
+        }
+        (None, None) => anyhow::bail!("give --principal ID or --token JTI"),
+    };
+    print(&out, common.json);
+    Ok(Outcome::Done)
+}
