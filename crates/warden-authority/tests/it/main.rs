@@ -16,6 +16,7 @@ mod delegation;
 mod honeytoken;
 mod journal;
 mod report;
+mod revocation;
 mod support;
 mod tenant_disable;
 mod token;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{json_of, serve, warden, Server};
+use crate::{create_agent, json_of, serve, wait_started, warden, Server};
 
 const ENOSPC: i32 = 28;
 
@@ -93,38 +93,11 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
     let server = Server {
         child: cmd.spawn().unwrap(),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("server.json").exists() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_started(&data);
     let addr = authority_addr(&data);
 
     json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
-    let key = work.path().join("agent.jwk");
-    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()])
-        .status
-        .success());
-    let public = work.path().join("agent.jwk.pub");
-    let agent = json_of(&warden(
-        &data,
-        &[
-            "principal",
-            "create",
-            "--tenant",
-            "acme",
-            "--kind",
-            "agent",
-            "--name",
-            "mailer",
-            "--scopes",
-            "email:send",
-            "--public-key",
-            public.to_str().unwrap(),
-            "--json",
-        ],
-    ));
-    let id = agent["id"].as_str().unwrap().to_owned();
+    let (id, key) = create_agent(&data, work.path(), "acme", "mailer", "email:send");
     let token = |data: &Path| {
         warden(
             data,

@@ -52,11 +52,7 @@ fn serve(data: &Path, master_key: Option<&str>) -> Command {
 /// Starts `warden serve` and waits until it has published its address.
 fn start(data: &Path) -> Server {
     let child = serve(data, None).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("server.json").exists() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_started(data);
     Server { child }
 }
 
@@ -76,6 +72,50 @@ fn json_of(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until the server in `data` has published its address.
+fn wait_started(data: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("server.json").exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Generates a key in `dir` and creates agent `name` of `tenant` with it; returns the
+/// agent's id and the private key file.
+fn create_agent(
+    data: &Path,
+    dir: &Path,
+    tenant: &str,
+    name: &str,
+    scopes: &str,
+) -> (String, std::path::PathBuf) {
+    let key = dir.join(format!("{name}.jwk"));
+    assert!(warden(data, &["keygen", "--out", key.to_str().unwrap()])
+        .status
+        .success());
+    let public = dir.join(format!("{name}.jwk.pub"));
+    let agent = json_of(&warden(
+        data,
+        &[
+            "principal",
+            "create",
+            "--tenant",
+            tenant,
+            "--kind",
+            "agent",
+            "--name",
+            name,
+            "--scopes",
+            scopes,
+            "--public-key",
+            public.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    (agent["id"].as_str().unwrap().to_owned(), key)
 }
 
 #[test]
@@ -410,40 +450,15 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         .spawn()
         .unwrap();
     let _server = Server { child };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("server.json").exists() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_started(&data);
     json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
-    let key = dir.path().join("a.jwk");
-    assert!(warden(&data, &["keygen", "--out", key.to_str().unwrap()])
-        .status
-        .success());
-    let agent = json_of(&warden(
-        &data,
-        &[
-            "principal",
-            "create",
-            "--tenant",
-            "acme",
-            "--kind",
-            "agent",
-            "--name",
-            "a",
-            "--scopes",
-            "crm:contacts:read",
-            "--public-key",
-            dir.path().join("a.jwk.pub").to_str().unwrap(),
-            "--json",
-        ],
-    ));
+    let (id, key) = create_agent(&data, dir.path(), "acme", "a", "crm:contacts:read");
     let token = json_of(&warden(
         &data,
         &[
             "token",
             "--client-id",
-            agent["id"].as_str().unwrap(),
+            &id,
             "--key",
             key.to_str().unwrap(),
             "--json",
@@ -477,7 +492,7 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         &[
             "token",
             "--client-id",
-            agent["id"].as_str().unwrap(),
+            &id,
             "--key",
             key.to_str().unwrap(),
             "--dpop-key",
@@ -676,29 +691,8 @@ fn replicas_on_one_postgresql_share_revocations() {
     let (_b, data_b) = replica("b", port_b, gw_b);
 
     json_of(&warden(&data_a, &["tenant", "create", "acme", "--json"]));
-    let key = dir.path().join("a.jwk");
-    assert!(warden(&data_a, &["keygen", "--out", key.to_str().unwrap()])
-        .status
-        .success());
-    let agent = json_of(&warden(
-        &data_a,
-        &[
-            "principal",
-            "create",
-            "--tenant",
-            "acme",
-            "--kind",
-            "agent",
-            "--name",
-            "a",
-            "--scopes",
-            "crm:contacts:read",
-            "--public-key",
-            dir.path().join("a.jwk.pub").to_str().unwrap(),
-            "--json",
-        ],
-    ));
-    let id = agent["id"].as_str().unwrap();
+    let (id, key) = create_agent(&data_a, dir.path(), "acme", "a", "crm:contacts:read");
+    let id = id.as_str();
     let token = |data: &Path| {
         json_of(&warden(
             data,
