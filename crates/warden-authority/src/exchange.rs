@@ -16,13 +16,13 @@
 //! more than that is refused, not narrowed.
 
 use rand_core::OsRng;
+use warden_core::access::AccessError;
 use warden_core::claims::{AccessClaims, Actor, Audience, Confirmation};
 use warden_core::id::random_token_id;
-use warden_core::{PrincipalId, ScopeSet};
 
 use crate::client_auth::AuthenticatedClient;
 use crate::error::OAuthError;
-use crate::grant::{chain, GrantType, Issue};
+use crate::grant::{GrantType, Issue};
 use crate::token_request::{truncate, within, ExchangeRequest};
 use crate::Authority;
 
@@ -35,10 +35,11 @@ pub async fn grant(
 ) -> Result<Issue, OAuthError> {
     let subject_token = request.subject_token?;
     let now = a.now();
-    let parent = a
+    let verified = a
         .verify_own_token(subject_token, now)
         .map_err(|e| OAuthError::invalid_grant(format!("subject_token: {e}")))?;
-    if let Err(why) = a.revocations.check(&parent) {
+    let parent = verified.claims();
+    if let Err(why) = a.revocations.check(parent) {
         if let warden_core::revocation::Revoked::Honeytoken(p) = &why {
             a.honeytoken_used(p, "token_exchange", peer);
         }
@@ -50,9 +51,14 @@ pub async fn grant(
             "subject_token is single-use and cannot be exchanged",
         ));
     }
+    let access = verified.access().map_err(|e| match e {
+        AccessError::Subject(_) => OAuthError::invalid_grant("subject_token has an invalid `sub`"),
+        AccessError::Scope(_) => OAuthError::invalid_grant("subject_token has an invalid `scope`"),
+        e => OAuthError::invalid_grant(format!("subject_token: {e}")),
+    })?;
     // A bound token is exchanged only by the holder of its key, and stays bound to it.
-    if let Some(cnf) = &parent.cnf {
-        if jkt.as_deref() != Some(cnf.jkt.as_str()) {
+    if let Some(cnf) = access.cnf() {
+        if jkt.as_deref() != Some(cnf) {
             return Err(OAuthError::invalid_grant(
                 "subject_token is DPoP-bound: send a DPoP proof signed with its key",
             ));
@@ -60,40 +66,38 @@ pub async fn grant(
     }
 
     let me = client.principal();
-    if me.tenant.as_str() != parent.tenant {
+    if access.tenant() != &me.tenant {
         return Err(OAuthError::invalid_grant(
             "subject_token belongs to another tenant",
         ));
     }
-    let holder = parent
-        .act
-        .as_ref()
-        .map_or(parent.sub.as_str(), |a| a.sub.as_str());
-    let subject_id = PrincipalId::parse(&parent.sub)
-        .map_err(|_| OAuthError::invalid_grant("subject_token has an invalid `sub`"))?;
+    // The party that holds the token: its outermost actor, or its principal.
+    let holder = access.chain().current().unwrap_or(access.principal());
     let subject = a
         .store
-        .principal(&subject_id)
+        .principal(access.principal())
         .await?
         .filter(|p| !p.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the token's subject is unknown or disabled"))?;
 
-    let parent_scopes = ScopeSet::parse(&parent.scope)
-        .map_err(|_| OAuthError::invalid_grant("subject_token has an invalid `scope`"))?;
-    let mut available = parent_scopes
+    let mut available = access
+        .scopes()
         .intersect(&me.scopes)
         .intersect(&subject.scopes);
     // When delegating, the grant's end: consent that has ended delegates nothing.
     let mut grant_end = None;
-    let act = if holder == me.id.as_str() {
+    // Levels of delegation of the token to issue: the subject token's, one more when the
+    // client joins the chain.
+    let mut depth = access.chain().depth();
+    let act = if holder == &me.id {
         parent.act.clone()
     } else {
-        if chain(&parent).any(|p| p == me.id.as_str()) {
+        if access.parties().any(|p| p == &me.id) {
             return Err(OAuthError::invalid_grant(
                 "the client already appears in the subject token's delegation chain",
             ));
         }
-        if parent.act.is_none() {
+        if access.chain().is_empty() {
             let grant = a
                 .store
                 .live_delegation_grant(&subject.id, &me.id, now)
@@ -107,15 +111,13 @@ pub async fn grant(
             available = available.intersect(&grant.scopes);
             grant_end = grant.expires_at;
         }
+        depth = depth.saturating_add(1);
         Some(Actor {
             sub: me.id.to_string(),
             act: parent.act.clone().map(Box::new),
         })
     };
-    let depth = act.as_ref().map_or(0, |a| {
-        std::iter::successors(Some(a), |a| a.act.as_deref()).count()
-    });
-    if depth > a.config.max_delegation_depth {
+    if usize::try_from(depth).map_or(true, |d| d > a.config.max_delegation_depth) {
         return Err(OAuthError::invalid_grant(format!(
             "the delegation chain would be {depth} deep; the limit is {}",
             a.config.max_delegation_depth

@@ -36,10 +36,3 @@ impl GrantType {
         }
     }
 }
-
-/// Every principal a token names: its subject and each actor, outermost first.
-pub fn chain(claims: &AccessClaims) -> impl Iterator<Item = &str> {
-    std::iter::once(claims.sub.as_str()).chain(
-        std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).map(|a| a.sub.as_str()),
-    )
-}

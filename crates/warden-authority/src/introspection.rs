@@ -15,7 +15,6 @@ use warden_store::{NewRevocation, RevocationTarget};
 
 use crate::client_auth::{authenticate, ClientAuthentication};
 use crate::error::OAuthError;
-use crate::grant::chain;
 use crate::oauth::read_form;
 use crate::Authority;
 
@@ -35,27 +34,32 @@ pub async fn introspect(
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         let now = a.now();
         let inactive = json!({ "active": false });
-        let Ok(claims) = a.verify_own_token(token, now) else {
+        let Ok(verified) = a.verify_own_token(token, now) else {
             return Ok(inactive);
         };
-        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(&claims) {
+        let claims = verified.claims();
+        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(claims) {
             a.honeytoken_used(&p, "introspection", peer);
             return Ok(inactive);
         }
+        // A token whose claims do not read as access is no more active than a forged one.
+        let Ok(access) = verified.access() else {
+            return Ok(inactive);
+        };
         // Verification tolerates clock skew; "active" means usable now, without it.
         if claims.exp <= now
-            || claims.tenant != client.principal().tenant.as_str()
-            || a.revocations.check(&claims).is_err()
+            || access.tenant() != &client.principal().tenant
+            || a.revocations.check(claims).is_err()
         {
             return Ok(inactive);
         }
         // A caller with no business with the token learns no more than of a dead one.
-        if !may_introspect(client.principal(), &claims) {
+        if !may_introspect(client.principal(), claims) {
             tracing::debug!(caller = %client.principal().id, jti = %claims.jti, "introspection not permitted");
             return Ok(inactive);
         }
-        a.activity.used(&claims.sub, now);
-        let mut body = serde_json::to_value(&claims).map_err(|_| OAuthError::server_error())?;
+        a.activity.used(access.principal().as_str(), now);
+        let mut body = serde_json::to_value(claims).map_err(|_| OAuthError::server_error())?;
         if let Some(o) = body.as_object_mut() {
             o.insert("active".into(), true.into());
             let token_type = if claims.cnf.is_some() {
@@ -104,16 +108,22 @@ pub async fn revoke(
         // tokens exist here, so any hint leads to the same place.
         let now = a.now();
         // An expired token needs no revocation; a forged one is nobody's business.
-        let Ok(claims) = a.verify_own_token(token, now) else {
+        let Ok(verified) = a.verify_own_token(token, now) else {
             return Ok(json!({}));
         };
-        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(&claims) {
+        let claims = verified.claims();
+        if let Err(warden_core::revocation::Revoked::Honeytoken(p)) = a.revocations.check(claims) {
             a.honeytoken_used(&p, "revocation", peer);
             return Ok(json!({}));
         }
-        let me = client.principal().id.as_str();
-        if claims.tenant != client.principal().tenant.as_str()
-            || (claims.client_id != me && !chain(&claims).any(|p| p == me))
+        // Claims that do not read as access name nobody; like a forged token, no business.
+        let Ok(access) = verified.access() else {
+            return Ok(json!({}));
+        };
+        let caller = client.principal();
+        let me = caller.id.as_str();
+        if access.tenant() != &caller.tenant
+            || (claims.client_id != me && !access.parties().any(|p| p == &caller.id))
         {
             return Err(OAuthError::unauthorized_client(
                 "the token was not issued to this client, nor does it name it",
@@ -121,7 +131,7 @@ pub async fn revoke(
         }
         // Revoking twice changes nothing and must not grow the log every gateway replays.
         if matches!(
-            a.revocations.check(&claims),
+            a.revocations.check(claims),
             Err(warden_core::revocation::Revoked::Token)
         ) {
             return Ok(json!({}));

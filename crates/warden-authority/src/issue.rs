@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use warden_core::claims::AccessClaims;
+use warden_core::DelegationChain;
 
 use crate::error::OAuthError;
-use crate::grant::{chain, Issue};
+use crate::grant::Issue;
 use crate::signer::sign_token;
 use crate::Authority;
 
@@ -111,7 +112,9 @@ fn entry(claims: &AccessClaims, issue: &Issue, peer: Option<IpAddr>) -> warden_a
     let mut entry = warden_audit::Entry::new(claims.iat * 1000, kind, action);
     entry.actor = Some(claims.client_id.clone());
     entry.subject = Some(claims.sub.clone());
-    entry.act = chain(claims).skip(1).map(str::to_owned).collect();
+    entry.act = DelegationChain::walk(claims.act.as_ref())
+        .map(|a| a.sub.clone())
+        .collect();
     entry.jti = Some(claims.jti.clone());
     entry.resource = Some(claims.aud.iter().collect::<Vec<_>>().join(" "));
     entry.decision = warden_audit::Decision::Allow;

@@ -121,11 +121,13 @@ impl Authority {
 
     /// Verifies a token this authority issued (never a gateway's internal token), for any
     /// audience: exchange, introspection and revocation take tokens meant for elsewhere.
+    /// What it grants is read from the result ([`warden_core::VerifiedToken::access`]).
     pub fn verify_own_token(
         &self,
         token: &str,
         now: i64,
-    ) -> Result<warden_core::AccessClaims, warden_core::TokenError> {
+    ) -> Result<warden_core::VerifiedToken<warden_core::AccessClaims>, warden_core::TokenError>
+    {
         let parsed = warden_core::jws::UnverifiedToken::parse(token)?;
         let audiences = parsed
             .claims_unverified::<warden_core::AccessClaims>()?
@@ -137,9 +139,7 @@ impl Authority {
             leeway: self.config.leeway_secs,
             ..warden_core::Validation::access_token(&self.config.issuer, audiences)
         };
-        Ok(parsed
-            .verify_with(&self.keys.current().signing, &validation, now)?
-            .into_claims())
+        parsed.verify_with(&self.keys.current().signing, &validation, now)
     }
 
     /// Reports a honeytoken's use; the caller then refuses as it would any bad credential.

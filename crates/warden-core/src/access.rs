@@ -93,6 +93,11 @@ impl VerifiedAccess {
         &self.chain
     }
 
+    /// Every principal the token names: the principal, then each actor, outermost first.
+    pub fn parties(&self) -> impl Iterator<Item = &PrincipalId> {
+        std::iter::once(&self.principal).chain(self.chain.actors())
+    }
+
     /// `allowed_ips`, parsed; `None` when the token has no restriction.
     pub fn allowed_ips(&self) -> Option<&[Network]> {
         self.allowed_ips.as_deref()
@@ -125,6 +130,12 @@ impl VerifiedToken<AccessClaims> {
 pub struct DelegationChain(Vec<PrincipalId>);
 
 impl DelegationChain {
+    /// Walks the `act` nesting of claims not read into a chain, such as those of a token
+    /// about to be signed, outermost first. Nothing is parsed.
+    pub fn walk(act: Option<&Actor>) -> impl Iterator<Item = &Actor> {
+        std::iter::successors(act, |a| a.act.as_deref())
+    }
+
     fn from_act(act: Option<&Actor>) -> Result<Self, AccessError> {
         let mut actors = Vec::new();
         let mut cur = act;
