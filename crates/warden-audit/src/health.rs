@@ -83,8 +83,11 @@ impl Health {
         }
     }
 
-    pub(crate) fn count_refused(&self, n: u64) {
+    /// Counts `n` entries refused while down; returns the cause to refuse them with.
+    pub(crate) fn refuse(&self, n: u64) -> Arc<io::Error> {
         self.refused.fetch_add(n, Ordering::Relaxed);
+        self.cause()
+            .unwrap_or_else(|| Arc::new(io::Error::other("audit log is down")))
     }
 
     /// Records a failed write; true when it begins an outage.

@@ -394,11 +394,7 @@ impl AuditLog {
         if !health.is_down() {
             return Ok(());
         }
-        health.count_refused(entries as u64);
-        let cause = health
-            .cause()
-            .unwrap_or_else(|| Arc::new(io::Error::other("audit log is down")));
-        Err(AppendError::Unavailable(cause))
+        Err(AppendError::Unavailable(health.refuse(entries as u64)))
     }
 
     fn send(&self, msg: Msg) -> Result<(), AppendError> {
@@ -562,13 +558,7 @@ impl Writer {
     /// batch is refused without touching the file.
     fn commit(&mut self, batch: &mut Vec<Pending>, force: bool) -> Result<(), AppendError> {
         if self.retry.is_some() {
-            let cause = self
-                .shared
-                .health
-                .cause()
-                .unwrap_or_else(|| Arc::new(io::Error::other("audit log is down")));
-            self.shared.health.count_refused(batch.len() as u64);
-            let err = AppendError::Unavailable(cause);
+            let err = AppendError::Unavailable(self.shared.health.refuse(batch.len() as u64));
             refuse(batch, &err);
             return Err(err);
         }

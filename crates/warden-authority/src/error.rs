@@ -164,6 +164,12 @@ impl Problem {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
+    /// A 503 the client may retry after [`crate::readiness::RETRY_AFTER_SECS`].
+    pub fn unavailable(title: &'static str, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, title, detail);
+        p.retry_after = Some(crate::readiness::RETRY_AFTER_SECS);
+        p
+    }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -185,15 +191,10 @@ impl From<StoreError> for Problem {
             other => {
                 tracing::error!(error = %other, "store failure in lifecycle API");
                 match other.unavailable() {
-                    Some(why) => {
-                        let mut p = Self::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "storage unavailable",
-                            format!("{why}; nothing was changed, retry later"),
-                        );
-                        p.retry_after = Some(crate::readiness::RETRY_AFTER_SECS);
-                        p
-                    }
+                    Some(why) => Self::unavailable(
+                        "storage unavailable",
+                        format!("{why}; nothing was changed, retry later"),
+                    ),
                     None => Self::internal(),
                 }
             }

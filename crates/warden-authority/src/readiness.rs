@@ -129,18 +129,10 @@ pub async fn refuse_unrecordable_changes(
     }
     match audit_down(&a) {
         None => next.run(req).await,
-        Some(why) => unavailable(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Some(why) => Problem::unavailable(
             "audit log unavailable",
             format!("{why}; nothing was changed"),
-        )),
+        )
+        .into_response(),
     }
-}
-
-/// A 503 that says when to come back.
-pub fn unavailable(p: impl IntoResponse) -> Response {
-    let mut res = p.into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-    res
 }
