@@ -84,6 +84,28 @@ impl std::fmt::Display for Revoked {
     }
 }
 
+/// What a cut-off in force applies to, borrowed from the claims: the owned [`Revoked`] is
+/// built only for the one that refuses, not for every cut-off looked at.
+#[derive(Debug, Clone, Copy)]
+enum Cut<'c> {
+    Tenant(&'c str),
+    Principal(&'c str),
+    Grant(&'c str, &'c str),
+}
+
+impl Cut<'_> {
+    fn revoked(self) -> Revoked {
+        match self {
+            Self::Tenant(t) => Revoked::Tenant(t.to_owned()),
+            Self::Principal(p) => Revoked::Principal(p.to_owned()),
+            Self::Grant(user, agent) => Revoked::Grant {
+                user: user.to_owned(),
+                agent: agent.to_owned(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Cutoff {
     issued_before: i64,
@@ -171,7 +193,7 @@ impl RevocationView {
             .into_iter()
             .find(|(issued_before, _)| claims.iat < *issued_before)
         {
-            Some((_, why)) => Err(why),
+            Some((_, cut)) => Err(cut.revoked()),
             None => Ok(()),
         }
     }
@@ -197,24 +219,24 @@ impl RevocationView {
 
     /// Every cut-off in force that applies to the claims, with what it revokes, in the order
     /// [`Self::check`] reports them: tenant, subject, actors, delegation links.
-    fn cutoffs(&self, claims: &AccessClaims) -> Vec<(i64, Revoked)> {
+    fn cutoffs<'c>(&self, claims: &'c AccessClaims) -> Vec<(i64, Cut<'c>)> {
         let mut found = Vec::new();
         if let Some(c) = self.tenants.get(&claims.tenant) {
-            found.push((c.issued_before, Revoked::Tenant(claims.tenant.clone())));
+            found.push((c.issued_before, Cut::Tenant(&claims.tenant)));
         }
         if self.principals.is_empty() && self.grants.is_empty() {
             return found;
         }
         let mut subject = claims.sub.as_str();
         if let Some(c) = self.principals.get(subject) {
-            found.push((c.issued_before, Revoked::Principal(subject.to_owned())));
+            found.push((c.issued_before, Cut::Principal(subject)));
         }
         // Outermost first: the current actor, then the ones before it (RFC 8693 §4.1).
         let actors: Vec<&Actor> =
             std::iter::successors(claims.act.as_ref(), |a| a.act.as_deref()).collect();
         for a in &actors {
             if let Some(c) = self.principals.get(&a.sub) {
-                found.push((c.issued_before, Revoked::Principal(a.sub.clone())));
+                found.push((c.issued_before, Cut::Principal(&a.sub)));
             }
         }
         if self.grants.is_empty() {
@@ -223,13 +245,7 @@ impl RevocationView {
         // Delegation runs from the subject to the innermost actor, then outwards.
         for a in actors.iter().rev() {
             if let Some(c) = self.grants.get(&(subject.to_owned(), a.sub.clone())) {
-                found.push((
-                    c.issued_before,
-                    Revoked::Grant {
-                        user: subject.to_owned(),
-                        agent: a.sub.clone(),
-                    },
-                ));
+                found.push((c.issued_before, Cut::Grant(subject, &a.sub)));
             }
             subject = &a.sub;
         }
