@@ -17,22 +17,11 @@
     reason = "a test or benchmark fails by panicking: unwrapping, indexing and panics are how it says so"
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand_core::OsRng;
 use serde_json::json;
-use tokio::net::TcpListener;
-use warden_authority::{router, server, Authority, AuthorityConfig};
-use warden_core::claims::{AssertionClaims, Audience};
-use warden_core::crypto::SealingKey;
-use warden_core::id::random_token_id;
-use warden_core::jwks::Jwk;
-use warden_core::time::{Clock as _, SystemClock};
-use warden_core::{jws, SigningKey};
-use warden_store::sqlite::SqliteStore;
-
-const ADMIN: &str = "wadm_bench";
+use warden_test::authority::{audit_log, Agent, Setup, TestAuthority};
+use warden_test::keys::{assertion_claims, sign_assertion};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -122,39 +111,16 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (url, agent_id) = server_rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let config = AuthorityConfig::new(url.clone());
-        let limits = config.limits.clone();
-        let store = SqliteStore::open(&dir.path().join("warden.db"))
-            .await
-            .unwrap();
-        // Every token is on durable record before it is answered, as in production.
-        let signer: Arc<dyn warden_audit::CheckpointSigner> =
-            Arc::new(SigningKey::generate(&mut OsRng));
-        let (audit, _) =
-            warden_audit::AuditLog::open(dir.path(), signer, warden_audit::Options::default())
-                .unwrap();
-        let authority = Authority::start(
-            config,
-            Arc::new(store),
-            SealingKey::generate(&mut OsRng),
-            ADMIN,
-            Arc::new(SystemClock),
-            audit,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(server::serve(
-            listener,
-            router(authority),
-            limits,
-            std::future::pending(),
-        ));
-        (url, String::new())
-    });
-    let _ = agent_id;
+    // Every token is on durable record before it is answered, as in production.
+    let authority = server_rt.block_on(TestAuthority::launch(
+        Setup {
+            store_file: Some(dir.path().join("warden.db")),
+            real_time: true,
+            audit: Some(audit_log(dir.path())),
+        },
+        |_| {},
+    ));
+    let url = authority.url.clone();
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -163,77 +129,26 @@ fn main() {
         .build()
         .unwrap();
     client_rt.block_on(async {
-        let http = reqwest::Client::new();
-        let tenant: serde_json::Value = http
-            .post(format!("{url}/admin/v1/tenants"))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "name": "bench" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-        // A principal with its own key; returns its id and key.
-        let principal = |kind: &'static str, name: &'static str, scopes: &'static str| {
-            let (http, url, tenant_id) = (http.clone(), url.clone(), tenant_id.clone());
-            async move {
-                let key = SigningKey::generate(&mut OsRng);
-                let created: serde_json::Value = http
-                    .post(format!("{url}/admin/v1/tenants/{tenant_id}/principals"))
-                    .bearer_auth(ADMIN)
-                    .json(&json!({
-                        "kind": kind, "name": name, "scopes": scopes,
-                        "public_key": Jwk::from_public_key(&key.public_key(), None),
-                    }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                (created["id"].as_str().unwrap().to_owned(), key)
-            }
+        let tenant = authority.tenant("bench").await;
+        let agent = authority
+            .agent(&tenant, "bench-agent", "crm:contacts:read email:send")
+            .await;
+        let user = authority
+            .agent_with(
+                &tenant,
+                "bench-user",
+                json!({ "kind": "user", "scopes": "crm:contacts:read" }),
+            )
+            .await;
+        authority.grant(&user, &agent, "crm:contacts:read").await;
+        let token_endpoint = authority.token_endpoint();
+        // Signed well ahead of their use: every body of a run is signed before it starts.
+        let assertion_for = |client: &Agent| {
+            let mut claims = assertion_claims(&client.id, &token_endpoint, authority.now());
+            claims.exp += 180;
+            sign_assertion(&claims, &client.key)
         };
-        let (id, key) = principal("agent", "bench-agent", "crm:contacts:read email:send").await;
-        let token_endpoint = format!("{url}/oauth2/token");
-        let (user_id, user_key) = principal("user", "bench-user", "crm:contacts:read").await;
-        let granted = http
-            .post(format!("{url}/admin/v1/delegations"))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "user": user_id, "agent": id, "scopes": "crm:contacts:read" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(granted.status(), 201);
-        let assertion_for = |client: &str, key: &SigningKey| {
-            let now = SystemClock.now();
-            let claims = AssertionClaims {
-                iss: client.to_owned(),
-                sub: client.to_owned(),
-                aud: Audience::One(token_endpoint.clone()),
-                exp: now + 240,
-                iat: Some(now),
-                nbf: None,
-                jti: random_token_id(&mut OsRng),
-            };
-            jws::encode("JWT", None, &claims, key).unwrap()
-        };
-        let user_token: serde_json::Value = http
-            .post(&token_endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                assertion_for(&user_id, &user_key)
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let user_token = user_token["access_token"].as_str().unwrap().to_owned();
+        let user_token = authority.own_token(&user).await;
 
         println!("token issuance over HTTP, {requests} requests per run, server on {server_threads} threads");
         println!("{:>11} {:>14} {:>10} {:>10} {:>14} {:>8} {:>12} {:>10} {:>12}", "concurrency", "tokens/s", "p50", "p99", "jwks GET/s", "ratio", "exchange/s", "p99", "exch/cc");
@@ -244,7 +159,7 @@ fn main() {
                 .map(|_| {
                     Some(format!(
                         "grant_type=client_credentials&scope=crm%3Acontacts%3Aread&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                        assertion_for(&id, &key)
+                        assertion_for(&agent)
                     ))
                 })
                 .collect();
@@ -252,7 +167,7 @@ fn main() {
                 .map(|_| {
                     Some(format!(
                         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={user_token}&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                        assertion_for(&id, &key)
+                        assertion_for(&agent)
                     ))
                 })
                 .collect();
@@ -278,5 +193,6 @@ fn main() {
             );
         }
     });
+    drop(authority);
     drop(server_rt);
 }

@@ -31,68 +31,39 @@ use hyper::HeaderMap;
 use rand_core::OsRng;
 use serde_json::json;
 use tokio::net::TcpListener;
-use warden_authority::{router, server, Authority, AuthorityConfig};
-use warden_core::claims::{AccessClaims, Audience, Confirmation};
-use warden_core::crypto::SealingKey;
+use warden_core::claims::{AccessClaims, Confirmation};
 use warden_core::dpop::{access_token_hash, create_proof, ProofClaims};
 use warden_core::id::random_token_id;
 use warden_core::time::{Clock as _, SystemClock};
-use warden_core::{jws, SigningKey};
-use warden_gateway::audit::{AuditEvent, AuditWriter};
+use warden_core::SigningKey;
 use warden_gateway::pipeline::Facts;
-use warden_gateway::{Gateway, GatewayConfig, StartOptions};
-use warden_store::sqlite::SqliteStore;
+use warden_gateway::Gateway;
+use warden_test::authority::{audit_log, Setup as AuthoritySetup, TestAuthority};
+use warden_test::gateway::{launch_with, Discard};
+use warden_test::keys::claims_of;
+use warden_test::wait::eventually;
 
-const ADMIN: &str = "wadm_bench";
 const GATEWAYS: usize = 8;
 
-struct Discard;
-impl AuditWriter for Discard {
-    fn write_batch(&mut self, _: Vec<AuditEvent>) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Setup {
-    authority: Arc<Authority>,
-    authority_url: String,
+    authority: TestAuthority,
     gateways: Vec<(Arc<Gateway>, String)>,
     _dir: tempfile::TempDir,
 }
 
+/// An authority on a SQLite file in real time, recording to a real audit log, and
+/// `gateways` gateways (audit discarded) routing `/crm/` to an upstream that answers `ok`.
 async fn setup(gateways: usize, extra_toml: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority_url = format!("http://{}", listener.local_addr().unwrap());
-    let config = AuthorityConfig::new(authority_url.clone());
-    let limits = config.limits.clone();
-    let store = SqliteStore::open(&dir.path().join("warden.db"))
-        .await
-        .unwrap();
-    let audit_signer: Arc<dyn warden_audit::CheckpointSigner> =
-        Arc::new(SigningKey::generate(&mut OsRng));
-    let (audit, _) = warden_audit::AuditLog::open(
-        &dir.path().join("authority-audit"),
-        audit_signer,
-        warden_audit::Options::default(),
+    let authority = TestAuthority::launch(
+        AuthoritySetup {
+            store_file: Some(dir.path().join("warden.db")),
+            real_time: true,
+            audit: Some(audit_log(&dir.path().join("authority-audit"))),
+        },
+        |_| {},
     )
-    .unwrap();
-    let authority = Authority::start(
-        config,
-        Arc::new(store),
-        SealingKey::generate(&mut OsRng),
-        ADMIN,
-        Arc::new(SystemClock),
-        audit,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(server::serve(
-        listener,
-        router(Arc::clone(&authority)),
-        limits,
-        std::future::pending(),
-    ));
+    .await;
     let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}", up.local_addr().unwrap());
     tokio::spawn(
@@ -101,7 +72,7 @@ async fn setup(gateways: usize, extra_toml: &str) -> Setup {
     let toml = format!(
         r#"
 [gateway]
-authority = "{authority_url}"
+authority = "{}"
 {extra_toml}
 [[gateway.route]]
 prefix = "/crm/"
@@ -109,59 +80,39 @@ upstream = "{upstream}"
 audience = "crm"
 [gateway.route.scopes]
 GET = "crm:contacts:read"
-"#
+"#,
+        authority.url
     );
     let mut list = Vec::new();
     for i in 0..gateways {
-        let config = GatewayConfig::parse(&toml, "bench.toml", None).unwrap();
-        let gw = Gateway::start(
-            config,
-            StartOptions {
-                admin_token: ADMIN.into(),
-                clock: Arc::new(SystemClock),
-                audit_writer: Some(Box::new(Discard)),
-                name: format!("bench-{i}"),
-            },
+        let (url, gw) = launch_with(
+            &toml,
+            &format!("bench-{i}"),
+            Arc::new(SystemClock),
+            Box::new(Discard),
         )
         .await
         .unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(Arc::clone(&gw).serve(l, std::future::pending()));
+        // Until its revocation view has heard the stream, a gateway refuses every token.
+        assert!(eventually(|| gw.revocations.is_fresh()).await);
         list.push((gw, url));
     }
     Setup {
         authority,
-        authority_url,
         gateways: list,
         _dir: dir,
     }
 }
 
+/// A token of an agent the store does not hold, as only the authority could sign it.
 fn token(s: &Setup, edit: impl FnOnce(&mut AccessClaims)) -> (String, AccessClaims) {
-    let keys = s.authority.keys.current();
-    let now = SystemClock.now();
-    let mut c = AccessClaims {
-        iss: s.authority_url.clone(),
-        sub: "agt_AAAAAAAAAAAAAAAAAAAAAA".into(),
-        aud: Audience::One("warden".into()),
-        exp: now + 600,
-        iat: now,
-        nbf: now,
-        jti: random_token_id(&mut OsRng),
-        client_id: "agt_AAAAAAAAAAAAAAAAAAAAAA".into(),
-        tenant: "tnt_AAAAAAAAAAAAAAAAAAAAAA".into(),
-        scope: "crm:contacts:read".into(),
-        act: None,
-        cnf: None,
-        allowed_ips: None,
-        max_uses: None,
-    };
-    edit(&mut c);
-    (
-        jws::encode("at+jwt", Some(&keys.active_kid), &c, &keys.active).unwrap(),
-        c,
-    )
+    let t = s.authority.forge(
+        "agt_AAAAAAAAAAAAAAAAAAAAAA",
+        "tnt_AAAAAAAAAAAAAAAAAAAAAA",
+        edit,
+    );
+    let c = claims_of(&t);
+    (t, c)
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -179,15 +130,12 @@ fn propagation(rt: &tokio::runtime::Runtime) {
         let mut took = Vec::with_capacity(revocations);
         for _ in 0..revocations {
             let (t, claims) = token(&s, |_| {});
-            let res = http
-                .post(format!("{}/admin/v1/tokens/revoke", s.authority_url))
-                .bearer_auth(ADMIN)
-                .json(&json!({ "jti": claims.jti }))
-                .send()
-                .await
-                .unwrap();
+            let (status, _) = s
+                .authority
+                .admin_post("/tokens/revoke", json!({ "jti": claims.jti }))
+                .await;
             let answered = Instant::now();
-            assert_eq!(res.status(), 200);
+            assert_eq!(status, 200);
             while !s
                 .gateways
                 .iter()

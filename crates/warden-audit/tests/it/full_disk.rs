@@ -2,63 +2,14 @@
 //! entries at once while it cannot write, come back by itself once space is freed, and leave
 //! a chain that verifies with the outage on record. Needs root (it mounts a tmpfs), as CI has.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use warden_audit::{verify_dir, AppendError, AuditLog, LogStatus, TryAppendError};
 
+use warden_test::tmpfs::{Tmpfs, ENOSPC};
+
 use crate::{entry, key, log_lines, opts, ring};
-
-const ENOSPC: i32 = 28;
-
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
-pub struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    pub fn mount(size: &str) -> Self {
-        let dir = tempfile::TempDir::new().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs failed: this test needs root (as CI runs)"
-        );
-        Self { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a file until the filesystem is full; returns its path.
-    pub fn fill(&self) -> PathBuf {
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        loop {
-            match f.write_all(&block) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(ENOSPC) => break,
-                Err(e) => panic!("filling the tmpfs: {e}"),
-            }
-        }
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
 
 #[tokio::test]
 async fn a_full_disk_refuses_entries_then_recovers_by_itself_with_the_outage_on_record() {

@@ -3,14 +3,10 @@
 //! the audit log has it. (A process killed between commit and answer is `warden`'s test.)
 
 use std::path::Path;
-use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use warden_audit::AuditLog;
 use warden_authority::journal::OutboxDrain;
-use warden_authority::{Authority, AuthorityConfig};
-use warden_core::crypto::SealingKey;
 use warden_store::{prelude::*, RevocationTarget};
 
 use crate::support::{audit_log as open_log, Harness, ADMIN};
@@ -206,21 +202,6 @@ fn entries(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Another authority on the harness's store and clock, as after a restart, recording to
-/// `log`.
-async fn restarted(h: &Harness, log: AuditLog) -> Arc<Authority> {
-    Authority::start(
-        AuthorityConfig::new(h.url.clone()),
-        Arc::clone(&h.store) as _,
-        SealingKey::from_bytes(&h.master_key).unwrap(),
-        ADMIN,
-        Arc::clone(&h.clock) as _,
-        log,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_change_the_log_could_not_take_is_on_record_in_the_outbox_until_drained() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,7 +237,7 @@ async fn a_change_the_log_could_not_take_is_on_record_in_the_outbox_until_draine
 
     // A drainer leaves it to its call during the grace period, then takes it.
     let dir2 = tempfile::tempdir().unwrap();
-    let after = restarted(&h, open_log(dir2.path())).await;
+    let after = h.sibling(open_log(dir2.path())).await;
     assert_eq!(after.drain_audit_outbox(OutboxDrain::Due).await.unwrap(), 0);
     h.clock.advance(after.config.audit_outbox_grace_secs + 1);
     assert_eq!(after.drain_audit_outbox(OutboxDrain::Due).await.unwrap(), 1);

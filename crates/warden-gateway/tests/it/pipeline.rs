@@ -250,10 +250,10 @@ async fn a_cache_hit_never_outlives_a_fresh_verification() {
     env.clock.advance(-(900 + 31));
     let t2 = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&t2)).await.status(), 200);
-    env.authority.rotate_keys().await.unwrap();
-    env.authority.rotate_keys().await.unwrap();
+    env.auth.authority.rotate_keys().await.unwrap();
+    env.auth.authority.rotate_keys().await.unwrap();
     env.clock.advance(931 + 1);
-    env.authority.maintain().await;
+    env.auth.authority.maintain().await;
     env.clock.advance(-(931 + 1));
     env.gateway.jwks.refresh().await.unwrap();
     let res = env.get("/crm/a", Some(&t2)).await;
@@ -345,13 +345,13 @@ async fn key_rotation_while_serving() {
     let before = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&before)).await.status(), 200);
     // The next key was published before it signs: no refresh is needed.
-    env.authority.rotate_keys().await.unwrap();
+    env.auth.authority.rotate_keys().await.unwrap();
     let after = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&after)).await.status(), 200);
     assert_eq!(env.get("/crm/b", Some(&before)).await.status(), 200);
     // Two rotations: the signing key was published after the gateway's last fetch; the
     // unknown kid triggers one refresh.
-    env.authority.rotate_keys().await.unwrap();
+    env.auth.authority.rotate_keys().await.unwrap();
     let newest = env.token("crm:contacts:read").await;
     let fetches = env.gateway.jwks.fetches();
     assert_eq!(env.get("/crm/c", Some(&newest)).await.status(), 200);
@@ -361,7 +361,7 @@ async fn key_rotation_while_serving() {
 #[tokio::test]
 async fn unknown_kids_cannot_force_a_fetch_storm() {
     let (env, _) = Env::start(Options::default()).await;
-    let keys = env.authority.keys.current();
+    let keys = env.auth.authority.keys.current();
     let fetches = env.gateway.jwks.fetches();
     for i in 0..20 {
         let c = warden_core::AccessClaims {
@@ -599,11 +599,7 @@ async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
     assert_eq!(env.get("/open/a", Some(&t)).await.status(), 200);
     assert!(env.gateway.audit.dropped_total() >= 1);
     // Once the writer runs again, the loss is written down.
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock().unwrap() = true;
-        cv.notify_all();
-    }
+    warden_test::gateway::open(&gate);
     // The writer drains the queue on its next round; until then the route may still refuse.
     let mut reopened = false;
     for _ in 0..200 {

@@ -159,6 +159,7 @@ async fn a_gateway_reconnecting_after_an_authority_restart_misses_no_revocation(
     // Written while this authority is down, as another replica would.
     let now = env.now();
     let appended = env
+        .auth
         .store
         .append_revocation(&NewRevocation {
             target: RevocationTarget::Principal {
@@ -201,7 +202,7 @@ async fn a_honeytoken_is_refused_like_any_revoked_token_and_reported() {
     assert_eq!(status, 201, "{bait}");
     let token = bait["access_token"].as_str().unwrap().to_owned();
     let principal = bait["principal"].as_str().unwrap().to_owned();
-    let head = env.authority.revocations.head();
+    let head = env.auth.authority.revocations.head();
     reached(&env, head).await;
 
     let res = env.get("/crm/a", Some(&token)).await;
@@ -237,7 +238,7 @@ async fn a_honeytoken_is_refused_like_any_revoked_token_and_reported() {
         )
         .await;
     let unseen_principal = unseen["principal"].as_str().unwrap().to_owned();
-    reached(&env, env.authority.revocations.head()).await;
+    reached(&env, env.auth.authority.revocations.head()).await;
     env.clock.advance(3_600);
     let res = env.get("/crm/a", Some(&token)).await;
     assert_eq!(res.status(), 401);
@@ -275,7 +276,7 @@ async fn a_disabled_tenant_s_live_tokens_are_refused_at_the_gateway() {
         .admin_post(&format!("/tenants/{tenant}/disable"), json!({}))
         .await;
     assert_eq!(status, 200, "{answer}");
-    reached(&env, env.authority.revocations.head()).await;
+    reached(&env, env.auth.authority.revocations.head()).await;
     let res = env.get("/crm/a", Some(&token)).await;
     assert_eq!(res.status(), 401);
     let challenge = res.headers()["www-authenticate"]

@@ -1,7 +1,7 @@
 //! A route's `tenant`: confirmed with the authority at start (by id or by name), and
 //! enforced by the gateway itself in the `tenant` phase, with or without policies.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -26,12 +26,7 @@ fn tenant_routes(env: &Env, routes: &[(&str, Option<&str>)]) -> String {
 }
 
 async fn launch(env: &Env, toml: &str) -> Result<Launched, warden_gateway::StartError> {
-    launch_gateway(
-        toml,
-        &env.clock,
-        Arc::new((Mutex::new(true), Condvar::new())),
-    )
-    .await
+    launch_gateway(toml, &env.clock, warden_test::gateway::gate(true)).await
 }
 
 async fn get(env: &Env, gw: &Launched, path: &str, token: &str) -> (u16, Value) {

@@ -2,56 +2,22 @@
 //! waking each other, concurrent appenders, racing migrations, a lost listener connection).
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_core::{OsRng, RngCore};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 use tokio::sync::watch;
 use warden_store::postgres::PgStore;
 use warden_store::{connect_url, NewRevocation, RevocationStore, RevocationTarget};
+use warden_test::postgres::{fresh_database, server_url, url_with_database};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The server to test against. Without one the test fails, as `scripts/test.sh` promises,
-/// rather than pass having checked nothing; `WARDEN_TEST_POSTGRES=skip` is the developer's
-/// explicit opt-out, and then this is `None` (after a note) and the test returns.
-pub fn pg_url() -> Option<String> {
-    match std::env::var("WARDEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("WARDEN_TEST_POSTGRES").as_deref() == Ok("skip") => {
-            eprintln!("note: WARDEN_TEST_POSTGRES=skip, PostgreSQL test skipped");
-            None
-        }
-        _ => panic!(
-            "no PostgreSQL to test against: WARDEN_TEST_POSTGRES_URL is not set \
-             (`source scripts/postgres.sh` starts a throwaway server and sets it; \
-             WARDEN_TEST_POSTGRES=skip skips the PostgreSQL tests)"
-        ),
-    }
-}
-
-/// Creates an empty database on the server and returns options that connect to it.
-/// A database rather than a schema per test: `NOTIFY` channels are per database, so tests
-/// in schemas of one database would hear each other's revocations.
-pub async fn fresh_database(url: &str) -> PgConnectOptions {
-    let admin = PgConnectOptions::from_str(url).unwrap();
-    let name = format!("warden_t_{:016x}", OsRng.next_u64());
-    let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    admin.database(&name)
-}
-
 /// A store on a fresh database, or `None` when the PostgreSQL tests are skipped.
 pub async fn fresh_pg() -> Option<PgStore> {
-    let url = pg_url()?;
+    let url = server_url()?;
     Some(
         PgStore::connect_with(fresh_database(&url).await)
             .await
@@ -77,22 +43,9 @@ async fn wait_for(watch: &mut watch::Receiver<i64>, seq: i64) {
         .unwrap();
 }
 
-/// `url` with its database name replaced (the URL forms this suite is given:
-/// `postgres://user:password@host:port/database?query`).
-fn url_with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let query = tail.split_once('?').map(|(_, q)| q);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{database}?{q}"),
-        None => format!("{scheme}://{authority}/{database}"),
-    }
-}
-
 #[tokio::test]
 async fn replicas_wake_each_other() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = server_url() else { return };
     let options = fresh_database(&url).await;
     let a = PgStore::connect_with(options.clone()).await.unwrap();
     let b = PgStore::connect_with(options.clone()).await.unwrap();
@@ -120,7 +73,7 @@ async fn replicas_wake_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_read_in_commit_order() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = server_url() else { return };
     let options = fresh_database(&url).await;
     let a = Arc::new(PgStore::connect_with(options.clone()).await.unwrap());
     let b = Arc::new(PgStore::connect_with(options.clone()).await.unwrap());
@@ -197,7 +150,7 @@ async fn concurrent_appends_are_read_in_commit_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_replicas_migrate_once() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = server_url() else { return };
     let options = fresh_database(&url).await;
     let (a, b, c) = tokio::join!(
         PgStore::connect_with(options.clone()),
@@ -220,7 +173,7 @@ async fn racing_replicas_migrate_once() {
 
 #[tokio::test]
 async fn listener_recovers_from_a_lost_connection() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = server_url() else { return };
     let options = fresh_database(&url).await;
     let a = PgStore::connect_with(options.clone()).await.unwrap();
     let b = PgStore::connect_with(options.clone()).await.unwrap();
@@ -247,7 +200,7 @@ async fn listener_recovers_from_a_lost_connection() {
 
 #[tokio::test]
 async fn search_path_in_the_url_selects_the_schema() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = server_url() else { return };
     let options = fresh_database(&url).await;
     let database = options.get_database().unwrap().to_owned();
     let mut admin = PgConnection::connect_with(&options).await.unwrap();

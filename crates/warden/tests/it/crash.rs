@@ -641,15 +641,7 @@ fn changes_killed_between_commit_and_answer_are_replayed_once_and_audited() {
 /// seconds later finds none of: the audit log's side is the SQLite test's.
 #[test]
 fn changes_killed_between_commit_and_answer_are_replayed_once_on_postgresql() {
-    let Ok(database) = std::env::var("WARDEN_TEST_POSTGRES_URL") else {
-        // A test that finds no server fails, unless the developer opted out.
-        assert_eq!(
-            std::env::var("WARDEN_TEST_POSTGRES").as_deref(),
-            Ok("skip"),
-            "no PostgreSQL to test against: WARDEN_TEST_POSTGRES_URL is not set \
-             (`source scripts/postgres.sh` sets it; WARDEN_TEST_POSTGRES=skip skips this test)"
-        );
-        eprintln!("note: WARDEN_TEST_POSTGRES=skip, PostgreSQL test skipped");
+    let Some(database) = warden_test::postgres::server_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

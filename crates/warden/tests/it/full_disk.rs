@@ -5,52 +5,13 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use warden_test::tmpfs::Tmpfs;
+
 use crate::{create_agent, json_of, serve, wait_started, warden, Server};
-
-const ENOSPC: i32 = 28;
-
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(
-            ok,
-            "mounting a tmpfs failed: this test needs root (as CI runs)"
-        );
-        Self(dir)
-    }
-
-    /// Writes a file until the filesystem is full.
-    fn fill(&self) -> PathBuf {
-        let path = self.0.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        loop {
-            match f.write_all(&block) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(ENOSPC) => return path,
-                Err(e) => panic!("filling the tmpfs: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
 
 /// A plain HTTP/1.1 GET: status, headers (lowercased names) and body.
 fn get(addr: &str, path: &str) -> (u16, String, String) {
@@ -85,7 +46,7 @@ fn authority_addr(data: &Path) -> String {
 #[test]
 fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by_itself() {
     let fs = Tmpfs::mount("8m");
-    let data = fs.0.path().join("data");
+    let data = fs.path().join("data");
     let work = tempfile::tempdir().unwrap();
     let log_path = work.path().join("serve.log");
     let mut cmd = serve(&data, None);

@@ -625,15 +625,7 @@ fn until_status(gateway_port: u16, token: &str, want: u16) -> u16 {
 /// through one replica is enforced by the other replica's gateway.
 #[test]
 fn replicas_on_one_postgresql_share_revocations() {
-    let Ok(database) = std::env::var("WARDEN_TEST_POSTGRES_URL") else {
-        // A test that finds no server fails, unless the developer opted out.
-        assert_eq!(
-            std::env::var("WARDEN_TEST_POSTGRES").as_deref(),
-            Ok("skip"),
-            "no PostgreSQL to test against: WARDEN_TEST_POSTGRES_URL is not set \
-             (`source scripts/postgres.sh` sets it; WARDEN_TEST_POSTGRES=skip skips this test)"
-        );
-        eprintln!("note: WARDEN_TEST_POSTGRES=skip, PostgreSQL test skipped");
+    let Some(database) = warden_test::postgres::server_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
