@@ -4,62 +4,40 @@
 use rand_core::OsRng;
 use reqwest::Method;
 use serde_json::Value;
-use warden_core::dpop::{access_token_hash, create_proof, ProofClaims};
-use warden_core::id::random_token_id;
 use warden_core::SigningKey;
+use warden_test::authority::JWT_BEARER;
+use warden_test::keys;
 
 use crate::support::{Env, Options};
 
 /// A DPoP-bound token from the real token endpoint.
 async fn bound_token(env: &Env, key: &SigningKey) -> String {
-    let endpoint = format!("{}/oauth2/token", env.authority_url);
+    let endpoint = env.auth.token_endpoint();
     let proof = proof(env, key, "POST", &endpoint, None);
-    let claims = warden_core::AssertionClaims {
-        iss: env.agent_id.clone(),
-        sub: env.agent_id.clone(),
-        aud: warden_core::Audience::One(endpoint.clone()),
-        exp: env.now() + 60,
-        iat: Some(env.now()),
-        nbf: None,
-        jti: random_token_id(&mut OsRng),
-    };
-    let assertion = warden_core::jws::encode("JWT", None, &claims, &env.agent_key).unwrap();
-    let res: Value = env
-        .http
-        .post(endpoint)
-        .header("dpop", proof)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "crm:contacts:read"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &assertion),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(res["token_type"], "DPoP", "{res}");
+    let assertion = keys::assertion(&env.agent_id, &env.agent_key, &endpoint, env.now());
+    let (status, res) = env
+        .auth
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "crm:contacts:read"),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &assertion),
+            ],
+            &[("dpop", &proof)],
+        )
+        .await;
+    assert_eq!(
+        (status, res["token_type"].as_str()),
+        (200, Some("DPoP")),
+        "{res}"
+    );
     res["access_token"].as_str().unwrap().to_owned()
 }
 
 fn proof(env: &Env, key: &SigningKey, method: &str, url: &str, token: Option<&str>) -> String {
-    create_proof(
-        key,
-        &ProofClaims {
-            jti: random_token_id(&mut OsRng),
-            htm: method.into(),
-            htu: url.into(),
-            iat: env.now(),
-            ath: token.map(access_token_hash),
-            nonce: None,
-        },
-    )
-    .unwrap()
+    keys::dpop_proof(key, method, url, env.now(), token)
 }
 
 async fn send(
