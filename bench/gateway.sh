@@ -2,7 +2,7 @@
 # Gateway benchmarks on loopback, all cases in one run, against a baseline measured in the
 # same run:
 #
-#   bash bench/gateway.sh                # from any directory; ~9 minutes on an idle machine
+#   bash bench/gateway.sh                # from any directory; ~11 minutes on an idle machine
 #
 #   1. plain nginx reverse proxy (1 worker, keepalive upstream)        — the baseline
 #   1b. the gateway's HTTP stack with nothing of Warden in it (a tokio event loop, hyper, the
@@ -12,6 +12,14 @@
 #   3. warden gateway, a fresh token on every request (full verification each time)
 #   4. nginx auth_request -> warden /authz -> upstream (the external-call pattern)
 #   5. warden gateway, one DPoP-bound token with a fresh proof per request (vs. case 2)
+#   6. the peer people pick today to check JWTs at the proxy: HAProxy (Debian's, 1 thread)
+#      with `http-request ... jwt_verify(...)` on ES256 tokens (it cannot verify EdDSA), plus
+#      the alg, exp, nbf, iss, aud and scope checks a real deployment makes; one token
+#      reused (HAProxy has no verified-token cache: every request verifies the signature)
+#   7. as 6, a fresh ES256 token on every request (vs. case 3)
+#   The ES256 tokens are Warden's access token re-signed: same header fields (typ at+jwt,
+#   kid), same claims, a new jti (and iat/nbf/exp) each; key from openssl, signed by
+#   python3's `cryptography`. The report ends with Warden vs HAProxy: 2 vs 6 and 3 vs 7.
 #   and, to show what the policy phase costs, 2 again on a second gateway without policies
 #   (`warden gateway`, same authority, audit on); and 2c, that second gateway's config with
 #   behavioural telemetry on (`[gateway.behaviour] enabled = true`): 2c vs 2b is its cost.
@@ -22,14 +30,14 @@
 # CPU pinning: the proxy under test (nginx proxy, the bare proxy, warden, or warden + the nginx in front
 # of it in case 4) on CPU 1; wrk and the upstream nginx on CPU 0.
 #
-# Then cases 1, 2, 2b and 4 again over one connection (-c1, DURATION/2): the latency a
+# Then cases 1, 1b, 2, 2b, 4 and 6 again over one connection (-c1, DURATION/2): the latency a
 # request pays with no queueing, which is where "added latency" means something; at 32
 # connections a saturated proxy's latency is mostly its queue (Little's law).
 #
 # Env: DURATION (s, default 10), WARMUP (s, default 2), CONNECTIONS (default 32), ROUNDS
-#      (default 3: cases 1 to 2c are run this many times, interleaved, and reported by
+#      (default 3: cases 1 to 2c and 6 are run this many times, interleaved, and reported by
 #      their median round),
-#      FRESH_MAX (most tokens to issue for case 3, default 200000),
+#      FRESH_MAX (most tokens to issue for case 3, and for case 7, default 200000),
 #      WARDEN_BIN (default target/release/warden, built if missing), BARE_BIN (default
 #      target/release/examples/bare_proxy, built if missing),
 #      QUIET_WAIT (s, default 120): before each case, wait up to this long for the machine
@@ -37,7 +45,8 @@
 #      running alongside distort the figures; the table says if a case ran on a busy machine.
 #      PERF=1 also runs `perf record` on warden during cases 2 and 3 and prints the top
 #      symbols (needs perf).
-# Installs wrk and nginx from Debian's packages when missing. Stops everything it started.
+# Installs wrk, nginx and haproxy from Debian's packages when missing (and python3's
+# `cryptography` with pip). Stops everything it started.
 set -euo pipefail
 
 if [[ -n "${WARDEN_BIN:-}" && "$WARDEN_BIN" != /* ]]; then
@@ -58,6 +67,7 @@ say() { echo "bench: $*" >&2; }
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx)
+command -v haproxy >/dev/null || missing+=(haproxy)
 if ((${#missing[@]})); then
   say "installing ${missing[*]} from Debian packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -65,6 +75,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v taskset >/dev/null || { say "taskset (util-linux) is required"; exit 2; }
+command -v openssl >/dev/null || { say "openssl is required (the ES256 key of cases 6 and 7)"; exit 2; }
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  say "installing python3's cryptography (signs the ES256 tokens of cases 6 and 7)"
+  python3 -m pip install -q cryptography
+fi
 if [[ "$(nproc)" -lt 2 ]]; then
   say "needs 2 CPUs for the pinning (CPU 0: load and upstream, CPU 1: proxy under test)"
   exit 2
@@ -116,9 +131,9 @@ die() {
   exit 1
 }
 
-read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT < <(python3 -c '
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT HAP_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
@@ -280,9 +295,112 @@ warden principal create --tenant bench --kind agent --name loadgen --scopes "api
 AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/agent.json")
 TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read) || die "token failed"
 
+# ---- cases 6 and 7: HAProxy checking ES256 JWTs ---------------------------------------------
+# An EC P-256 key pair, and a signer that re-signs Warden's access token with it: the same
+# header fields and claims, with iat/nbf now, the same lifetime and a new jti for each token.
+openssl ecparam -name prime256v1 -genkey -noout -out "$TMP/es256.key" 2>"$TMP/openssl.log" ||
+  die "openssl: no EC key"
+openssl ec -in "$TMP/es256.key" -pubout -out "$TMP/es256.pub.pem" 2>>"$TMP/openssl.log" ||
+  die "openssl: no EC public key"
+cat >"$TMP/es256_tokens.py" <<'PY'
+# es256_tokens.py KEY TEMPLATE_JWT COUNT [expired]: COUNT ES256 tokens, one a line.
+import base64, json, secrets, sys, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+def unb64(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
+head, body, _ = sys.argv[2].split(".")
+header, claims = json.loads(unb64(head)), json.loads(unb64(body))
+header.update(alg="ES256", typ="at+jwt", kid="bench-es256-1")
+head = b64(json.dumps(header, separators=(",", ":")).encode())
+lifetime = claims["exp"] - claims["iat"]
+now = int(time.time())
+claims.update(iat=now, nbf=now, exp=now - 120 if sys.argv[4:] == ["expired"] else now + lifetime)
+jti_len = len(str(claims.get("jti", ""))) or 22
+out = sys.stdout
+for _ in range(int(sys.argv[3])):
+    claims["jti"] = secrets.token_urlsafe(jti_len)[:jti_len]
+    signing = head + b"." + b64(json.dumps(claims, separators=(",", ":")).encode())
+    r, s = utils.decode_dss_signature(key.sign(signing, ec.ECDSA(hashes.SHA256())))
+    out.write((signing + b"." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))).decode() + "\n")
+PY
+es256_tokens() { # count [expired]
+  taskset -c 0 python3 "$TMP/es256_tokens.py" "$TMP/es256.key" "$TOKEN" "$@"
+}
+HAP_TOKEN=$(es256_tokens 1) || die "ES256 token failed"
+HAP_EXPIRED=$(es256_tokens 1 expired) || die "expired ES256 token failed"
+read -r TOKEN_ISS TOKEN_AUD < <(python3 -c '
+import base64, json, sys
+b = sys.argv[1].split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)))
+aud = c["aud"] if isinstance(c["aud"], str) else c["aud"][0]
+print(c["iss"], aud)' "$TOKEN")
+
+# HAProxy: one thread, CPU 1, keepalive (http-reuse) to the same upstream. Beyond the
+# signature it checks what Warden checks of a token for this route (alg, exp and nbf with
+# Warden's 30 s leeway, iss, aud, the route's scope); json_query reads `aud` only as a string.
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 8192
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s
+
+frontend jwt
+  bind 127.0.0.1:$HAP_PORT backlog 4096
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request deny deny_status 401 unless { var(txn.bearer) -m found }
+  http-request set-var(txn.jwt_alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request deny unless { var(txn.jwt_alg) -m str ES256 }
+  http-request deny unless { var(txn.bearer),jwt_verify(txn.jwt_alg,"$TMP/es256.pub.pem") -m int 1 }
+  http-request set-var(txn.now) date()
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+  http-request set-var(txn.nbf) var(txn.bearer),jwt_payload_query('\$.nbf','int')
+  http-request deny unless { var(txn.exp),add(30),sub(txn.now) -m int ge 0 }
+  http-request deny unless { var(txn.now),add(30),sub(txn.nbf) -m int ge 0 }
+  http-request deny unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str $TOKEN_ISS }
+  http-request deny unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str $TOKEN_AUD }
+  http-request deny unless { var(txn.bearer),jwt_payload_query('\$.scope') -m reg (^|\\ )api:read(\\ |\$) }
+  default_backend up
+
+backend up
+  http-reuse always
+  server up 127.0.0.1:$UP_PORT
+EOF
+haproxy -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 || die "haproxy: bad config"
+taskset -c 1 haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 &
+PIDS+=($!)
+wait_http "haproxy" "http://127.0.0.1:$HAP_PORT/"
+HAP=http://127.0.0.1:$HAP_PORT/api/x
+# What it lets through and what it refuses.
+tampered=$(python3 -c '
+import base64, json, sys
+h, b, s = sys.argv[1].split(".")
+c = json.loads(base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)))
+c["scope"] = "api:read api:write"
+print(h + "." + base64.urlsafe_b64encode(json.dumps(c).encode()).rstrip(b"=").decode() + "." + s)' "$HAP_TOKEN")
+for check in "200:$HAP_TOKEN" "403:$tampered" "403:${HAP_TOKEN%?????}AAAAA" "403:$HAP_EXPIRED" "403:$TOKEN" "401:"; do
+  want=${check%%:*} tok=${check#*:}
+  code=$(curl -s -o /dev/null -w '%{http_code}' ${tok:+-H "Authorization: Bearer $tok"} "$HAP")
+  [[ "$code" == "$want" ]] || die "sanity check: haproxy answered $code, not $want, to ${tok:-no token}"
+done
+
 for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$BARE_PORT/api/x" "http://127.0.0.1:$GW_PORT/api/x" "http://127.0.0.1:$FRONT_PORT/api/x" \
-  "http://127.0.0.1:$GW2_PORT/api/x" "http://127.0.0.1:$GW3_PORT/api/x"; do
-  body=$(curl -s --max-time 5 -H "Authorization: Bearer $TOKEN" "$url") || true
+  "http://127.0.0.1:$GW2_PORT/api/x" "http://127.0.0.1:$GW3_PORT/api/x" "$HAP"; do
+  tok=$TOKEN
+  [[ "$url" == "$HAP" ]] && tok=$HAP_TOKEN
+  body=$(curl -s --max-time 5 -H "Authorization: Bearer $tok" "$url") || true
   [[ "$body" == ok ]] || die "sanity check: GET $url answered: ${body:0:300}"
 done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/api/x")
@@ -367,7 +485,7 @@ perf_report() { # name
 }
 
 GW=http://127.0.0.1:$GW_PORT/api/x
-# Cases 1, 1b, 2, 2b and 2c run ROUNDS times, interleaved, so that a slow spell of the
+# Cases 1, 1b, 2, 2b, 2c and 6 run ROUNDS times, interleaved, so that a slow spell of the
 # shared machine lands on every case alike; each is reported by its median round (by req/s).
 for round in $(seq "$ROUNDS"); do
   say "round $round/$ROUNDS: case 1: plain nginx proxy"
@@ -381,6 +499,8 @@ for round in $(seq "$ROUNDS"); do
   measure "nopolicy-r$round" "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
   say "round $round/$ROUNDS: case 2c: as 2b with behavioural telemetry on"
   measure "behaviour-r$round" "http://127.0.0.1:$GW3_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+  say "round $round/$ROUNDS: case 6: haproxy jwt_verify, one ES256 token"
+  measure "hap-r$round" "$HAP" -H "Authorization: Bearer $HAP_TOKEN"
 done
 # `median NAME`: the round with the median req/s becomes NAME's result; the spread is kept.
 median() {
@@ -396,49 +516,76 @@ median() {
   done
   printf '%s\n' "${rounds[@]}" | sort -n | awk '{ print $1 }' | paste -sd/ >"$TMP/$1.spread"
 }
-for name in plain bare cached nopolicy behaviour; do median "$name"; done
+for name in plain bare cached nopolicy behaviour hap; do median "$name"; done
 
-# Case 3 needs a distinct token for every request of its warm-up and its run. It cannot
-# be faster than case 2, so case 2's rate bounds how many it can use.
-read -r cached_rps _ < <(wrk_fields "$TMP/cached.wrk")
-need=$(((cached_rps * (DURATION + WARMUP)) * 11 / 10 + 1000))
-((need > FRESH_MAX)) && need=$FRESH_MAX
+# Cases 3 and 7 need a distinct token for every request of their warm-up and their run. A
+# fresh-token case cannot be faster than its one-token case (2, 6), whose rate bounds how
+# many it can use.
+fresh_need() { # one-token case
+  local rps
+  read -r rps _ < <(wrk_fields "$TMP/$1.wrk")
+  rps=$(((rps * (DURATION + WARMUP)) * 11 / 10 + 1000))
+  echo $((rps > FRESH_MAX ? FRESH_MAX : rps))
+}
+# `split_tokens NAME`: $TMP/NAME-tokens.txt into the warm-up's and the run's share.
+split_tokens() {
+  local issued warm_n
+  issued=$(sort -u "$TMP/$1-tokens.txt" | wc -l)
+  warm_n=$((issued * WARMUP / (DURATION + WARMUP)))
+  head -n "$warm_n" "$TMP/$1-tokens.txt" >"$TMP/$1-tokens-warm.txt"
+  tail -n +"$((warm_n + 1))" "$TMP/$1-tokens.txt" >"$TMP/$1-tokens-run.txt"
+  echo "$issued"
+}
+# `measure_fresh NAME URL`: as measure, each request with the next token of NAME's list
+# (bench/fresh_tokens.lua); writes $TMP/NAME.wrk and NAME's note, "N tokens loaded, ...".
+measure_fresh() {
+  local name=$1 url=$2 before after note warm_note
+  wait_quiet "$name"
+  [[ "$name" == fresh ]] && perf_start "$name"
+  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/fresh_tokens.lua" "$url" \
+    -- "$TMP/$name-tokens-warm.txt" >"$TMP/$name-warm.out" 2>&1 || true
+  before=$(cpu_sample)
+  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/fresh_tokens.lua" "$url" \
+    -- "$TMP/$name-tokens-run.txt" >"$TMP/$name.wrk" 2>&1 || die "wrk failed for $name: $(tail -n 5 "$TMP/$name.wrk")"
+  after=$(cpu_sample)
+  cpu_busy "$before" "$after" >"$TMP/$name.cpu"
+  [[ "$name" == fresh ]] && perf_report "$name" >"$TMP/perf-fresh.txt"
+  flag_errors "$name"
+  note=$(grep '^fresh_tokens:' "$TMP/$name.wrk" || true)
+  warm_note=$(grep '^fresh_tokens:' "$TMP/$name-warm.out" || true)
+  echo "${note#fresh_tokens: }" >"$TMP/$name.note"
+  say "$name: warm-up ${warm_note#fresh_tokens: }; run ${note#fresh_tokens: }"
+  if grep -q 'wrapped [1-9]' <<<"$note"; then
+    say "WARNING: $name ran out of distinct tokens and reused some (raise FRESH_MAX or lower DURATION)"
+  fi
+}
+
+need=$(fresh_need cached)
 say "issuing $need distinct tokens for case 3"
 t0=$(date +%s)
 taskset -c 0 "$WARDEN_BIN" token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read \
-  --count "$need" --data-dir "$DATA" >"$TMP/tokens.txt" || die "warden token --count $need failed"
-issued=$(sort -u "$TMP/tokens.txt" | wc -l)
+  --count "$need" --data-dir "$DATA" >"$TMP/fresh-tokens.txt" || die "warden token --count $need failed"
+issued=$(split_tokens fresh)
 say "issued $issued distinct tokens in $(($(date +%s) - t0)) s"
-warm_n=$((issued * WARMUP / (DURATION + WARMUP)))
-head -n "$warm_n" "$TMP/tokens.txt" >"$TMP/tokens-warm.txt"
-tail -n +"$((warm_n + 1))" "$TMP/tokens.txt" >"$TMP/tokens-run.txt"
+need=$(fresh_need hap)
+say "signing $need distinct ES256 tokens for case 7"
+t0=$(date +%s)
+es256_tokens "$need" >"$TMP/hapfresh-tokens.txt" || die "signing $need ES256 tokens failed"
+issued=$(split_tokens hapfresh)
+say "signed $issued distinct ES256 tokens in $(($(date +%s) - t0)) s"
 
+# Back to back, so that 3 and 7 share the machine's mood.
 say "case 3: gateway, a fresh token per request"
-wait_quiet fresh
-perf_start fresh
-taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/fresh_tokens.lua" "$GW" \
-  -- "$TMP/tokens-warm.txt" >"$TMP/fresh-warm.out" 2>&1 || true
-before=$(cpu_sample)
-taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/fresh_tokens.lua" "$GW" \
-  -- "$TMP/tokens-run.txt" >"$TMP/fresh.wrk" 2>&1 || die "wrk failed for fresh: $(tail -n 5 "$TMP/fresh.wrk")"
-after=$(cpu_sample)
-cpu_busy "$before" "$after" >"$TMP/fresh.cpu"
-perf_report fresh >"$TMP/perf-fresh.txt"
-flag_errors fresh
-fresh_note=$(grep '^fresh_tokens:' "$TMP/fresh.wrk" || true)
-warm_note=$(grep '^fresh_tokens:' "$TMP/fresh-warm.out" || true)
-say "warm-up ${warm_note#fresh_tokens: }; run ${fresh_note#fresh_tokens: }"
-if grep -q 'wrapped [1-9]' <<<"$fresh_note"; then
-  say "WARNING: case 3 ran out of distinct tokens and reused some (raise FRESH_MAX or lower DURATION)"
-fi
+measure_fresh fresh "$GW"
+say "case 7: haproxy jwt_verify, a fresh ES256 token per request"
+measure_fresh hapfresh "$HAP"
 
 # Case 5: one DPoP-bound token, a fresh proof per request (each proof is single use, so
 # each request pays the proof's Ed25519 verification). Compare with case 2 (one bearer token).
 warden keygen --out "$TMP/dpop.jwk" >/dev/null
 DPOP_TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read --dpop-key "$TMP/dpop.jwk") \
   || die "DPoP-bound token failed"
-proofs_needed=$(((cached_rps * (DURATION + WARMUP)) * 11 / 10 + 1000))
-((proofs_needed > FRESH_MAX)) && proofs_needed=$FRESH_MAX
+proofs_needed=$(fresh_need cached)
 say "making $proofs_needed DPoP proofs for case 5"
 taskset -c 0 "$WARDEN_BIN" dpop-proof --key "$TMP/dpop.jwk" --url "$GW" --token "$DPOP_TOKEN" \
   --count "$proofs_needed" >"$TMP/proofs.txt" || die "warden dpop-proof failed"
@@ -461,13 +608,14 @@ say "case 5 ${dpop_note#dpop_proofs: }"
 say "case 4: nginx auth_request -> warden /authz -> upstream"
 measure authz "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 
-say "one connection: cases 1, 1b, 2, 2b, 4"
+say "one connection: cases 1, 1b, 2, 2b, 4, 6"
 export C=1 D=$(((DURATION + 1) / 2))
 measure plain-c1 "http://127.0.0.1:$PROXY_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 measure bare-c1 "http://127.0.0.1:$BARE_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 measure cached-c1 "$GW" -H "Authorization: Bearer $TOKEN"
 measure nopolicy-c1 "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
 measure authz-c1 "http://127.0.0.1:$FRONT_PORT/api/x" -H "Authorization: Bearer $TOKEN"
+measure hap-c1 "$HAP" -H "Authorization: Bearer $HAP_TOKEN"
 unset C D
 
 # ---- report ------------------------------------------------------------------------------
@@ -482,19 +630,26 @@ read -r rps4 p50_4 p99_4 < <(wrk_fields "$TMP/authz.wrk")
 read -r rps2b p50_2b p99_2b < <(wrk_fields "$TMP/nopolicy.wrk")
 read -r rps2c p50_2c p99_2c < <(wrk_fields "$TMP/behaviour.wrk")
 read -r rps5 p50_5 p99_5 < <(wrk_fields "$TMP/dpop.wrk")
+read -r rps6 p50_6 p99_6 < <(wrk_fields "$TMP/hap.wrk")
+read -r rps7 p50_7 p99_7 < <(wrk_fields "$TMP/hapfresh.wrk")
 
 echo
 echo "gateway benchmark: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), warden $("$WARDEN_BIN" --version | awk '{print $NF}')"
 echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency after a ${WARMUP}s warm-up; CPU 1: proxy under test; CPU 0: wrk + upstream nginx"
 echo "gateway: audit on ($audit_lines entries written), policies: $POLICIES; 2b: a second gateway, no policies"
+echo "haproxy $(haproxy -v | awk 'NR == 1 { print $3 }'), 1 thread: jwt_verify ES256 + alg/exp/nbf/iss/aud/scope checks; tokens: Warden EdDSA ${#TOKEN} bytes, ES256 ${#HAP_TOKEN} bytes"
 echo
+# `us_req NAME RPS`: CPU 1's busy time per request, in µs. CPU 1 holds only the proxy under
+# test: its busy time per request is what a request costs.
+us_req() {
+  awk -v c="$(cut -d' ' -f2 "$TMP/$1.cpu")" -v r="$2" 'BEGIN { if (r > 0) printf "%.1f", c * 10000 / r; else print "-" }'
+}
 row() { # case rps p50 p99 cpufile
   local cpu ratio added us
   cpu=$(cat "$TMP/$5.cpu")
   ratio=$(awk -v a="$2" -v b="$rps1" 'BEGIN { printf "%.2fx", a / b }')
   added=$(awk -v a="$4" -v b="$p99_1" 'BEGIN { printf "%+.2f", a - b }')
-  # CPU 1 holds only the proxy under test: its busy time per request is what a request costs.
-  us=$(awk -v c="$(cut -d' ' -f2 <<<"$cpu")" -v r="$2" 'BEGIN { if (r > 0) printf "%.1f", c * 10000 / r; else print "-" }')
+  us=$(us_req "$5" "$2")
   printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %5s%% | %5s%% | %7s |%s\n' "$1" "$2" "$3" "$4" "$ratio" "$added" \
     "$(cut -d' ' -f2 <<<"$cpu")" "$(cut -d' ' -f1 <<<"$cpu")" "$us" \
     "$([[ -e "$TMP/$5.non2xx" ]] && echo ' ERRORS (non-2xx or socket)!')$([[ -e "$TMP/$5.busy" ]] && echo " machine was busy ($(cat "$TMP/$5.busy")%)")"
@@ -509,8 +664,10 @@ row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
 row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
 row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
 row "5 warden gateway, DPoP token, fresh proof" "$rps5" "$p50_5" "$p99_5" dpop
+row "6 haproxy jwt_verify, one ES256 token" "$rps6" "$p50_6" "$p99_6" hap
+row "7 haproxy jwt_verify, fresh ES256 token" "$rps7" "$p50_7" "$p99_7" hapfresh
 echo
-echo "cases 1 to 2c: the median of $ROUNDS interleaved rounds; every round's req/s, sorted: 1 $(cat "$TMP/plain.spread"); 1b $(cat "$TMP/bare.spread"); 2 $(cat "$TMP/cached.spread"); 2b $(cat "$TMP/nopolicy.spread"); 2c $(cat "$TMP/behaviour.spread")"
+echo "cases 1 to 2c and 6: the median of $ROUNDS interleaved rounds; every round's req/s, sorted: 1 $(cat "$TMP/plain.spread"); 1b $(cat "$TMP/bare.spread"); 2 $(cat "$TMP/cached.spread"); 2b $(cat "$TMP/nopolicy.spread"); 2c $(cat "$TMP/behaviour.spread"); 6 $(cat "$TMP/hap.spread")"
 echo
 echo "one connection (-c1 -d$(((DURATION + 1) / 2))s): latency without queueing"
 echo
@@ -518,7 +675,8 @@ read -r _ l50_1 l99_1 < <(wrk_fields "$TMP/plain-c1.wrk")
 printf '| %-44s | %9s | %8s | %8s | %10s | %10s |\n' case "req/s" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms"
 printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ------------ ------------
 for pair in "1 nginx proxy (baseline):plain-c1" "1b tokio + hyper proxy, no auth:bare-c1" "2 warden gateway, one token (cache hits):cached-c1" \
-  "2b the same without policies (audit on):nopolicy-c1" "4 nginx auth_request -> warden /authz:authz-c1"; do
+  "2b the same without policies (audit on):nopolicy-c1" "4 nginx auth_request -> warden /authz:authz-c1" \
+  "6 haproxy jwt_verify, one ES256 token:hap-c1"; do
   read -r r l50 l99 < <(wrk_fields "$TMP/${pair##*:}.wrk")
   printf '| %-44s | %9s | %8s | %8s | %10s | %10s |%s\n' "${pair%%:*}" "$r" "$l50" "$l99" \
     "$(awk -v a="$l50" -v b="$l50_1" 'BEGIN { printf "%+.3f", a - b }')" \
@@ -538,7 +696,19 @@ awk -v r1="$rps1" -v r1b="$rps1b" -v r2="$rps2" -v r3="$rps3" -v r4="$rps4" -v r
   printf "target behaviour on >= 0.95x off (case 2c vs 2b): %.2fx %s\n", r2c / r2b, (r2c / r2b >= 0.95 ? "met" : "MISSED")
   printf "DPoP on vs off (case 5 vs 2): %.2fx throughput\n", r5 / r2
 }'
-echo "case 3 tokens: ${fresh_note#fresh_tokens: }"
+# Warden vs HAProxy: req/s ratio (> 1: Warden serves more) and CPU per request ratio (< 1:
+# Warden spends less); Warden verifies EdDSA, HAProxy ES256.
+versus() { # label warden-name warden-rps haproxy-name haproxy-rps
+  local uw uh
+  uw=$(us_req "$2" "$3")
+  uh=$(us_req "$4" "$5")
+  awk -v l="$1" -v rw="$3" -v rh="$5" -v uw="$uw" -v uh="$uh" 'BEGIN {
+    printf "%s: %.2fx req/s (%d vs %d), %.2fx CPU us/request (%.1f vs %.1f us)\n", l, (rh > 0 ? rw / rh : 0), rw, rh, (uh > 0 ? uw / uh : 0), uw, uh
+  }'
+}
+versus "warden reused (2) vs haproxy reused (6)" cached "$rps2" hap "$rps6"
+versus "warden fresh (3) vs haproxy fresh (7)" fresh "$rps3" hapfresh "$rps7"
+echo "case 3 tokens: $(cat "$TMP/fresh.note"); case 7 tokens: $(cat "$TMP/hapfresh.note")"
 echo "gateway health after the run: $health"
 if [[ "$PERF" == 1 ]]; then
   cat "$TMP/perf-cached.txt" "$TMP/perf-fresh.txt"
