@@ -10,7 +10,7 @@ use hyper::{Request, Response};
 
 use crate::deny::Deny;
 use crate::http_client::Body;
-use crate::net::client_ip;
+use crate::net::{client_ip, forwarded_for};
 use crate::pipeline::{next_request_id, Facts};
 use crate::proxy::Origin;
 use crate::upstream::Upstreams;
@@ -64,9 +64,7 @@ impl Gateway {
         }
         let client = client_ip(
             peer.ip(),
-            req.headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok()),
+            forwarded_for(req.headers()),
             &self.config.trusted_proxies,
         );
         let facts = Facts {

@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use crate::config::ForwardAuth;
 use crate::deny::Deny;
 use crate::http_client::{full, Body};
-use crate::net::client_ip;
+use crate::net::{client_ip, forwarded_for};
 use crate::pipeline::{next_request_id, Facts};
 use crate::Gateway;
 
@@ -63,11 +63,7 @@ impl Gateway {
             Ok(p) => p,
             Err(reason) => return answer(Deny::BadPath(reason)),
         };
-        let client = client_ip(
-            peer.ip(),
-            h.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-            &self.config.trusted_proxies,
-        );
+        let client = client_ip(peer.ip(), forwarded_for(h), &self.config.trusted_proxies);
         let facts = Facts {
             method: &method,
             path: &path,

@@ -5,29 +5,48 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Walks `X-Forwarded-For` from the right, past trusted proxies; an unparsable entry ends
-/// the walk, since everything left of it is the client's to forge.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// Walks `X-Forwarded-For` from the right, past trusted proxies: the header's lines in the
+/// order they arrived, each a list (RFC 9110 §5.3: the lines are one list, joined in order),
+/// so a proxy that appends a line of its own is read before the line the client wrote. An
+/// entry that is not an address, or a line that is not text, ends the walk, since everything
+/// left of it is the client's to forge.
+pub fn client_ip<'a, L>(peer: IpAddr, forwarded_for: L, trusted: &[IpNet]) -> IpAddr
+where
+    L: IntoIterator<Item = Option<&'a str>>,
+    L::IntoIter: DoubleEndedIterator,
+{
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(xff) = forwarded_for else {
-        return peer;
-    };
     let mut client = peer;
-    for hop in xff.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                client = ip;
-                if !is_trusted(&ip) {
-                    break;
+    for line in forwarded_for.into_iter().rev() {
+        let Some(line) = line else {
+            return client;
+        };
+        for hop in line.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !is_trusted(&ip) {
+                        return client;
+                    }
                 }
+                Err(_) => return client,
             }
-            Err(_) => break,
         }
     }
     client
+}
+
+/// The `X-Forwarded-For` lines of `headers`, in order, `None` for a line that is not text.
+pub fn forwarded_for(
+    headers: &hyper::HeaderMap,
+) -> impl DoubleEndedIterator<Item = Option<&str>> + '_ {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().ok())
 }
 
 /// Parses `allowed_ips` entries (CIDR or single address); `None` if any is invalid, so a
@@ -71,25 +90,46 @@ mod tests {
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())];
+        let one = |line: &'static str| [Some(line)];
         // An untrusted peer's header is ignored.
         assert_eq!(
-            client_ip(ip("192.0.2.9"), Some("1.2.3.4"), &trusted),
+            client_ip(ip("192.0.2.9"), one("1.2.3.4"), &trusted),
             ip("192.0.2.9")
         );
         // A trusted peer: the rightmost untrusted hop is the client.
         assert_eq!(
             client_ip(
                 ip("10.0.0.1"),
-                Some("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+                one("6.6.6.6, 203.0.113.7, 10.0.0.2"),
                 &trusted
             ),
             ip("203.0.113.7")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.3"), &trusted),
+            client_ip(ip("10.0.0.1"), one("garbage, 10.0.0.3"), &trusted),
             ip("10.0.0.3")
         );
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), [], &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_one_list_in_order() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())];
+        // The client forged the first line; the trusted proxy appended the second.
+        let lines = [Some("203.0.113.7"), Some("198.51.100.9")];
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), lines, &trusted),
+            ip("198.51.100.9")
+        );
+        // Trusted hops are walked across lines.
+        let lines = [Some("198.51.100.9, 10.0.0.5"), Some("10.0.0.4")];
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), lines, &trusted),
+            ip("198.51.100.9")
+        );
+        // A line that is not text ends the walk where it stands.
+        let lines = [Some("203.0.113.7"), None, Some("10.0.0.4")];
+        assert_eq!(client_ip(ip("10.0.0.1"), lines, &trusted), ip("10.0.0.4"));
     }
 
     #[test]

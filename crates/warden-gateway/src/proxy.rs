@@ -21,6 +21,7 @@ use hyper::{HeaderMap, Request, Response, Uri};
 use crate::config::Route;
 use crate::deny::Deny;
 use crate::http_client::Body;
+use crate::net::forwarded_for;
 use crate::upstream::Upstreams;
 use crate::Gateway;
 
@@ -132,8 +133,11 @@ impl Gateway {
             .trusted_proxies
             .iter()
             .any(|n| n.contains(&peer));
-        let forwarded_for = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) if peer_trusted => format!("{prev}, {peer}"),
+        let prev: Option<Vec<&str>> = forwarded_for(h).collect();
+        let forwarded_for = match prev {
+            Some(prev) if peer_trusted && !prev.is_empty() => {
+                format!("{}, {peer}", prev.join(", "))
+            }
             _ => client.to_string(),
         };
         if let Ok(v) = HeaderValue::from_str(&forwarded_for) {

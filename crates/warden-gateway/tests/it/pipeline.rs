@@ -157,6 +157,43 @@ async fn route_scope_and_network_denials() {
     );
 }
 
+/// Behind a trusted proxy that appends its own `X-Forwarded-For` line, the client's forged
+/// first line decides nothing: the lines are one list, read from the right.
+#[tokio::test]
+async fn forwarded_for_is_read_across_every_line() {
+    let (env, _) = Env::start(Options::default()).await;
+    let only_forged = env.forge(|c| c.allowed_ips = Some(vec!["203.0.113.7/32".into()]));
+    let only_real = env.forge(|c| c.allowed_ips = Some(vec!["198.51.100.9/32".into()]));
+    let send = |token: &str| {
+        env.http
+            .get(format!("{}/crm/contacts", env.gateway_url))
+            .bearer_auth(token)
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("x-forwarded-for", "198.51.100.9")
+            .send()
+    };
+    let forged = send(&only_forged).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("allowed_ips"));
+    let real = send(&only_real).await.unwrap();
+    assert_eq!(real.status(), 200);
+    // The upstream gets one list: both lines in order, then the hop the gateway saw.
+    let seen: Value = real.json().await.unwrap();
+    assert_eq!(
+        seen["headers"]["x-forwarded-for"],
+        "203.0.113.7, 198.51.100.9, 127.0.0.1"
+    );
+    let real_client: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+    assert!(
+        eventually(|| {
+            let audited = env.audit.lock().unwrap();
+            audited.len() >= 2 && audited.iter().all(|e| e.client_ip == real_client)
+        })
+        .await,
+        "the audit names the address the trusted proxy saw"
+    );
+}
+
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
     let (env, _) = Env::start(Options::default()).await;
