@@ -24,14 +24,29 @@ pub fn routes() -> Router<Arc<Authority>> {
 
 async fn server_metadata(State(a): State<Arc<Authority>>) -> Response {
     let c = &a.config;
+    // Every endpoint that authenticates a client takes the same methods: one parse of client
+    // authentication serves the token, introspection and revocation endpoints alike.
+    let auth_methods = json!(["private_key_jwt", "client_secret_basic"]);
+    // Ed25519 under both of its JOSE names: `EdDSA` (RFC 8037) and `Ed25519` (RFC 9864).
+    let assertion_algs = json!(["EdDSA", "Ed25519"]);
     let mut res = Json(json!({
         "issuer": c.issuer,
         "token_endpoint": c.token_endpoint(),
         "jwks_uri": c.jwks_uri(),
-        "grant_types_supported": ["client_credentials"],
+        "introspection_endpoint": format!("{}/oauth2/introspect", c.issuer),
+        "revocation_endpoint": format!("{}/oauth2/revoke", c.issuer),
+        "grant_types_supported": [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "Ed25519"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "dpop_signing_alg_values_supported": assertion_algs,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
         "access_token_signing_alg_values_supported": ["EdDSA"],

@@ -79,6 +79,64 @@ async function scopeOutsideCeiling() {
   throw new Error('token issued for a scope outside the ceiling')
 }
 
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+
+// What discovery advertises is what the checks below use: each through the endpoint
+// openid-client found in the metadata, never a URL of the test's own.
+async function advertised() {
+  const meta = state.config.serverMetadata()
+  for (const field of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint', 'jwks_uri']) {
+    expect(typeof meta[field] === 'string' && meta[field].startsWith(AUTHORITY_URL), `${field}: ${meta[field]}`)
+  }
+  for (const grant of ['client_credentials', TOKEN_EXCHANGE]) {
+    expect(meta.grant_types_supported?.includes(grant), `grant_types_supported lacks ${grant}`)
+  }
+  for (const field of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint']) {
+    const methods = meta[`${field}_auth_methods_supported`]
+    expect(methods?.includes('private_key_jwt'), `${field}_auth_methods_supported: ${methods}`)
+  }
+  expect(meta.dpop_signing_alg_values_supported?.includes('Ed25519'), 'dpop_signing_alg_values_supported')
+}
+
+async function introspection() {
+  const seen = await client.tokenIntrospection(state.config, state.token)
+  expect(seen.active === true, `active ${seen.active}`)
+  expect(seen.sub === CLIENT_ID && seen.client_id === CLIENT_ID, `sub ${seen.sub}`)
+  expect(seen.scope === 'crm:contacts:read', `scope ${seen.scope}`)
+}
+
+async function exchange() {
+  // Attenuation: the client's own token for one of its scopes.
+  const wide = await client.clientCredentialsGrant(state.config, { scope: 'crm:contacts:read email:send' })
+  const narrow = await client.genericGrantRequest(state.config, TOKEN_EXCHANGE, {
+    subject_token: wide.access_token,
+    subject_token_type: ACCESS_TOKEN_TYPE,
+    scope: 'email:send',
+  })
+  expect(narrow.issued_token_type === ACCESS_TOKEN_TYPE, `issued_token_type ${narrow.issued_token_type}`)
+  const seen = await client.tokenIntrospection(state.config, narrow.access_token)
+  expect(seen.active === true && seen.scope === 'email:send', `scope ${seen.scope}`)
+}
+
+async function revocation() {
+  const doomed = await client.clientCredentialsGrant(state.config, { scope: 'crm:contacts:read' })
+  await client.tokenRevocation(state.config, doomed.access_token)
+  const seen = await client.tokenIntrospection(state.config, doomed.access_token)
+  expect(seen.active === false, 'a revoked token still introspects active')
+}
+
+async function dpop() {
+  // WebCrypto Ed25519: openid-client signs each proof with alg "Ed25519".
+  const keyPair = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])
+  const handle = client.getDPoPHandle(state.config, keyPair)
+  const tokens = await client.clientCredentialsGrant(state.config, { scope: 'crm:contacts:read' }, { DPoP: handle })
+  expect(String(tokens.token_type).toLowerCase() === 'dpop', `token_type ${tokens.token_type}`)
+  const jkt = jose.decodeJwt(tokens.access_token).cnf?.jkt
+  const publicJwk = await crypto.subtle.exportKey('jwk', keyPair.publicKey)
+  expect(jkt === (await jose.calculateJwkThumbprint(publicJwk)), `cnf.jkt ${jkt}`)
+}
+
 function jwks() {
   return jose.createRemoteJWKSet(new URL(state.config.serverMetadata().jwks_uri))
 }
@@ -126,6 +184,11 @@ async function joseTamperedSignature() {
 await check('node openid-client discovery (openid-configuration)', discovery)
 await check('node openid-client clientCredentialsGrant private_key_jwt Ed25519', clientCredentials, 'config')
 await check('node openid-client scope outside ceiling -> invalid_scope', scopeOutsideCeiling, 'config')
+await check('node metadata advertises introspection, revocation, token exchange, DPoP', advertised, 'config')
+await check('node openid-client tokenIntrospection (advertised endpoint)', introspection, 'token')
+await check('node openid-client genericGrantRequest token-exchange (attenuation)', exchange, 'config')
+await check('node openid-client tokenRevocation, then introspection says inactive', revocation, 'config')
+await check('node openid-client DPoP (getDPoPHandle, Ed25519) -> token_type DPoP, cnf.jkt', dpop, 'config')
 await check('node jose jwtVerify via createRemoteJWKSet (sub, scope, typ at+jwt)', joseVerify, 'token')
 await check("node jose rejects audience 'other'", joseWrongAudience, 'token')
 await check('node jose rejects tampered signature', joseTamperedSignature, 'token')

@@ -655,12 +655,63 @@ async fn metadata_documents() {
         assert_eq!(m["issuer"], h.url);
         assert_eq!(m["token_endpoint"], h.token_endpoint());
         assert_eq!(m["jwks_uri"], format!("{}/.well-known/jwks.json", h.url));
-        assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
-        assert!(m["token_endpoint_auth_methods_supported"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("private_key_jwt")));
+        assert_eq!(
+            m["grant_types_supported"],
+            json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
+        );
+        for endpoint in ["token", "introspection", "revocation"] {
+            let methods = &m[format!("{endpoint}_endpoint_auth_methods_supported")];
+            assert_eq!(
+                methods,
+                &json!(["private_key_jwt", "client_secret_basic"]),
+                "{endpoint}"
+            );
+        }
+        assert_eq!(
+            m["dpop_signing_alg_values_supported"],
+            json!(["EdDSA", "Ed25519"])
+        );
     }
+
+    // Every advertised endpoint answers as advertised: a token introspected and revoked at
+    // the URLs the metadata names, not at URLs of the test's own.
+    let m: Value = h
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = h.tenant("acme").await;
+    let a = h.agent(&t, "a", "x:read").await;
+    let token = h.own_token(&a).await;
+    let at = |field: &str| {
+        m[field]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&h.url)
+            .unwrap()
+            .to_owned()
+    };
+    let seen = h
+        .post_as(&a, &at("introspection_endpoint"), &[("token", &token)], &[])
+        .await;
+    assert_eq!(
+        (seen.0, &seen.1["active"]),
+        (200, &json!(true)),
+        "{}",
+        seen.1
+    );
+    let revoked = h
+        .post_as(&a, &at("revocation_endpoint"), &[("token", &token)], &[])
+        .await;
+    assert_eq!(revoked.0, 200, "{}", revoked.1);
+    assert!(!h.active(&a, &token).await);
     let res = h.http.get(format!("{}/nope", h.url)).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
