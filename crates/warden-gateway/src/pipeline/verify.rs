@@ -94,16 +94,16 @@ impl Gateway {
                 keys = self.jwks.keys();
             }
         }
-        let unverified: Option<AccessClaims> = parsed.claims_unverified().ok();
         let verified = parsed
             .verify_with::<AccessClaims>(&keys, &validation, now)
             .map_err(|e| {
                 // An expired token passed the signature check first: a genuine honeytoken,
-                // reported even though it would be refused anyway.
+                // reported even though it would be refused anyway. Its claims are read again
+                // only then, not on every fresh token.
                 let honeytoken = (e == TokenError::Expired)
-                    .then_some(unverified.as_ref())
+                    .then(|| UnverifiedToken::parse(token).ok()?.claims_unverified().ok())
                     .flatten()
-                    .and_then(|c| self.revocations.honeytoken_in(c));
+                    .and_then(|c: AccessClaims| self.revocations.honeytoken_in(&c));
                 match honeytoken {
                     Some(p) => Deny::Honeytoken(p),
                     None => Deny::InvalidToken(e.to_string()),
