@@ -43,6 +43,15 @@
 #      QUIET_WAIT (s, default 120): before each case, wait up to this long for the machine
 #      to be idle (other processes < 10% of a CPU), since 2 shared cores make any build
 #      running alongside distort the figures; the table says if a case ran on a busy machine.
+#      BASE_BIN (unset by default): another warden binary (an older build of the same CLI,
+#      e.g. a checkout's target/release/warden) for a before/after comparison in the same
+#      run: a second `warden serve --config` from BASE_BIN, configured as case 2's (same
+#      config, policies, audit on; its own data dir, ports and authority; CPU 1), measured as
+#      case 2base (one token of its own, interleaved in the rounds right after case 2) and
+#      3base (fresh tokens from its own `warden token --count`, right after case 3). Only one
+#      warden is under load at a time; the other sits idle on CPU 1, and a case is flagged if
+#      the idle one used CPU meanwhile. The report adds new/base ratio rows and each binary's
+#      CPU us/request over case 1b for cases 2 and 3.
 #      PERF=1 also runs `perf record` on warden during cases 2 and 3 and prints the top
 #      symbols (needs perf).
 # Installs wrk, nginx and haproxy from Debian's packages when missing (and python3's
@@ -51,6 +60,10 @@ set -euo pipefail
 
 if [[ -n "${WARDEN_BIN:-}" && "$WARDEN_BIN" != /* ]]; then
   WARDEN_BIN="$PWD/$WARDEN_BIN"
+fi
+BASE_BIN=${BASE_BIN:-}
+if [[ -n "$BASE_BIN" && "$BASE_BIN" != /* ]]; then
+  BASE_BIN="$PWD/$BASE_BIN"
 fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -100,6 +113,9 @@ if [[ -z "${BARE_BIN:-}" ]]; then
   fi
 fi
 [[ -x "$BARE_BIN" ]] || { say "no bare proxy binary at $BARE_BIN"; exit 2; }
+if [[ -n "$BASE_BIN" ]]; then
+  [[ -x "$BASE_BIN" ]] || { say "no base warden binary at BASE_BIN=$BASE_BIN"; exit 2; }
+fi
 
 # ---- processes -------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/warden-bench-gw.XXXXXX")
@@ -131,9 +147,9 @@ die() {
   exit 1
 }
 
-read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT HAP_PORT < <(python3 -c '
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT HAP_PORT BASE_GW_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
@@ -211,6 +227,11 @@ else
   say "warden policy test policies failed; benchmarking without policies:"
   tail -n 5 "$TMP/policy-test.out" >&2
 fi
+if [[ -n "$BASE_BIN" && -n "$POLICY_LINE" ]] &&
+  ! "$BASE_BIN" policy test "$ROOT/policies" >"$TMP/policy-test-base.out" 2>&1; then
+  tail -n 5 "$TMP/policy-test-base.out" >&2
+  die "BASE_BIN: warden policy test policies failed with the base binary (case 2base would not be like case 2)"
+fi
 
 # The gateway (and its authority): CPU 1.
 DATA=$TMP/data
@@ -286,6 +307,20 @@ taskset -c 1 "$WARDEN_BIN" gateway --authority "$AUTHORITY_URL" --config "$TMP/w
 PIDS+=($!)
 wait_http "warden gateway with behaviour" "http://127.0.0.1:$GW3_PORT/healthz"
 
+# With BASE_BIN: case 2's gateway again, from the base binary (`warden serve`, its own
+# authority and data dir, the same config but for the audit file's name): CPU 1, idle but
+# for cases 2base and 3base.
+BASE_PID=""
+if [[ -n "$BASE_BIN" ]]; then
+  BASE_DATA=$TMP/data-base
+  sed "s|$TMP/audit.jsonl|$TMP/audit-base.jsonl|" "$TMP/warden.toml" >"$TMP/warden-base.toml"
+  taskset -c 1 "$BASE_BIN" serve --data-dir "$BASE_DATA" --listen 127.0.0.1:0 --config "$TMP/warden-base.toml" \
+    --gateway-listen "127.0.0.1:$BASE_GW_PORT" >"$TMP/warden-base.log" 2>&1 &
+  BASE_PID=$!
+  PIDS+=("$BASE_PID")
+  wait_http "base warden gateway" "http://127.0.0.1:$BASE_GW_PORT/healthz"
+fi
+
 # ---- identity: tenant, agent, token ------------------------------------------------
 warden() { "$WARDEN_BIN" "$@" --data-dir "$DATA"; }
 warden tenant create bench --json >/dev/null || die "tenant create failed"
@@ -294,6 +329,17 @@ warden principal create --tenant bench --kind agent --name loadgen --scopes "api
   --public-key "$TMP/agent.jwk.pub" --json >"$TMP/agent.json" || die "principal create failed"
 AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/agent.json")
 TOKEN=$(warden token --client-id "$AGENT" --key "$TMP/agent.jwk" --scope api:read) || die "token failed"
+# The base gateway's own: the same commands, with the base binary and its data dir.
+if [[ -n "$BASE_BIN" ]]; then
+  warden_base() { "$BASE_BIN" "$@" --data-dir "$BASE_DATA"; }
+  warden_base tenant create bench --json >/dev/null || die "base: tenant create failed"
+  warden_base keygen --out "$TMP/agent-base.jwk" >/dev/null
+  warden_base principal create --tenant bench --kind agent --name loadgen --scopes "api:read" \
+    --public-key "$TMP/agent-base.jwk.pub" --json >"$TMP/agent-base.json" || die "base: principal create failed"
+  BASE_AGENT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/agent-base.json")
+  BASE_TOKEN=$(warden_base token --client-id "$BASE_AGENT" --key "$TMP/agent-base.jwk" --scope api:read) ||
+    die "base: token failed"
+fi
 
 # ---- cases 6 and 7: HAProxy checking ES256 JWTs ---------------------------------------------
 # An EC P-256 key pair, and a signer that re-signs Warden's access token with it: the same
@@ -405,6 +451,12 @@ for url in "http://127.0.0.1:$PROXY_PORT/api/x" "http://127.0.0.1:$BARE_PORT/api
 done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/api/x")
 [[ "$code" == 401 ]] || die "sanity check: the gateway answered $code without a token"
+if [[ -n "$BASE_BIN" ]]; then
+  body=$(curl -s --max-time 5 -H "Authorization: Bearer $BASE_TOKEN" "http://127.0.0.1:$BASE_GW_PORT/api/x") || true
+  [[ "$body" == ok ]] || die "sanity check: the base gateway answered: ${body:0:300}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BASE_GW_PORT/api/x")
+  [[ "$code" == 401 ]] || die "sanity check: the base gateway answered $code without a token"
+fi
 
 # ---- measuring -------------------------------------------------------------------------
 # CPU busy fraction per CPU between two /proc/stat samples.
@@ -434,19 +486,43 @@ wait_quiet() { # name
   done
 }
 
+# With BASE_BIN, two `warden serve` share CPU 1: the one not under test must stay idle.
+# `idle_sample NAME`: the CPU ticks so far of the warden that case NAME leaves idle (the main
+# one for the base cases, the base one for all others); `idle_check NAME SAMPLE SECONDS`
+# flags NAME ($TMP/NAME.other) if that warden used more than 1% of a CPU meanwhile.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+proc_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
+idle_sample() { # name
+  [[ -n "$BASE_PID" ]] || return 0
+  if [[ "$1" == *base* ]]; then echo "$WARDEN_PID $(proc_ticks "$WARDEN_PID")"; else echo "$BASE_PID $(proc_ticks "$BASE_PID")"; fi
+}
+idle_check() { # name sample seconds
+  [[ -n "$2" ]] || return 0
+  local pid=${2%% *} t0=${2#* } t1 ms
+  t1=$(proc_ticks "$pid")
+  [[ -n "$t1" && -n "$t0" ]] || return 0
+  if (((t1 - t0) * 100 > $3 * CLK_TCK)); then
+    ms=$(((t1 - t0) * 1000 / CLK_TCK))
+    say "WARNING: $1: the idle warden (pid $pid) used $ms ms of CPU during the run"
+    echo "$ms" >"$TMP/$1.other"
+  fi
+}
+
 # `measure NAME URL [wrk args...]`: warm-up, then the measured run; writes $TMP/NAME.wrk.
 # C and D override the connections and the duration.
 measure() {
-  local name=$1 url=$2 before after c=${C:-$CONNECTIONS} d=${D:-$DURATION}
+  local name=$1 url=$2 before after idle c=${C:-$CONNECTIONS} d=${D:-$DURATION}
   shift 2
   wait_quiet "$name"
   [[ "$name" == cached-r1 ]] && perf_start "$name"
   taskset -c 0 wrk -t1 -c"$c" -d"${WARMUP}s" "$@" "$url" >/dev/null 2>&1 || true
+  idle=$(idle_sample "$name")
   before=$(cpu_sample)
   taskset -c 0 wrk -t1 -c"$c" -d"${d}s" --latency "$@" "$url" >"$TMP/$name.wrk" 2>&1 ||
     die "wrk failed for $name: $(tail -n 5 "$TMP/$name.wrk")"
   after=$(cpu_sample)
   cpu_busy "$before" "$after" >"$TMP/$name.cpu"
+  idle_check "$name" "$idle" "$d"
   flag_errors "$name"
 }
 # Marks a run whose wrk report shows non-2xx answers or socket errors.
@@ -485,6 +561,7 @@ perf_report() { # name
 }
 
 GW=http://127.0.0.1:$GW_PORT/api/x
+BASE_GW=http://127.0.0.1:$BASE_GW_PORT/api/x
 # Cases 1, 1b, 2, 2b, 2c and 6 run ROUNDS times, interleaved, so that a slow spell of the
 # shared machine lands on every case alike; each is reported by its median round (by req/s).
 for round in $(seq "$ROUNDS"); do
@@ -495,6 +572,10 @@ for round in $(seq "$ROUNDS"); do
   say "round $round/$ROUNDS: case 2: gateway, one token (cache hits)"
   measure "cached-r$round" "$GW" -H "Authorization: Bearer $TOKEN"
   [[ "$round" == 1 ]] && perf_report cached-r1 >"$TMP/perf-cached.txt"
+  if [[ -n "$BASE_BIN" ]]; then
+    say "round $round/$ROUNDS: case 2base: base binary's gateway, one token (cache hits)"
+    measure "cachedbase-r$round" "$BASE_GW" -H "Authorization: Bearer $BASE_TOKEN"
+  fi
   say "round $round/$ROUNDS: case 2b: gateway without policies, one token (cache hits)"
   measure "nopolicy-r$round" "http://127.0.0.1:$GW2_PORT/api/x" -H "Authorization: Bearer $TOKEN"
   say "round $round/$ROUNDS: case 2c: as 2b with behavioural telemetry on"
@@ -511,12 +592,12 @@ median() {
   r=$(printf '%s\n' "${rounds[@]}" | sort -n | awk -v m=$(((ROUNDS + 1) / 2)) 'NR == m { print $2 }')
   cp "$TMP/$1-r$r.wrk" "$TMP/$1.wrk"
   cp "$TMP/$1-r$r.cpu" "$TMP/$1.cpu"
-  for f in non2xx busy; do
+  for f in non2xx busy other; do
     [[ -e "$TMP/$1-r$r.$f" ]] && cp "$TMP/$1-r$r.$f" "$TMP/$1.$f"
   done
   printf '%s\n' "${rounds[@]}" | sort -n | awk '{ print $1 }' | paste -sd/ >"$TMP/$1.spread"
 }
-for name in plain bare cached nopolicy behaviour hap; do median "$name"; done
+for name in plain bare cached nopolicy behaviour hap ${BASE_BIN:+cachedbase}; do median "$name"; done
 
 # Cases 3 and 7 need a distinct token for every request of their warm-up and their run. A
 # fresh-token case cannot be faster than its one-token case (2, 6), whose rate bounds how
@@ -539,16 +620,18 @@ split_tokens() {
 # `measure_fresh NAME URL`: as measure, each request with the next token of NAME's list
 # (bench/fresh_tokens.lua); writes $TMP/NAME.wrk and NAME's note, "N tokens loaded, ...".
 measure_fresh() {
-  local name=$1 url=$2 before after note warm_note
+  local name=$1 url=$2 before after idle note warm_note
   wait_quiet "$name"
   [[ "$name" == fresh ]] && perf_start "$name"
   taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/fresh_tokens.lua" "$url" \
     -- "$TMP/$name-tokens-warm.txt" >"$TMP/$name-warm.out" 2>&1 || true
+  idle=$(idle_sample "$name")
   before=$(cpu_sample)
   taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/fresh_tokens.lua" "$url" \
     -- "$TMP/$name-tokens-run.txt" >"$TMP/$name.wrk" 2>&1 || die "wrk failed for $name: $(tail -n 5 "$TMP/$name.wrk")"
   after=$(cpu_sample)
   cpu_busy "$before" "$after" >"$TMP/$name.cpu"
+  idle_check "$name" "$idle" "$DURATION"
   [[ "$name" == fresh ]] && perf_report "$name" >"$TMP/perf-fresh.txt"
   flag_errors "$name"
   note=$(grep '^fresh_tokens:' "$TMP/$name.wrk" || true)
@@ -567,6 +650,15 @@ taskset -c 0 "$WARDEN_BIN" token --client-id "$AGENT" --key "$TMP/agent.jwk" --s
   --count "$need" --data-dir "$DATA" >"$TMP/fresh-tokens.txt" || die "warden token --count $need failed"
 issued=$(split_tokens fresh)
 say "issued $issued distinct tokens in $(($(date +%s) - t0)) s"
+if [[ -n "$BASE_BIN" ]]; then
+  need=$(fresh_need cachedbase)
+  say "issuing $need distinct tokens for case 3base (base binary)"
+  t0=$(date +%s)
+  taskset -c 0 "$BASE_BIN" token --client-id "$BASE_AGENT" --key "$TMP/agent-base.jwk" --scope api:read \
+    --count "$need" --data-dir "$BASE_DATA" >"$TMP/freshbase-tokens.txt" || die "base: warden token --count $need failed"
+  issued=$(split_tokens freshbase)
+  say "issued $issued distinct tokens in $(($(date +%s) - t0)) s"
+fi
 need=$(fresh_need hap)
 say "signing $need distinct ES256 tokens for case 7"
 t0=$(date +%s)
@@ -577,6 +669,10 @@ say "signed $issued distinct ES256 tokens in $(($(date +%s) - t0)) s"
 # Back to back, so that 3 and 7 share the machine's mood.
 say "case 3: gateway, a fresh token per request"
 measure_fresh fresh "$GW"
+if [[ -n "$BASE_BIN" ]]; then
+  say "case 3base: base binary's gateway, a fresh token per request"
+  measure_fresh freshbase "$BASE_GW"
+fi
 say "case 7: haproxy jwt_verify, a fresh ES256 token per request"
 measure_fresh hapfresh "$HAP"
 
@@ -596,11 +692,13 @@ say "case 5: gateway, DPoP-bound token, a fresh proof per request"
 wait_quiet dpop
 taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$ROOT/bench/dpop_proofs.lua" "$GW" \
   -- "$DPOP_TOKEN" "$TMP/proofs-warm.txt" >"$TMP/dpop-warm.out" 2>&1 || true
+idle=$(idle_sample dpop)
 before=$(cpu_sample)
 taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/dpop_proofs.lua" "$GW" \
   -- "$DPOP_TOKEN" "$TMP/proofs-run.txt" >"$TMP/dpop.wrk" 2>&1 || die "wrk failed for dpop: $(tail -n 5 "$TMP/dpop.wrk")"
 after=$(cpu_sample)
 cpu_busy "$before" "$after" >"$TMP/dpop.cpu"
+idle_check dpop "$idle" "$DURATION"
 flag_errors dpop
 dpop_note=$(grep '^dpop_proofs:' "$TMP/dpop.wrk" || true)
 say "case 5 ${dpop_note#dpop_proofs: }"
@@ -632,11 +730,19 @@ read -r rps2c p50_2c p99_2c < <(wrk_fields "$TMP/behaviour.wrk")
 read -r rps5 p50_5 p99_5 < <(wrk_fields "$TMP/dpop.wrk")
 read -r rps6 p50_6 p99_6 < <(wrk_fields "$TMP/hap.wrk")
 read -r rps7 p50_7 p99_7 < <(wrk_fields "$TMP/hapfresh.wrk")
+if [[ -n "$BASE_BIN" ]]; then
+  read -r rps2base p50_2base p99_2base < <(wrk_fields "$TMP/cachedbase.wrk")
+  read -r rps3base p50_3base p99_3base < <(wrk_fields "$TMP/freshbase.wrk")
+  base_audit_lines=$({ cat "$TMP/audit-base.jsonl" "$BASE_DATA/audit/audit.jsonl" 2>/dev/null || true; } | wc -l)
+fi
 
 echo
 echo "gateway benchmark: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), warden $("$WARDEN_BIN" --version | awk '{print $NF}')"
 echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency after a ${WARMUP}s warm-up; CPU 1: proxy under test; CPU 0: wrk + upstream nginx"
 echo "gateway: audit on ($audit_lines entries written), policies: $POLICIES; 2b: a second gateway, no policies"
+if [[ -n "$BASE_BIN" ]]; then
+  echo "base (2base, 3base): $BASE_BIN, warden $("$BASE_BIN" --version | awk '{print $NF}'), its own warden serve, same config (audit on, $base_audit_lines entries written)"
+fi
 echo "haproxy $(haproxy -v | awk 'NR == 1 { print $3 }'), 1 thread: jwt_verify ES256 + alg/exp/nbf/iss/aud/scope checks; tokens: Warden EdDSA ${#TOKEN} bytes, ES256 ${#HAP_TOKEN} bytes"
 echo
 # `us_req NAME RPS`: CPU 1's busy time per request, in µs. CPU 1 holds only the proxy under
@@ -652,7 +758,17 @@ row() { # case rps p50 p99 cpufile
   us=$(us_req "$5" "$2")
   printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %5s%% | %5s%% | %7s |%s\n' "$1" "$2" "$3" "$4" "$ratio" "$added" \
     "$(cut -d' ' -f2 <<<"$cpu")" "$(cut -d' ' -f1 <<<"$cpu")" "$us" \
-    "$([[ -e "$TMP/$5.non2xx" ]] && echo ' ERRORS (non-2xx or socket)!')$([[ -e "$TMP/$5.busy" ]] && echo " machine was busy ($(cat "$TMP/$5.busy")%)")"
+    "$([[ -e "$TMP/$5.non2xx" ]] && echo ' ERRORS (non-2xx or socket)!')$([[ -e "$TMP/$5.busy" ]] && echo " machine was busy ($(cat "$TMP/$5.busy")%)")$([[ -e "$TMP/$5.other" ]] && echo " idle warden used $(cat "$TMP/$5.other") ms CPU")"
+}
+# `ratio_row LABEL NEW BASE` (case names): NEW / BASE of req/s, p50, p99 and CPU us/request.
+ratio_row() {
+  local rn pn qn rb pb qb
+  read -r rn pn qn < <(wrk_fields "$TMP/$2.wrk")
+  read -r rb pb qb < <(wrk_fields "$TMP/$3.wrk")
+  awk -v l="$1" -v rn="$rn" -v rb="$rb" -v pn="$pn" -v pb="$pb" -v qn="$qn" -v qb="$qb" \
+    -v un="$(us_req "$2" "$rn")" -v ub="$(us_req "$3" "$rb")" '
+    function r(a, b) { return (b > 0 ? sprintf("%.2fx", a / b) : "-") }
+    BEGIN { printf "| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s | %7s |\n", l, r(rn, rb), r(pn, pb), r(qn, qb), "-", "-", "-", "-", r(un, ub) }'
 }
 printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %6s | %6s | %7s |\n' case "req/s" "p50 ms" "p99 ms" "vs plain" "+p99 ms" "CPU 1" "CPU 0" "us/req"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ----------- ---------- ---------- ---------- ------------ -------- -------- ---------
@@ -661,13 +777,21 @@ row "1b tokio + hyper proxy, no auth (stack floor)" "$rps1b" "$p50_1b" "$p99_1b"
 row "2 warden gateway, one token (cache hits)" "$rps2" "$p50_2" "$p99_2" cached
 row "2b the same without policies (audit on)" "$rps2b" "$p50_2b" "$p99_2b" nopolicy
 row "2c 2b with behavioural telemetry on" "$rps2c" "$p50_2c" "$p99_2c" behaviour
+if [[ -n "$BASE_BIN" ]]; then
+  row "2base as 2, base binary (BASE_BIN)" "$rps2base" "$p50_2base" "$p99_2base" cachedbase
+  ratio_row "2 / 2base (new / base)" cached cachedbase
+fi
 row "3 warden gateway, fresh token per request" "$rps3" "$p50_3" "$p99_3" fresh
+if [[ -n "$BASE_BIN" ]]; then
+  row "3base as 3, base binary (BASE_BIN)" "$rps3base" "$p50_3base" "$p99_3base" freshbase
+  ratio_row "3 / 3base (new / base)" fresh freshbase
+fi
 row "4 nginx auth_request -> warden /authz" "$rps4" "$p50_4" "$p99_4" authz
 row "5 warden gateway, DPoP token, fresh proof" "$rps5" "$p50_5" "$p99_5" dpop
 row "6 haproxy jwt_verify, one ES256 token" "$rps6" "$p50_6" "$p99_6" hap
 row "7 haproxy jwt_verify, fresh ES256 token" "$rps7" "$p50_7" "$p99_7" hapfresh
 echo
-echo "cases 1 to 2c and 6: the median of $ROUNDS interleaved rounds; every round's req/s, sorted: 1 $(cat "$TMP/plain.spread"); 1b $(cat "$TMP/bare.spread"); 2 $(cat "$TMP/cached.spread"); 2b $(cat "$TMP/nopolicy.spread"); 2c $(cat "$TMP/behaviour.spread"); 6 $(cat "$TMP/hap.spread")"
+echo "cases 1 to 2c and 6: the median of $ROUNDS interleaved rounds; every round's req/s, sorted: 1 $(cat "$TMP/plain.spread"); 1b $(cat "$TMP/bare.spread"); 2 $(cat "$TMP/cached.spread"); 2b $(cat "$TMP/nopolicy.spread"); 2c $(cat "$TMP/behaviour.spread"); 6 $(cat "$TMP/hap.spread")${BASE_BIN:+; 2base $(cat "$TMP/cachedbase.spread")}"
 echo
 echo "one connection (-c1 -d$(((DURATION + 1) / 2))s): latency without queueing"
 echo
@@ -709,6 +833,15 @@ versus() { # label warden-name warden-rps haproxy-name haproxy-rps
 versus "warden reused (2) vs haproxy reused (6)" cached "$rps2" hap "$rps6"
 versus "warden fresh (3) vs haproxy fresh (7)" fresh "$rps3" hapfresh "$rps7"
 echo "case 3 tokens: $(cat "$TMP/fresh.note"); case 7 tokens: $(cat "$TMP/hapfresh.note")"
+if [[ -n "$BASE_BIN" ]]; then
+  # What Warden adds over its bare HTTP stack, in CPU 1 us/request, this build vs the base.
+  over_bare() { # name rps
+    awk -v a="$(us_req "$1" "$2")" -v b="$(us_req bare "$rps1b")" 'BEGIN { printf "%.1f", a - b }'
+  }
+  echo "case 3base tokens: $(cat "$TMP/freshbase.note")"
+  echo "case 2 - case 1b: $(over_bare cached "$rps2") µs (base: $(over_bare cachedbase "$rps2base") µs)"
+  echo "case 3 - case 1b: $(over_bare fresh "$rps3") µs (base: $(over_bare freshbase "$rps3base") µs)"
+fi
 echo "gateway health after the run: $health"
 if [[ "$PERF" == 1 ]]; then
   cat "$TMP/perf-cached.txt" "$TMP/perf-fresh.txt"
