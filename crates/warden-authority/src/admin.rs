@@ -41,6 +41,10 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
         .route("/principals/{id}", get(show_principal))
         .route("/principals/{id}/disable", post(disable_principal))
         .route("/principals/{id}/enable", post(enable_principal))
+        .route(
+            "/principals/{id}/reinstate",
+            post(admin_revocation::reinstate_principal),
+        )
         .route("/principals/{id}/scopes", put(set_scopes))
         .route("/principals/{id}/public-key", put(set_public_key))
         .route("/principals/{id}/secret", post(create_secret))
@@ -412,7 +416,7 @@ pub(crate) fn parse_scopes(s: &str) -> ApiResult<ScopeSet> {
 
 /// A registrable key: a valid Ed25519 public JWK of large order, stored without a `kid`
 /// mismatch risk (the `kid`, if any, is kept).
-fn validate_jwk(jwk: &Jwk) -> ApiResult<String> {
+pub(crate) fn validate_jwk(jwk: &Jwk) -> ApiResult<String> {
     jwk.to_public_key()
         .map_err(|e| Problem::unprocessable(format!("public key refused: {e}")))?;
     serde_json::to_string(jwk).map_err(|_| Problem::internal())
@@ -466,6 +470,7 @@ async fn create_principal(
         public_jwk,
         secret_hash: None,
         disabled: false,
+        revoked: None,
         created_at: now,
         updated_at: now,
     };

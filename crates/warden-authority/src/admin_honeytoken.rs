@@ -57,6 +57,7 @@ pub async fn create(
         public_jwk: None,
         secret_hash: Some(secret.hash),
         disabled: false,
+        revoked: None,
         created_at: now,
         updated_at: now,
     };

@@ -169,11 +169,26 @@ pub struct Reason {
 }
 
 async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Option<String>> {
+    let r: Reason = optional_json_body(a, headers, body).await?;
+    if r.reason.as_ref().is_some_and(|r| r.len() > 500) {
+        return Err(Problem::unprocessable(
+            "reason is longer than 500 characters",
+        ));
+    }
+    Ok(r.reason)
+}
+
+/// A JSON body that may be left out (then `T::default()`); when present it must say what it
+/// is.
+async fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    a: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<T> {
     let limit = a.config.limits.max_body_bytes;
     let bytes = crate::http::read_body(headers, body, limit).await?;
-    // The body is optional; when present it must say what it is.
     if bytes.is_empty() {
-        return Ok(None);
+        return Ok(T::default());
     }
     if crate::http::media_type(headers).as_deref() != Some("application/json") {
         return Err(Problem::new(
@@ -182,14 +197,7 @@ async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Opt
             "send application/json",
         ));
     }
-    let r: Reason = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))?;
-    if r.reason.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(Problem::unprocessable(
-            "reason is longer than 500 characters",
-        ));
-    }
-    Ok(r.reason)
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
 }
 
 pub async fn revoke_grant(
@@ -242,13 +250,67 @@ pub async fn revoke_principal(
 ) -> ApiResult<Answer> {
     let reason = reason(&a, &headers, body).await?;
     let p = resolve_principal(&a, &id).await?;
-    let event = tokens_of(&a, p.id, reason, a.now());
+    let now = a.now();
+    let event = tokens_of(&a, p.id.clone(), reason.clone(), now);
+    let change = Change::RevokePrincipal {
+        id: &p.id,
+        now,
+        reason: reason.as_deref(),
+        event: &event,
+    };
     let (applied, answer) = journal
-        .commit(&a, Change::AppendRevocation(&event), StatusCode::OK, &|x| {
-            json(&x.revocation)
-        })
+        .commit(&a, change, StatusCode::OK, &|x| json(&x.revocation))
         .await?;
     answer_published(&a, &applied.revocation, answer).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reinstate {
+    /// A new public key (JWK), replacing the one the principal had when it was revoked.
+    #[serde(default)]
+    public_key: Option<warden_core::jwks::Jwk>,
+}
+
+/// `POST /admin/v1/principals/{id}/reinstate`: lifts a revocation; the principal may ask for
+/// tokens again, with the new key when one is given. Tokens issued before the revocation stay
+/// ended.
+pub async fn reinstate_principal(
+    State(a): State<Arc<Authority>>,
+    journal: Journal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Answer> {
+    let req: Reinstate = optional_json_body(&a, &headers, body).await?;
+    let mut p = resolve_principal(&a, &id).await?;
+    if p.revoked.is_none() {
+        return Err(Problem::conflict(format!(
+            "principal `{}` is not revoked",
+            p.id
+        )));
+    }
+    let jwk = req
+        .public_key
+        .as_ref()
+        .map(crate::admin::validate_jwk)
+        .transpose()?;
+    let now = a.now();
+    let change = Change::ReinstatePrincipal {
+        id: &p.id,
+        jwk: jwk.as_deref(),
+        now,
+    };
+    p.revoked = None;
+    if let Some(k) = &jwk {
+        p.public_jwk = Some(k.clone());
+    }
+    p.updated_at = now;
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|_| json(&p))
+        .await?;
+    tracing::info!(principal = %p.id, new_key = jwk.is_some(), "principal reinstated");
+    Ok(answer)
 }
 
 /// The event that ends every token issued so far in which `principal` appears.

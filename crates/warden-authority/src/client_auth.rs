@@ -147,6 +147,11 @@ pub async fn authenticate(
     if client.principal.disabled {
         return Err(OAuthError::invalid_client("client is disabled"));
     }
+    if client.principal.revoked.is_some() {
+        return Err(OAuthError::invalid_client(
+            "client is revoked; it gets no token until it is reinstated",
+        ));
+    }
     if client.tenant.disabled {
         return Err(OAuthError::invalid_client("client's tenant is disabled"));
     }

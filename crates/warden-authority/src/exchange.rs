@@ -77,8 +77,10 @@ pub async fn grant(
         .store
         .principal(access.principal())
         .await?
-        .filter(|p| !p.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the token's subject is unknown or disabled"))?;
+        .filter(|p| !p.disabled && p.revoked.is_none())
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the token's subject is unknown, disabled or revoked")
+        })?;
 
     let mut available = access
         .scopes()

@@ -97,7 +97,7 @@ impl Authority {
             client_cache::ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
         let revocations = Arc::new(revocation::RevocationHub::load(store.as_ref()).await?);
         revocations.spawn_follower(Arc::clone(&store));
-        Ok(Arc::new(Self {
+        let authority = Arc::new(Self {
             activity: activity::ActivityRecorder::default(),
             audit,
             alerts,
@@ -112,7 +112,26 @@ impl Authority {
             keys,
             clock,
             admin_token_hash: sha256(admin_token.as_bytes()),
-        }))
+        });
+        authority.forget_clients_on_revocation();
+        Ok(authority)
+    }
+
+    /// A revocation made anywhere (this replica or another, heard through the store) drops
+    /// the client cache, so a principal another replica revoked is refused here as soon as
+    /// its event arrives, not only once the cache entry ages out. Revocations are rare; the
+    /// cache refills at one lookup per client.
+    fn forget_clients_on_revocation(self: &Arc<Self>) {
+        let mut head = self.revocations.subscribe();
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while head.changed().await.is_ok() {
+                match this.upgrade() {
+                    Some(a) => a.clients.invalidate(),
+                    None => break,
+                }
+            }
+        });
     }
 
     pub fn now(&self) -> i64 {

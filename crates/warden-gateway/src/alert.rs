@@ -28,10 +28,14 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// until it expires).
 const REVOKE_ATTEMPTS: u32 = 4;
 
-/// A token to revoke at the authority.
+/// A quarantine to carry out at the authority: the principal acting through the token is
+/// revoked, which ends its live tokens (this one among them) and refuses it new ones until
+/// an operator reinstates it.
 #[derive(Debug)]
 pub struct Revoke {
+    /// The token that misbehaved, for the log.
     pub jti: String,
+    pub principal: String,
     pub reason: String,
 }
 
@@ -185,8 +189,11 @@ async fn deliver(gateway: Weak<Gateway>, url: String, mut rx: mpsc::Receiver<Byt
 async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>, admin_token: String) {
     while let Some(r) = rx.recv().await {
         let Some(g) = gateway.upgrade() else { return };
-        let url = format!("{}/admin/v1/tokens/revoke", g.config.authority);
-        let body = json!({ "jti": r.jti, "reason": r.reason });
+        let url = format!(
+            "{}/admin/v1/principals/{}/revoke",
+            g.config.authority, r.principal
+        );
+        let body = json!({ "reason": r.reason });
         let mut backoff = Duration::from_millis(100);
         let mut done = false;
         for attempt in 1..=REVOKE_ATTEMPTS {
@@ -218,10 +225,10 @@ async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>, admin_to
         if let Some(a) = &g.alerts {
             if done {
                 a.revoked.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(jti = %r.jti, "quarantined token revoked at the authority");
+                tracing::warn!(jti = %r.jti, principal = %r.principal, "quarantined principal revoked at the authority");
             } else {
                 a.revoke_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(jti = %r.jti, "quarantined token could not be revoked; refused locally until it expires");
+                tracing::error!(jti = %r.jti, principal = %r.principal, "quarantined principal could not be revoked; its token is refused locally until it expires");
             }
         }
     }

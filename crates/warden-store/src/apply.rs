@@ -66,6 +66,26 @@ pub(crate) async fn make<DB: SqlDb>(
             update_principal::<DB>(conn, id.as_str(), set, Arg::Bool(true), now).await?;
             applied.revocation = Some(insert_revocation::<DB>(conn, event).await?);
         }
+        Change::RevokePrincipal {
+            id,
+            now,
+            reason,
+            event,
+        } => {
+            let sql =
+                "UPDATE principals SET revoked_at = $1, revoked_reason = $2, updated_at = $1 \
+                       WHERE id = $3 RETURNING id";
+            let args = [Arg::Int(now), Arg::OptText(reason), Arg::Text(id.as_str())];
+            found(DB::fetch_optional(conn, sql, &args).await?, "principal")?;
+            applied.revocation = Some(insert_revocation::<DB>(conn, event).await?);
+        }
+        Change::ReinstatePrincipal { id, jwk, now } => {
+            let sql = "UPDATE principals SET revoked_at = NULL, revoked_reason = NULL, \
+                       public_jwk = COALESCE($1, public_jwk), updated_at = $2 \
+                       WHERE id = $3 RETURNING id";
+            let args = [Arg::OptText(jwk), Arg::Int(now), Arg::Text(id.as_str())];
+            found(DB::fetch_optional(conn, sql, &args).await?, "principal")?;
+        }
         Change::SetPrincipalScopes { id, scopes, now } => {
             let scopes = scopes.to_string();
             let value = Arg::Text(&scopes);
@@ -209,10 +229,12 @@ async fn insert_principal<DB: SqlDb>(conn: &mut DB::Connection, p: &Principal) -
         Arg::Bool(p.disabled),
         Arg::Int(p.created_at),
         Arg::Int(p.updated_at),
+        Arg::OptInt(p.revoked.as_ref().map(|r| r.at)),
+        Arg::OptText(p.revoked.as_ref().and_then(|r| r.reason.as_deref())),
     ];
     let sql = format!(
         "INSERT INTO principals ({PRINCIPAL_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     );
     DB::execute(conn, &sql, &args)
         .await

@@ -53,6 +53,21 @@ pub enum Change<'a> {
         now: i64,
         event: &'a NewRevocation,
     },
+    /// Marks the principal revoked (refused new tokens and exchanges until reinstated) and
+    /// appends `event`, which ends the tokens already out, in one transaction.
+    RevokePrincipal {
+        id: &'a PrincipalId,
+        now: i64,
+        reason: Option<&'a str>,
+        event: &'a NewRevocation,
+    },
+    /// Lifts a revocation of the principal; with `jwk`, its key is replaced in the same
+    /// transaction, so a principal revoked for a leaked key never comes back with it.
+    ReinstatePrincipal {
+        id: &'a PrincipalId,
+        jwk: Option<&'a str>,
+        now: i64,
+    },
     SetPrincipalScopes {
         id: &'a PrincipalId,
         scopes: &'a ScopeSet,

@@ -30,8 +30,20 @@ pub struct Principal {
     #[serde(skip)]
     pub secret_hash: Option<String>,
     pub disabled: bool,
+    /// Set by a revocation of the principal (an operator's, or a quarantine's): refused new
+    /// tokens and exchanges until reinstated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revoked>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// When and why a principal was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revoked {
+    pub at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_tenant_revocation.sql"),
     ),
+    (7, include_str!("../migrations/0007_principal_revoked.sql")),
 ];
 
 /// The channel on which every revocation announces its `seq`, as text.

@@ -14,7 +14,7 @@ use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use crate::change::OutboxEntry;
 use crate::model::{
     Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, KeyState, NewRevocation, Principal,
-    Revocation, RevocationTarget, SigningKeyRecord, Tenant,
+    Revocation, RevocationTarget, Revoked, SigningKeyRecord, Tenant,
 };
 use crate::sql::{begin_write, conn, corrupt, Arg, Backend, SqlDb};
 use crate::store::{
@@ -27,7 +27,8 @@ pub(crate) const GRANT_COLUMNS: &str =
     "id, tenant_id, user_id, agent_id, scopes, created_at, expires_at, revoked_at";
 
 pub(crate) const PRINCIPAL_COLUMNS: &str = "id, tenant_id, kind, name, owner_id, scopes, \
-     audiences, public_jwk, secret_hash, disabled, created_at, updated_at";
+     audiences, public_jwk, secret_hash, disabled, created_at, updated_at, revoked_at, \
+     revoked_reason";
 
 pub(crate) const SIGNING_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at, kid";
 
@@ -422,6 +423,13 @@ fn principal_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Principal> {
         public_jwk: DB::opt_text(row, "public_jwk")?,
         secret_hash: DB::opt_text(row, "secret_hash")?,
         disabled: DB::flag(row, "disabled")?,
+        revoked: match DB::opt_int(row, "revoked_at")? {
+            Some(at) => Some(Revoked {
+                at,
+                reason: DB::opt_text(row, "revoked_reason")?,
+            }),
+            None => None,
+        },
         created_at: DB::int(row, "created_at")?,
         updated_at: DB::int(row, "updated_at")?,
     })

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_activity.sql")),
     (5, include_str!("../migrations/0005_audit_outbox.sql")),
     (6, include_str!("../migrations/0006_tenant_revocation.sql")),
+    (7, include_str!("../migrations/0007_principal_revoked.sql")),
 ];
 
 pub struct SqliteStore {

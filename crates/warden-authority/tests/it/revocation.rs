@@ -156,6 +156,13 @@ async fn revoke(h: &Harness, path: &str, body: Option<Value>) -> Value {
     v
 }
 
+async fn reinstate(h: &Harness, id: &str) {
+    let (s, v) = h
+        .admin(Method::POST, &format!("/principals/{id}/reinstate"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
 #[tokio::test]
 async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
     let h = Harness::start().await;
@@ -183,12 +190,16 @@ async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
             claims_of(tok)
         );
     }
-    // B's T2 cannot be exchanged, nor A's T1.
+    // B's T2 cannot be exchanged; A, revoked, cannot even authenticate to exchange T1.
     assert_oauth_error(&h.exchange(&x.b, &x.t2, &[]).await, 400, "invalid_grant");
-    assert_oauth_error(&h.exchange(&x.a, &x.t1, &[]).await, 400, "invalid_grant");
+    assert_oauth_error(&h.exchange(&x.a, &x.t1, &[]).await, 401, "invalid_client");
 
-    // Tokens issued after the revocation live.
+    // A revoked agent gets no new token until it is reinstated; tokens issued after that
+    // live.
     h.clock.advance(2);
+    let refused = h.token_with_assertion(&h.assertion(&x.a), None).await;
+    assert_oauth_error(&refused, 401, "invalid_client");
+    reinstate(&h, &x.a.id).await;
     let a_new = h.own_token(&x.a).await;
     assert!(h.active(&x.watcher, &a_new).await);
     let t1_new = h.exchanged(&x.a, &x.u_own).await;
@@ -225,6 +236,9 @@ async fn revoking_a_user_ends_every_token_issued_for_them() {
     assert_eq!(s, 404);
 
     h.clock.advance(2);
+    let refused = h.token_with_assertion(&h.assertion(&x.u), None).await;
+    assert_oauth_error(&refused, 401, "invalid_client");
+    reinstate(&h, &x.u.id).await;
     let u_new = h.own_token(&x.u).await;
     assert!(h.active(&x.watcher, &u_new).await);
     let t1_new = h.exchanged(&x.a, &u_new).await;

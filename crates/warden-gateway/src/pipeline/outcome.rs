@@ -222,7 +222,14 @@ impl Gateway {
                         .unwrap_or(0);
                     reason.truncate(cut);
                 }
-                alerts.revoke(Revoke { jti, reason });
+                // The party acting misbehaved: the agent of a delegated token, not the
+                // person it acts for.
+                let principal = v.actor().unwrap_or(&v.claims.sub).to_owned();
+                alerts.revoke(Revoke {
+                    jti,
+                    principal,
+                    reason,
+                });
             }
         }
     }

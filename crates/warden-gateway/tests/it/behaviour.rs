@@ -380,7 +380,7 @@ async fn novelty_on_a_mature_identity_raises_an_alert_only() {
 }
 
 #[tokio::test]
-async fn a_denied_storm_quarantines_the_token_through_the_authority() {
+async fn a_denied_storm_quarantines_the_acting_principal_through_the_authority() {
     let hook = Hook::start().await;
     let toml = behaviour(&hook, "denied_storm = \"quarantine\"");
     let (env, _) = Env::start(Options {
@@ -423,8 +423,43 @@ async fn a_denied_storm_quarantines_the_token_through_the_authority() {
         .unwrap()
         .to_owned();
     assert!(challenge.contains("revoked"), "{challenge}");
-    // Only that token: another of the same identity still works.
-    assert_eq!(status(&env, Method::GET, "/crm/a", &other, HOME).await, 200);
+    // The principal acting through it is revoked: its other tokens end too, and it gets no
+    // new one until an operator reinstates it.
+    let other_claims = warden_test::keys::claims_of(&other);
+    assert!(eventually(|| revocations.check(&other_claims).is_err()).await);
+    assert_eq!(status(&env, Method::GET, "/crm/a", &other, HOME).await, 401);
+    let assertion = warden_test::keys::assertion(
+        &env.agent_id,
+        &env.agent_key,
+        &env.auth.token_endpoint(),
+        env.now(),
+    );
+    let refused = env.auth.token_with_assertion(&assertion, Some(READ)).await;
+    warden_test::authority::assert_oauth_error(&refused, 401, "invalid_client");
+    let (s, shown) = env
+        .auth
+        .admin(Method::GET, &format!("/principals/{}", env.agent_id), None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        shown["revoked"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("denied_storm"),
+        "{shown}"
+    );
+    let (s, _) = env
+        .auth
+        .admin(
+            Method::POST,
+            &format!("/principals/{}/reinstate", env.agent_id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    env.clock.advance(1);
+    let again = env.token(READ).await;
+    assert_eq!(status(&env, Method::GET, "/crm/a", &again, HOME).await, 200);
 
     let alert = hook.alert(&env, 1).await;
     assert_eq!(alert["anomaly"], "denied_storm");

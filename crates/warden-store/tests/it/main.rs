@@ -55,6 +55,7 @@ fn principal(t: &Tenant, kind: PrincipalKind, name: &str) -> Principal {
         public_jwk: None,
         secret_hash: None,
         disabled: false,
+        revoked: None,
         created_at: 1_000,
         updated_at: 1_000,
     }
@@ -146,6 +147,113 @@ async fn tenants_and_principals(s: &dyn Store) {
         .await
         .unwrap()
         .is_none());
+}
+
+/// A principal's revocation is marked with the event that ends its tokens, in one change;
+/// reinstating lifts the mark and, with a key, replaces it in the same change.
+async fn principal_revocation_and_reinstatement(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let mut agent = principal(&t, PrincipalKind::Agent, "mailer");
+    agent.public_jwk = Some("{\"kty\":\"OKP\",\"x\":\"old\"}".into());
+    s.create_principal(&agent).await.unwrap();
+    let event = NewRevocation {
+        target: RevocationTarget::Principal {
+            principal: agent.id.clone(),
+        },
+        issued_before: 2_000,
+        horizon: 3_000,
+        reason: Some("leaked".into()),
+        created_at: 2_000,
+    };
+    let applied = s
+        .apply(
+            Change::RevokePrincipal {
+                id: &agent.id,
+                now: 2_000,
+                reason: Some("leaked"),
+                event: &event,
+            },
+            &ChangeRecord::default(),
+        )
+        .await
+        .unwrap();
+    assert!(applied.revocation.is_some());
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    let revoked = got.revoked.unwrap();
+    assert_eq!(
+        (revoked.at, revoked.reason.as_deref()),
+        (2_000, Some("leaked"))
+    );
+
+    let new_key = "{\"kty\":\"OKP\",\"x\":\"new\"}";
+    s.apply(
+        Change::ReinstatePrincipal {
+            id: &agent.id,
+            jwk: Some(new_key),
+            now: 2_001,
+        },
+        &ChangeRecord::default(),
+    )
+    .await
+    .unwrap();
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    assert!(got.revoked.is_none());
+    assert_eq!(got.public_jwk.as_deref(), Some(new_key));
+    assert_eq!(got.updated_at, 2_001);
+    // Without a key, the key stays.
+    s.apply(
+        Change::RevokePrincipal {
+            id: &agent.id,
+            now: 2_002,
+            reason: None,
+            event: &event,
+        },
+        &ChangeRecord::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.principal(&agent.id).await.unwrap().unwrap().revoked,
+        Some(warden_store::Revoked {
+            at: 2_002,
+            reason: None
+        })
+    );
+    s.apply(
+        Change::ReinstatePrincipal {
+            id: &agent.id,
+            jwk: None,
+            now: 2_003,
+        },
+        &ChangeRecord::default(),
+    )
+    .await
+    .unwrap();
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.revoked, got.public_jwk.as_deref()),
+        (None, Some(new_key))
+    );
+    // An unknown principal: nothing is appended.
+    let ghost = PrincipalId::generate(PrincipalKind::Agent, &mut OsRng);
+    let before = s.revocations_since(0, 100).await.unwrap().len();
+    let refused = s
+        .apply(
+            Change::RevokePrincipal {
+                id: &ghost,
+                now: 2_004,
+                reason: None,
+                event: &event,
+            },
+            &ChangeRecord::default(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.revocations_since(0, 100).await.unwrap().len(), before);
 }
 
 async fn key_rotation(s: &dyn Store) {
@@ -439,6 +547,11 @@ macro_rules! conformance {
             async fn tenants_and_principals() {
                 let Some(store) = $open else { return };
                 super::tenants_and_principals(&store).await
+            }
+            #[tokio::test]
+            async fn principal_revocation_and_reinstatement() {
+                let Some(store) = $open else { return };
+                super::principal_revocation_and_reinstatement(&store).await
             }
             #[tokio::test]
             async fn key_rotation() {

@@ -54,6 +54,14 @@ enum PrincipalAction {
     Enable {
         id: String,
     },
+    /// Lift a revocation (`warden revoke --principal`, or a quarantine): the principal may ask
+    /// for tokens again. Tokens ended by the revocation stay ended.
+    Reinstate {
+        id: String,
+        /// A new public JWK file, replacing the key the principal had when it was revoked.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
     /// Replace the scope ceiling.
     SetScopes {
         id: String,
@@ -121,6 +129,15 @@ pub(super) async fn run(args: PrincipalArgs) -> anyhow::Result<Outcome> {
         PrincipalAction::Enable { id } => {
             admin
                 .post(&format!("/principals/{}/enable", seg(&id)), None)
+                .await?
+        }
+        PrincipalAction::Reinstate { id, public_key } => {
+            let body = match public_key {
+                Some(path) => json!({ "public_key": keyfile::read_public(&path)? }),
+                None => json!({}),
+            };
+            admin
+                .post(&format!("/principals/{}/reinstate", seg(&id)), Some(&body))
                 .await?
         }
         PrincipalAction::SetScopes { id, scopes } => {

@@ -291,6 +291,51 @@ fn admin_commands_drive_a_running_server() {
     assert_eq!(revoked["kind"], "principal");
     assert_eq!(revoked["reason"], "laptop stolen");
     assert!(revoked["seq"].as_i64().unwrap() > 0);
+
+    // A revoked agent gets no new token, with its key or any other, until it is reinstated;
+    // reinstated with a new key, the old one stays refused.
+    let token_with = |key: &Path| {
+        warden(
+            &data,
+            &["token", "--client-id", id, "--key", key.to_str().unwrap()],
+        )
+    };
+    let out = token_with(&key);
+    assert!(!out.status.success(), "a revoked agent was issued a token");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid_client") && err.contains("revoked"),
+        "{err}"
+    );
+    let shown = json_of(&warden(&data, &["principal", "show", id, "--json"]));
+    assert_eq!(shown["revoked"]["reason"], "laptop stolen", "{shown}");
+    let new_key = dir.path().join("agent-2.jwk");
+    assert!(
+        warden(&data, &["keygen", "--out", new_key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let new_public = dir.path().join("agent-2.jwk.pub");
+    let reinstated = json_of(&warden(
+        &data,
+        &[
+            "principal",
+            "reinstate",
+            id,
+            "--public-key",
+            new_public.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(reinstated.get("revoked").is_none(), "{reinstated}");
+    assert!(token_with(&new_key).status.success());
+    assert!(
+        !token_with(&key).status.success(),
+        "the leaked key came back"
+    );
+    let out = warden(&data, &["principal", "reinstate", id]);
+    assert!(!out.status.success(), "reinstating what is not revoked");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
     let revoked = json_of(&warden(&data, &["revoke", "--token", "some-jti", "--json"]));
     assert_eq!(revoked["kind"], "token");
     assert!(
