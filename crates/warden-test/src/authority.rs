@@ -392,17 +392,34 @@ impl TestAuthority {
         keys::dpop_proof(key, htm, htu, iat, None)
     }
 
-    /// The published keys.
-    pub async fn jwks(&self) -> KeySet {
-        let jwks: JwkSet = self
-            .http
-            .get(format!("{}/.well-known/jwks.json", self.url))
+    /// Lifts the revocation of principal `id` (`body`: `{"public_key": …}` to replace its
+    /// key, or none): the status and the answer.
+    pub async fn reinstate_with(&self, id: &str, body: Option<Value>) -> (u16, Value) {
+        let path = format!("/principals/{id}/reinstate");
+        self.admin(reqwest::Method::POST, &path, body).await
+    }
+
+    /// Lifts the revocation of principal `id`, which must succeed.
+    pub async fn reinstate(&self, id: &str) {
+        let (s, v) = self.reinstate_with(id, None).await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// GETs `path` (below the issuer), which must answer JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(format!("{}{path}", self.url))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The published keys.
+    pub async fn jwks(&self) -> KeySet {
+        let jwks: JwkSet = self.get_json("/.well-known/jwks.json").await;
         KeySet::from_jwks(&jwks).unwrap()
     }
 

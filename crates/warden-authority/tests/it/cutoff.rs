@@ -27,7 +27,7 @@ async fn a_token_requested_in_the_second_of_its_revocation_is_issued_alive() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(!h.active(&watcher, &old).await);
-    reinstate(&h, &agent.id).await;
+    h.reinstate(&agent.id).await;
 
     // Still the revocation's second: the token is held, not issued dead.
     let request = h.post_as(
@@ -69,7 +69,7 @@ async fn when_the_second_never_comes_the_request_is_refused_retryably_not_issued
         )
         .await;
     assert_eq!(s, 200);
-    reinstate(&h, &agent.id).await;
+    h.reinstate(&agent.id).await;
     // The test's clock stands still, so the next second never comes.
     let res = h
         .http
@@ -90,11 +90,4 @@ async fn when_the_second_never_comes_the_request_is_refused_retryably_not_issued
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["error"], "temporarily_unavailable", "{v}");
     assert!(v.get("access_token").is_none());
-}
-
-async fn reinstate(h: &Harness, id: &str) {
-    let (s, v) = h
-        .admin(Method::POST, &format!("/principals/{id}/reinstate"), None)
-        .await;
-    assert_eq!(s, 200, "{v}");
 }

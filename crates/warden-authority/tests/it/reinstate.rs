@@ -23,11 +23,6 @@ async fn revoke(h: &Harness, id: &str, reason: &str) {
     assert_eq!(s, 200, "{v}");
 }
 
-async fn reinstate(h: &Harness, id: &str, body: Option<Value>) -> (u16, Value) {
-    h.admin(Method::POST, &format!("/principals/{id}/reinstate"), body)
-        .await
-}
-
 async fn show(h: &Harness, id: &str) -> Value {
     let (s, v) = h
         .admin(Method::GET, &format!("/principals/{id}"), None)
@@ -64,7 +59,7 @@ async fn a_revoked_agent_gets_no_token_until_reinstated() {
     assert!(shown["revoked"]["at"].as_i64().is_some(), "{shown}");
 
     // Reinstated with its key: tokens again, but what the revocation ended stays ended.
-    let (s, v) = reinstate(&h, &agent.id, None).await;
+    let (s, v) = h.reinstate_with(&agent.id, None).await;
     assert_eq!(s, 200, "{v}");
     assert!(v.get("revoked").is_none(), "{v}");
     h.clock.advance(1);
@@ -73,7 +68,7 @@ async fn a_revoked_agent_gets_no_token_until_reinstated() {
     assert!(!h.active(&watcher, &live).await);
 
     // Not revoked: nothing to reinstate.
-    let (s, v) = reinstate(&h, &agent.id, None).await;
+    let (s, v) = h.reinstate_with(&agent.id, None).await;
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["status"], 409);
 }
@@ -86,16 +81,22 @@ async fn reinstating_with_a_new_key_leaves_the_old_one_refused() {
     revoke(&h, &agent.id, "leaked").await;
 
     // Bad input changes nothing: an unknown field, a key that is no Ed25519 public key.
-    let (s, v) = reinstate(&h, &agent.id, Some(json!({ "public_key": {}, "x": 1 }))).await;
+    let (s, v) = h
+        .reinstate_with(&agent.id, Some(json!({ "public_key": {}, "x": 1 })))
+        .await;
     assert_eq!(s, 400, "{v}");
     let bogus = json!({ "kty": "OKP", "crv": "Ed25519", "x": "AAAA" });
-    let (s, v) = reinstate(&h, &agent.id, Some(json!({ "public_key": bogus }))).await;
+    let (s, v) = h
+        .reinstate_with(&agent.id, Some(json!({ "public_key": bogus })))
+        .await;
     assert_eq!(s, 422, "{v}");
     assert!(show(&h, &agent.id).await["revoked"].is_object());
 
     let key = new_key();
     let jwk: Jwk = public_jwk(&key);
-    let (s, v) = reinstate(&h, &agent.id, Some(json!({ "public_key": jwk }))).await;
+    let (s, v) = h
+        .reinstate_with(&agent.id, Some(json!({ "public_key": jwk })))
+        .await;
     assert_eq!(s, 200, "{v}");
     h.clock.advance(1);
     let old = h

@@ -156,13 +156,6 @@ async fn revoke(h: &Harness, path: &str, body: Option<Value>) -> Value {
     v
 }
 
-async fn reinstate(h: &Harness, id: &str) {
-    let (s, v) = h
-        .admin(Method::POST, &format!("/principals/{id}/reinstate"), None)
-        .await;
-    assert_eq!(s, 200, "{v}");
-}
-
 #[tokio::test]
 async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
     let h = Harness::start().await;
@@ -199,7 +192,7 @@ async fn revoking_an_agent_ends_its_tokens_and_those_delegated_through_it() {
     h.clock.advance(2);
     let refused = h.token_with_assertion(&h.assertion(&x.a), None).await;
     assert_oauth_error(&refused, 401, "invalid_client");
-    reinstate(&h, &x.a.id).await;
+    h.reinstate(&x.a.id).await;
     let a_new = h.own_token(&x.a).await;
     assert!(h.active(&x.watcher, &a_new).await);
     let t1_new = h.exchanged(&x.a, &x.u_own).await;
@@ -238,7 +231,7 @@ async fn revoking_a_user_ends_every_token_issued_for_them() {
     h.clock.advance(2);
     let refused = h.token_with_assertion(&h.assertion(&x.u), None).await;
     assert_oauth_error(&refused, 401, "invalid_client");
-    reinstate(&h, &x.u.id).await;
+    h.reinstate(&x.u.id).await;
     let u_new = h.own_token(&x.u).await;
     assert!(h.active(&x.watcher, &u_new).await);
     let t1_new = h.exchanged(&x.a, &u_new).await;

@@ -643,15 +643,7 @@ async fn metadata_documents() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let m: Value = h
-            .http
-            .get(format!("{}{path}", h.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let m: Value = h.get_json(path).await;
         assert_eq!(m["issuer"], h.url);
         assert_eq!(m["token_endpoint"], h.token_endpoint());
         assert_eq!(m["jwks_uri"], format!("{}/.well-known/jwks.json", h.url));
@@ -678,15 +670,7 @@ async fn metadata_documents() {
 
     // Every advertised endpoint answers as advertised: a token introspected and revoked at
     // the URLs the metadata names, not at URLs of the test's own.
-    let m: Value = h
-        .http
-        .get(format!("{}/.well-known/oauth-authorization-server", h.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = h.get_json("/.well-known/oauth-authorization-server").await;
     let t = h.tenant("acme").await;
     let a = h.agent(&t, "a", "x:read").await;
     let token = h.own_token(&a).await;

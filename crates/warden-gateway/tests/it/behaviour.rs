@@ -448,15 +448,7 @@ async fn a_denied_storm_quarantines_the_acting_principal_through_the_authority()
             .contains("denied_storm"),
         "{shown}"
     );
-    let (s, _) = env
-        .auth
-        .admin(
-            Method::POST,
-            &format!("/principals/{}/reinstate", env.agent_id),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    env.auth.reinstate(&env.agent_id).await;
     env.clock.advance(1);
     let again = env.token(READ).await;
     assert_eq!(status(&env, Method::GET, "/crm/a", &again, HOME).await, 200);

@@ -46,13 +46,7 @@ async fn a_revoked_principal_is_refused_even_on_cache_hits() {
 
     // Once reinstated, tokens issued after the revocation work again.
     env.clock.advance(2);
-    let (s, v) = env
-        .admin_post(
-            &format!("/principals/{}/reinstate", env.agent_id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    env.auth.reinstate(&env.agent_id).await;
     let fresh = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&fresh)).await.status(), 200);
 }
