@@ -150,12 +150,12 @@ impl Gateway {
                 ),
                 (
                     "warden_gateway_quarantine_revocations_total",
-                    "quarantined tokens revoked at the authority",
+                    "quarantines carried out at the authority (the acting principal revoked)",
                     a.revoked_total() as f64,
                 ),
                 (
                     "warden_gateway_quarantine_revocations_failed_total",
-                    "quarantined tokens that could not be revoked",
+                    "quarantines the authority could not be told of (the token refused here only)",
                     a.revoke_failed_total() as f64,
                 ),
             ]);
