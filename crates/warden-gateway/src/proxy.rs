@@ -133,12 +133,14 @@ impl Gateway {
             .trusted_proxies
             .iter()
             .any(|n| n.contains(&peer));
-        let prev: Option<Vec<&str>> = forwarded_for(h).collect();
+        // Read only for a trusted peer: anyone else's lines are dropped unread.
+        let prev = peer_trusted
+            .then(|| forwarded_for(h).collect::<Option<Vec<&str>>>())
+            .flatten()
+            .filter(|prev| !prev.is_empty());
         let forwarded_for = match prev {
-            Some(prev) if peer_trusted && !prev.is_empty() => {
-                format!("{}, {peer}", prev.join(", "))
-            }
-            _ => client.to_string(),
+            Some(prev) => format!("{}, {peer}", prev.join(", ")),
+            None => client.to_string(),
         };
         if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
             h.insert("x-forwarded-for", v);
