@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -25,7 +25,10 @@ use warden_store::{Change, Principal, SigningKeyRecord, Tenant};
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
 use crate::journal::{self, json, Answer, Journal};
-use crate::{admin_honeytoken, admin_report, admin_revocation, idempotency, Authority};
+use crate::admin_auth::{self, Caller};
+use crate::{
+    admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency, Authority,
+};
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
     Router::new()
@@ -34,6 +37,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
         .route("/tenants/{tenant}/disable", post(disable_tenant))
         .route("/tenants/{tenant}/enable", post(enable_tenant))
         .route("/tenants/{tenant}/token-ttl", put(set_tenant_ttl))
+        .route("/tenants/{tenant}/client-key-age", put(set_client_key_age))
         .route(
             "/tenants/{tenant}/principals",
             post(create_principal).get(list_principals),
@@ -51,6 +55,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
         .route("/gateway-keys/{kid}", put(register_gateway_key))
+        .route("/gateways", post(admin_gateway::enroll))
         .route(
             "/principals/{id}/revoke",
             post(admin_revocation::revoke_principal),
@@ -89,22 +94,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             Arc::clone(&a),
             crate::readiness::refuse_unrecordable_changes,
         ))
-        .layer(middleware::from_fn_with_state(a, require_admin))
-}
-
-async fn require_admin(State(a): State<Arc<Authority>>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if a.is_admin_token(token) => next.run(req).await,
-        Some(_) => Problem::unauthorized("admin token is not valid").into_response(),
-        None => {
-            Problem::unauthorized("admin token required (Authorization: Bearer …)").into_response()
-        }
-    }
+        .layer(middleware::from_fn_with_state(a, admin_auth::middleware))
 }
 
 /// Every change is recorded in the audit log. A change that goes through the store writes
@@ -134,7 +124,7 @@ async fn audit_change(State(a): State<Arc<Authority>>, mut req: Request, next: N
         warden_audit::Kind::Lifecycle
     };
     let mut entry = warden_audit::Entry::new(a.now() * 1000, kind, format!("{method} {path}"));
-    entry.actor = Some("admin".into());
+    entry.actor = req.extensions().get::<Caller>().map(Caller::audit_name);
     entry.resource = Some(path);
     entry.decision = warden_audit::Decision::Allow;
     entry.client_ip = client;
@@ -239,21 +229,31 @@ const NAME_RULE: &str = "a name is 1 to 100 characters of [A-Za-z0-9 ._@-] \
     that begins and ends with a letter or digit, so that no URL normaliser or router can \
     rewrite it (`.` and `..` are path steps; edge dots and spaces get trimmed)";
 
-/// A tenant named in a path, by id (`tnt_…`) or by name.
-pub(crate) async fn resolve_tenant(a: &Authority, key: &str) -> ApiResult<Tenant> {
+/// A tenant named in a path, by id (`tnt_…`) or by name; another tenant than a tenant-bound
+/// caller's own is not found, exactly as one that does not exist.
+pub(crate) async fn resolve_tenant(a: &Authority, caller: &Caller, key: &str) -> ApiResult<Tenant> {
     let found = match TenantId::parse(key) {
         Ok(id) => a.store.tenant(&id).await?,
         Err(_) => a.store.tenant_by_name(key).await?,
     };
-    found.ok_or_else(|| Problem::not_found(format!("tenant `{key}` not found")))
+    found
+        .filter(|t| caller.sees(&t.id))
+        .ok_or_else(|| Problem::not_found(format!("tenant `{key}` not found")))
 }
 
-pub(crate) async fn resolve_principal(a: &Authority, key: &str) -> ApiResult<Principal> {
+/// A principal named in a path; one of another tenant than a tenant-bound caller's own is
+/// not found.
+pub(crate) async fn resolve_principal(
+    a: &Authority,
+    caller: &Caller,
+    key: &str,
+) -> ApiResult<Principal> {
     let id = PrincipalId::parse(key)
         .map_err(|_| Problem::not_found(format!("principal `{key}` not found")))?;
     a.store
         .principal(&id)
         .await?
+        .filter(|p| caller.sees(&p.tenant))
         .ok_or_else(|| Problem::not_found(format!("principal `{key}` not found")))
 }
 
@@ -273,6 +273,12 @@ async fn create_tenant(
 ) -> ApiResult<Answer> {
     let req: CreateTenant = json_body(&a, &headers, body).await?;
     validate_name(&req.name)?;
+    if req.name == warden_api::scope::SYSTEM_TENANT {
+        return Err(Problem::unprocessable(format!(
+            "`{}` is reserved for Warden's own principals",
+            req.name
+        )));
+    }
     if TenantId::parse(&req.name).is_ok() {
         return Err(Problem::unprocessable(
             "a tenant name may not look like a tenant id",
@@ -286,6 +292,7 @@ async fn create_tenant(
         id: TenantId::generate(&mut OsRng),
         name: req.name,
         max_token_ttl_secs: ttl,
+        max_client_key_age_secs: None,
         disabled: false,
         created_at: a.now(),
     };
@@ -308,40 +315,49 @@ fn check_ttl(a: &Authority, ttl: i64) -> ApiResult<()> {
     Ok(())
 }
 
-async fn list_tenants(State(a): State<Arc<Authority>>) -> ApiResult<Json<Vec<Tenant>>> {
-    Ok(Json(a.store.list_tenants().await?))
+async fn list_tenants(
+    State(a): State<Arc<Authority>>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Tenant>>> {
+    let mut tenants = a.store.list_tenants().await?;
+    tenants.retain(|t| caller.sees(&t.id));
+    Ok(Json(tenants))
 }
 
 async fn show_tenant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     Path(t): Path<String>,
 ) -> ApiResult<Json<Tenant>> {
-    Ok(Json(resolve_tenant(&a, &t).await?))
+    Ok(Json(resolve_tenant(&a, &caller, &t).await?))
 }
 
 async fn disable_tenant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(t): Path<String>,
 ) -> ApiResult<Answer> {
-    set_tenant_disabled(&a, &journal, &t, true).await
+    set_tenant_disabled(&a, &caller, &journal, &t, true).await
 }
 
 async fn enable_tenant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(t): Path<String>,
 ) -> ApiResult<Answer> {
-    set_tenant_disabled(&a, &journal, &t, false).await
+    set_tenant_disabled(&a, &caller, &journal, &t, false).await
 }
 
 async fn set_tenant_disabled(
     a: &Authority,
+    caller: &Caller,
     journal: &Journal,
     t: &str,
     disabled: bool,
 ) -> ApiResult<Answer> {
-    let mut t = resolve_tenant(a, t).await?;
+    let mut t = resolve_tenant(a, caller, t).await?;
     t.disabled = disabled;
     // Disabling ends every token of the tenant already out, pushed to every gateway like a
     // principal's revocation and in the same transaction as the disable. Enabling restores
@@ -376,6 +392,7 @@ struct SetTtl {
 
 async fn set_tenant_ttl(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
@@ -383,11 +400,51 @@ async fn set_tenant_ttl(
 ) -> ApiResult<Answer> {
     let req: SetTtl = json_body(&a, &headers, body).await?;
     check_ttl(&a, req.max_token_ttl_secs)?;
-    let mut t = resolve_tenant(&a, &t).await?;
+    let mut t = resolve_tenant(&a, &caller, &t).await?;
     t.max_token_ttl_secs = req.max_token_ttl_secs;
     let change = Change::SetTenantMaxTokenTtl {
         id: &t.id,
         secs: t.max_token_ttl_secs,
+    };
+    let (_, answer) = journal
+        .commit(&a, change, StatusCode::OK, &|_| json(&t))
+        .await?;
+    Ok(answer)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClientKeyAge {
+    /// `null` returns the tenant to the authority's default.
+    max_client_key_age_secs: Option<i64>,
+}
+
+/// Shortest `max_client_key_age` a tenant may set: a day, so that no setting locks every
+/// client out before an operator can rotate a key.
+const MIN_CLIENT_KEY_AGE: i64 = 24 * 3600;
+
+async fn set_client_key_age(
+    State(a): State<Arc<Authority>>,
+    caller: Caller,
+    journal: Journal,
+    Path(t): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Answer> {
+    let req: SetClientKeyAge = json_body(&a, &headers, body).await?;
+    if req
+        .max_client_key_age_secs
+        .is_some_and(|s| !(MIN_CLIENT_KEY_AGE..=10 * 365 * 24 * 3600).contains(&s))
+    {
+        return Err(Problem::unprocessable(format!(
+            "max_client_key_age_secs must be between {MIN_CLIENT_KEY_AGE} and 315360000, or null"
+        )));
+    }
+    let mut t = resolve_tenant(&a, &caller, &t).await?;
+    t.max_client_key_age_secs = req.max_client_key_age_secs;
+    let change = Change::SetTenantMaxClientKeyAge {
+        id: &t.id,
+        secs: t.max_client_key_age_secs,
     };
     let (_, answer) = journal
         .commit(&a, change, StatusCode::OK, &|_| json(&t))
@@ -424,13 +481,14 @@ pub(crate) fn validate_jwk(jwk: &Jwk) -> ApiResult<String> {
 
 async fn create_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let req: CreatePrincipal = json_body(&a, &headers, body).await?;
-    let tenant = resolve_tenant(&a, &t).await?;
+    let tenant = resolve_tenant(&a, &caller, &t).await?;
     let kind: PrincipalKind = req
         .kind
         .parse()
@@ -439,7 +497,7 @@ async fn create_principal(
     let owner = match req.owner.as_deref() {
         None => None,
         Some(o) => {
-            let owner = resolve_principal(&a, o)
+            let owner = resolve_principal(&a, &caller, o)
                 .await
                 .map_err(|_| Problem::unprocessable(format!("owner `{o}` not found")))?;
             if owner.tenant != tenant.id || owner.kind != PrincipalKind::User {
@@ -451,6 +509,7 @@ async fn create_principal(
         }
     };
     let scopes = parse_scopes(req.scopes.as_deref().unwrap_or(""))?;
+    caller.may_grant(&scopes)?;
     let audiences = req.audiences.unwrap_or_default();
     if audiences.len() > 32 || audiences.iter().any(|x| x.is_empty() || x.len() > 200) {
         return Err(Problem::unprocessable(
@@ -467,6 +526,7 @@ async fn create_principal(
         owner,
         scopes,
         audiences,
+        key_registered_at: public_jwk.as_ref().map(|_| now),
         public_jwk,
         secret_hash: None,
         disabled: false,
@@ -488,42 +548,47 @@ async fn create_principal(
 
 async fn list_principals(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     Path(t): Path<String>,
 ) -> ApiResult<Json<Vec<Principal>>> {
-    let tenant = resolve_tenant(&a, &t).await?;
+    let tenant = resolve_tenant(&a, &caller, &t).await?;
     Ok(Json(a.store.list_principals(&tenant.id).await?))
 }
 
 async fn show_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Principal>> {
-    Ok(Json(resolve_principal(&a, &id).await?))
+    Ok(Json(resolve_principal(&a, &caller, &id).await?))
 }
 
 async fn disable_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
 ) -> ApiResult<Answer> {
-    set_principal_disabled(&a, &journal, &id, true).await
+    set_principal_disabled(&a, &caller, &journal, &id, true).await
 }
 
 async fn enable_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
 ) -> ApiResult<Answer> {
-    set_principal_disabled(&a, &journal, &id, false).await
+    set_principal_disabled(&a, &caller, &journal, &id, false).await
 }
 
 async fn set_principal_disabled(
     a: &Authority,
+    caller: &Caller,
     journal: &Journal,
     id: &str,
     disabled: bool,
 ) -> ApiResult<Answer> {
-    let mut p = resolve_principal(a, id).await?;
+    let mut p = resolve_principal(a, caller, id).await?;
     let now = a.now();
     p.disabled = disabled;
     p.updated_at = now;
@@ -551,6 +616,7 @@ async fn set_principal_disabled(
     if let Some(appended) = &applied.revocation {
         admin_revocation::published(a, appended).await?;
     }
+    reload_gateway_keys(a).await?;
     tracing::info!(principal = %p.id, disabled, "principal state changed");
     Ok(answer)
 }
@@ -563,6 +629,7 @@ struct SetScopes {
 
 async fn set_scopes(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -570,7 +637,8 @@ async fn set_scopes(
 ) -> ApiResult<Answer> {
     let req: SetScopes = json_body(&a, &headers, body).await?;
     let scopes = parse_scopes(&req.scopes)?;
-    let mut p = resolve_principal(&a, &id).await?;
+    let mut p = resolve_principal(&a, &caller, &id).await?;
+    caller.may_grant(&scopes)?;
     let now = a.now();
     p.scopes = scopes.clone();
     p.updated_at = now;
@@ -594,6 +662,7 @@ struct SetPublicKey {
 
 async fn set_public_key(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -601,7 +670,7 @@ async fn set_public_key(
 ) -> ApiResult<Answer> {
     let req: SetPublicKey = json_body(&a, &headers, body).await?;
     let jwk = validate_jwk(&req.public_key)?;
-    let mut p = resolve_principal(&a, &id).await?;
+    let mut p = resolve_principal(&a, &caller, &id).await?;
     let now = a.now();
     p.public_jwk = Some(jwk.clone());
     p.updated_at = now;
@@ -621,10 +690,11 @@ async fn set_public_key(
 /// (but the answer kept for an `Idempotency-Key` retry, which must return the same secret).
 async fn create_secret(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
 ) -> ApiResult<Answer> {
-    let p = resolve_principal(&a, &id).await?;
+    let p = resolve_principal(&a, &caller, &id).await?;
     let secret = new_client_secret().await?;
     let change = Change::SetPrincipalSecretHash {
         id: &p.id,
@@ -692,6 +762,7 @@ async fn rotate_keys(State(a): State<Arc<Authority>>, journal: Journal) -> ApiRe
         new_next: &new_next,
         now,
         publish_until: now.saturating_add(a.retired_key_publish_secs()),
+        next_created_by: None,
     };
     let (_, answer) = journal
         .commit(&a, change, StatusCode::OK, &|x| {
@@ -704,6 +775,19 @@ async fn rotate_keys(State(a): State<Arc<Authority>>, journal: Journal) -> ApiRe
     })?;
     tracing::info!(active = %a.keys.current().active_kid, "signing keys rotated");
     Ok(answer)
+}
+
+/// The JWKS publishes a gateway's keys only while the principal that registered them is in
+/// good standing; after that principal's state changes, the keyring reads them again.
+pub(crate) async fn reload_gateway_keys(a: &Authority) -> ApiResult<()> {
+    a.keys
+        .reload(a.store.as_ref(), a.now())
+        .await
+        .map(drop)
+        .map_err(|e| {
+            tracing::error!(error = %e, "keyring reload failed");
+            Problem::internal()
+        })
 }
 
 /// Longest a gateway key stays published without being registered again.
@@ -720,6 +804,7 @@ struct RegisterGatewayKey {
 /// A gateway publishes the key of its internal tokens through the authority's JWKS.
 async fn register_gateway_key(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(kid): Path<String>,
     headers: HeaderMap,
@@ -754,6 +839,7 @@ async fn register_gateway_key(
         kid: kid.clone(),
         public_key: URL_SAFE_NO_PAD.encode(public.to_bytes()),
         gateway: req.gateway,
+        principal: caller.principal().map(|p| p.id.clone()),
         registered_at: now,
         expires_at: now + req.ttl_secs,
     };

@@ -34,13 +34,14 @@ pub struct CreateHoneytoken {
 
 pub async fn create(
     State(a): State<Arc<Authority>>,
+    caller: crate::admin_auth::Caller,
     journal: Journal,
     Path(t): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let req: CreateHoneytoken = json_body(&a, &headers, body).await?;
-    let tenant = resolve_tenant(&a, &t).await?;
+    let tenant = resolve_tenant(&a, &caller, &t).await?;
     validate_name(&req.name)?;
     let bait_scope = req.scopes.unwrap_or_else(|| "reports:read".into());
     ScopeSet::parse(&bait_scope).map_err(|e| Problem::unprocessable(format!("scopes: {e}")))?;
@@ -55,6 +56,7 @@ pub async fn create(
         scopes: ScopeSet::default(),
         audiences: Vec::new(),
         public_jwk: None,
+        key_registered_at: None,
         secret_hash: Some(secret.hash),
         disabled: false,
         revoked: None,

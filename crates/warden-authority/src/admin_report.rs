@@ -47,9 +47,10 @@ pub struct GrantView {
 
 pub async fn access_report(
     State(a): State<Arc<Authority>>,
+    caller: crate::admin_auth::Caller,
     Path(t): Path<String>,
 ) -> ApiResult<Json<Vec<AccessRow>>> {
-    let tenant = resolve_tenant(&a, &t).await?;
+    let tenant = resolve_tenant(&a, &caller, &t).await?;
     // What happened up to this call counts.
     a.flush_activity().await?;
     let now = a.now();

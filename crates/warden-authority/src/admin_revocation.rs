@@ -19,6 +19,7 @@ use warden_store::{
 };
 
 use crate::admin::{json_body, parse_scopes, resolve_principal, resolve_tenant, ApiResult};
+use crate::admin_auth::Caller;
 use crate::error::Problem;
 use crate::journal::{json, Answer, Journal};
 use crate::Authority;
@@ -35,13 +36,14 @@ pub struct CreateGrant {
 
 pub async fn create_grant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let req: CreateGrant = json_body(&a, &headers, body).await?;
-    let user = resolve_principal(&a, &req.user).await?;
-    let agent = resolve_principal(&a, &req.agent).await?;
+    let user = resolve_principal(&a, &caller, &req.user).await?;
+    let agent = resolve_principal(&a, &caller, &req.agent).await?;
     if user.kind != PrincipalKind::User {
         return Err(Problem::unprocessable("`user` must be a user"));
     }
@@ -56,6 +58,7 @@ pub async fn create_grant(
         ));
     }
     let scopes = parse_scopes(&req.scopes)?;
+    caller.may_grant(&scopes)?;
     if scopes.is_empty() {
         return Err(Problem::unprocessable("a grant needs at least one scope"));
     }
@@ -144,20 +147,28 @@ async fn expired_grant(
 
 pub async fn list_grants(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     Path(t): Path<String>,
 ) -> ApiResult<Json<Vec<DelegationGrant>>> {
-    let tenant = resolve_tenant(&a, &t).await?;
+    let tenant = resolve_tenant(&a, &caller, &t).await?;
     Ok(Json(a.store.list_delegation_grants(&tenant.id).await?))
 }
 
 pub async fn show_grant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DelegationGrant>> {
+    visible_grant(&a, &caller, &id).await.map(Json)
+}
+
+/// A delegation grant by id; one of another tenant than a tenant-bound caller's own is not
+/// found.
+async fn visible_grant(a: &Authority, caller: &Caller, id: &str) -> ApiResult<DelegationGrant> {
     a.store
-        .delegation_grant(&id)
+        .delegation_grant(id)
         .await?
-        .map(Json)
+        .filter(|g| caller.sees(&g.tenant))
         .ok_or_else(|| Problem::not_found(format!("delegation grant `{id}` not found")))
 }
 
@@ -202,17 +213,14 @@ async fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn revoke_grant(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let reason = reason(&a, &headers, body).await?;
-    let grant = a
-        .store
-        .delegation_grant(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("delegation grant `{id}` not found")))?;
+    let grant = visible_grant(&a, &caller, &id).await?;
     let now = a.now();
     let event = NewRevocation {
         target: RevocationTarget::Grant {
@@ -243,13 +251,14 @@ pub async fn revoke_grant(
 
 pub async fn revoke_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let reason = reason(&a, &headers, body).await?;
-    let p = resolve_principal(&a, &id).await?;
+    let p = resolve_principal(&a, &caller, &id).await?;
     let now = a.now();
     let event = tokens_of(&a, p.id.clone(), reason.clone(), now);
     let change = Change::RevokePrincipal {
@@ -261,7 +270,9 @@ pub async fn revoke_principal(
     let (applied, answer) = journal
         .commit(&a, change, StatusCode::OK, &|x| json(&x.revocation))
         .await?;
-    answer_published(&a, &applied.revocation, answer).await
+    let answer = answer_published(&a, &applied.revocation, answer).await?;
+    crate::admin::reload_gateway_keys(&a).await?;
+    Ok(answer)
 }
 
 #[derive(Deserialize, Default)]
@@ -277,13 +288,14 @@ pub struct Reinstate {
 /// ended.
 pub async fn reinstate_principal(
     State(a): State<Arc<Authority>>,
+    caller: Caller,
     journal: Journal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
     let req: Reinstate = optional_json_body(&a, &headers, body).await?;
-    let mut p = resolve_principal(&a, &id).await?;
+    let mut p = resolve_principal(&a, &caller, &id).await?;
     if p.revoked.is_none() {
         return Err(Problem::conflict(format!(
             "principal `{}` is not revoked",
@@ -309,6 +321,7 @@ pub async fn reinstate_principal(
     let (_, answer) = journal
         .commit(&a, change, StatusCode::OK, &|_| json(&p))
         .await?;
+    crate::admin::reload_gateway_keys(&a).await?;
     tracing::info!(principal = %p.id, new_key = jwk.is_some(), "principal reinstated");
     Ok(answer)
 }

@@ -232,6 +232,22 @@ async fn private_key_jwt(
             "client assertion `jti` was already used",
         ));
     }
+    // Told only to a client that proved it holds the key.
+    let max_age = client
+        .tenant
+        .max_client_key_age_secs
+        .unwrap_or(a.config.max_client_key_age_secs);
+    if let Some(registered) = principal.key_registered_at {
+        if now > registered.saturating_add(max_age) {
+            return Err(OAuthError::invalid_client(format!(
+                "the client's key was registered {} days ago, beyond its tenant's \
+                 max_client_key_age of {} days; register a new one \
+                 (warden principal rotate-key)",
+                (now - registered) / 86_400,
+                max_age / 86_400
+            )));
+        }
+    }
     Ok(client)
 }
 

@@ -5,6 +5,7 @@ use rand_core::OsRng;
 use warden_core::claims::{AccessClaims, Audience, Confirmation};
 use warden_core::id::random_token_id;
 
+use crate::admin_auth::Powers;
 use crate::client_auth::AuthenticatedClient;
 use crate::error::OAuthError;
 use crate::grant::{GrantType, Issue};
@@ -24,6 +25,8 @@ pub fn grant(
         Some(r) if r == a.config.default_audience || p.audiences.iter().any(|x| x == r) => {
             r.to_owned()
         }
+        // The admin API is an audience of every principal that holds a power there.
+        Some(r) if r == a.admin_audience() && Powers::of(&p.scopes).any() => r.to_owned(),
         Some(r) => {
             return Err(OAuthError::invalid_target(format!(
                 "resource `{}` is not allowed for this client",

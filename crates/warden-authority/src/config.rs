@@ -18,6 +18,15 @@ pub struct AuthorityConfig {
     pub assertion_max_lifetime_secs: i64,
     /// Clock skew tolerated on every time claim.
     pub leeway_secs: i64,
+    /// How long the active signing key signs before the next one takes over (default 30
+    /// days).
+    pub signing_key_rotation_secs: i64,
+    /// How long the next key is published before a scheduled rotation lets it sign (default
+    /// an hour: far more than the JWKS's `max-age` or a gateway's refresh interval).
+    pub signing_key_publish_lead_secs: i64,
+    /// How old a client's registered key may get before it is refused, unless its tenant
+    /// says otherwise (default 90 days).
+    pub max_client_key_age_secs: i64,
     pub limits: Limits,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_secs: i64,
@@ -116,6 +125,9 @@ impl AuthorityConfig {
             max_token_ttl_secs: Self::DEFAULT_TOKEN_TTL_SECS,
             assertion_max_lifetime_secs: 300,
             leeway_secs: 30,
+            signing_key_rotation_secs: 30 * 24 * 3600,
+            signing_key_publish_lead_secs: 3600,
+            max_client_key_age_secs: 90 * 24 * 3600,
             limits: Limits::default(),
             idempotency_ttl_secs: 24 * 3600,
             idempotency_abandon_secs: 60,
@@ -161,6 +173,12 @@ impl AuthorityConfig {
                 "token lifetime {} s must be positive and at most the ceiling {} s",
                 self.token_ttl_secs, self.max_token_ttl_secs
             ));
+        }
+        if self.signing_key_rotation_secs < 60 || self.signing_key_publish_lead_secs < 0 {
+            return Err(
+                "signing key rotation must be at least 60 s and its publish lead not negative"
+                    .into(),
+            );
         }
         if self.default_audience.is_empty() {
             return Err("default audience is empty".into());

@@ -46,6 +46,13 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
             .into_response()
         }
     };
+    // Keys are the caller's own: another principal sending the same key must neither replay
+    // this caller's answer (a client secret, say) nor be refused for it.
+    let caller = req
+        .extensions()
+        .get::<crate::admin_auth::Caller>()
+        .map_or_else(|| "anonymous".to_owned(), crate::admin_auth::Caller::audit_name);
+    let key = format!("{caller} {key}");
     // The full path, not the one `nest` stripped: keys must not collide across sub-APIs.
     let path = req
         .extensions()

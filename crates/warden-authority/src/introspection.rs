@@ -76,7 +76,7 @@ pub async fn introspect(
 }
 
 /// The scope that lets a principal introspect any token of its tenant.
-pub const INTROSPECT_SCOPE: &str = "warden:introspect";
+pub const INTROSPECT_SCOPE: &str = warden_api::scope::INTROSPECT;
 
 /// Least privilege: the token's own client, the resource it is for (the caller's id is one
 /// of its `aud` values), or a principal whose ceiling names [`INTROSPECT_SCOPE`] — literally,

@@ -117,7 +117,9 @@ impl Journal {
         if let (Some(Fault::HoldAnswerAfterCommit { key_prefix }), Some(r)) =
             (&a.config.fault, &self.reservation)
         {
-            if r.key.starts_with(key_prefix.as_str()) {
+            // The stored key is `CALLER KEY`; the fault names the key the client sent.
+            let sent = r.key.split_once(' ').map_or(r.key.as_str(), |(_, k)| k);
+            if sent.starts_with(key_prefix.as_str()) {
                 hold_answer(&r.key).await;
             }
         }

@@ -7,6 +7,8 @@
 
 mod activity;
 pub mod admin;
+pub mod admin_auth;
+mod admin_gateway;
 mod admin_honeytoken;
 mod admin_report;
 mod admin_revocation;
@@ -178,6 +180,36 @@ impl Authority {
         });
     }
 
+    /// The audience (RFC 8707 resource) of tokens for the admin API: `<issuer>/admin/v1`.
+    pub fn admin_audience(&self) -> String {
+        format!(
+            "{}{}",
+            self.config.issuer.trim_end_matches('/'),
+            admin_auth::ADMIN_PATH
+        )
+    }
+
+    /// Verifies a token this authority issued for its own admin API, and for nothing else.
+    pub(crate) fn verify_admin_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<warden_core::VerifiedToken<warden_core::AccessClaims>, warden_core::TokenError>
+    {
+        let validation = warden_core::Validation {
+            leeway: self.config.leeway_secs,
+            ..warden_core::Validation::access_token(
+                &self.config.issuer,
+                vec![self.admin_audience()],
+            )
+        };
+        warden_core::jws::UnverifiedToken::parse(token)?.verify_with(
+            &self.keys.current().signing,
+            &validation,
+            now,
+        )
+    }
+
     fn is_admin_token(&self, presented: &str) -> bool {
         constant_time_eq(&sha256(presented.as_bytes()), &self.admin_token_hash)
     }
@@ -197,6 +229,52 @@ impl Authority {
                 self.retired_key_publish_secs(),
             )
             .await
+    }
+
+    /// Rotates the signing keys once the active one has signed for
+    /// `signing_key_rotation_secs`, provided the next key has been published for
+    /// `signing_key_publish_lead_secs` (else it waits for that). Two replicas deciding at
+    /// once rotate once: the store refuses a second rotation whose next key is brand new.
+    async fn rotate_keys_if_due(&self, now: i64) -> Result<(), KeyringError> {
+        let state = self.keys.current();
+        let of = |s: warden_store::KeyState| state.records.iter().find(|r| r.state == s);
+        let (Some(active), Some(next)) = (of(warden_store::KeyState::Active), of(warden_store::KeyState::Next)) else {
+            return Ok(());
+        };
+        let since = active.activated_at.unwrap_or(active.created_at);
+        let next_created_by = now - self.config.signing_key_publish_lead_secs;
+        if now < since.saturating_add(self.config.signing_key_rotation_secs)
+            || next.created_at > next_created_by
+        {
+            return Ok(());
+        }
+        let retired = active.kid.clone();
+        let change = warden_store::Change::RotateSigningKeys {
+            new_next: &self.keys.new_next_key(now),
+            now,
+            publish_until: now.saturating_add(self.retired_key_publish_secs()),
+            next_created_by: Some(next_created_by),
+        };
+        match self.store.apply(change, &warden_store::ChangeRecord::default()).await {
+            Ok(_) => {}
+            // Another replica rotated first.
+            Err(warden_store::StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let state = self.keys.reload(self.store.as_ref(), now).await?;
+        tracing::info!(retired = %retired, active = %state.active_kid, "signing keys rotated on schedule");
+        let mut entry = warden_audit::Entry::new(
+            now * 1000,
+            warden_audit::Kind::Lifecycle,
+            "signing keys rotated on schedule",
+        );
+        entry.actor = Some("warden".into());
+        entry.resource = Some(state.active_kid.clone());
+        entry.decision = warden_audit::Decision::Allow;
+        if let Err(e) = self.audit(entry).await {
+            tracing::warn!(error = %e, "the scheduled rotation is not on record");
+        }
+        Ok(())
     }
 
     /// Records `entry` and returns once it is durable.
@@ -260,6 +338,10 @@ impl Authority {
                 .map(|e| e.to_string()),
             self.keys
                 .prune(self.store.as_ref(), now)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            self.rotate_keys_if_due(now)
                 .await
                 .err()
                 .map(|e| e.to_string()),

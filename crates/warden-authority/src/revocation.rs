@@ -209,14 +209,12 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !presented.is_some_and(|t| a.is_admin_token(t)) {
-        return Problem::unauthorized("the revocation stream needs the admin token")
-            .into_response();
-    }
+    let caller = match crate::admin_auth::authenticate(&a, &headers)
+        .and_then(|c| c.permit(crate::admin_auth::Action::Gateway).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(p) => return p.into_response(),
+    };
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let cursor = match (last_event_id, q.after) {
         (Some(id), _) => match id.trim().parse::<i64>() {
@@ -234,6 +232,7 @@ pub async fn stream(
         cursor,
         pending: VecDeque::new(),
         greeted: false,
+        subscriber: caller.principal().cloned(),
     };
     let events = futures_util::stream::unfold(subscription, |mut s| async move {
         let event = s.next().await?;
@@ -251,6 +250,10 @@ struct Subscription {
     cursor: i64,
     pending: VecDeque<RevocationEvent>,
     greeted: bool,
+    /// The gateway principal following the stream (none for break-glass): the stream ends
+    /// when its token expires or the principal is disabled or revoked, so that a gateway
+    /// keeps hearing revocations only while it is entitled to.
+    subscriber: Option<crate::admin_auth::AdminPrincipal>,
 }
 
 impl Subscription {
@@ -267,6 +270,9 @@ impl Subscription {
                 );
             }
             self.head.borrow_and_update();
+            if !self.subscriber_in_good_standing().await {
+                return None;
+            }
             let hub = &self.authority.revocations;
             self.pending
                 .extend(hub.events_after(self.cursor, PAGE as usize));
@@ -284,6 +290,21 @@ impl Subscription {
                 Ok(Err(_)) => return None,
                 Err(_) => return Some(self.heartbeat()),
             }
+        }
+    }
+
+    async fn subscriber_in_good_standing(&self) -> bool {
+        let Some(p) = &self.subscriber else {
+            return true;
+        };
+        if self.authority.now() >= p.expires_at {
+            return false;
+        }
+        match self.authority.store.principal(&p.id).await {
+            Ok(Some(found)) => !found.disabled && found.revoked.is_none(),
+            Ok(None) => false,
+            // A store hiccup is no reason to cut a gateway off; the next wake-up asks again.
+            Err(_) => true,
         }
     }
 

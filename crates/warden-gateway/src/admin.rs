@@ -98,7 +98,10 @@ impl Gateway {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
         if !presented
-            .is_some_and(|t| constant_time_eq(&sha256(t.as_bytes()), &self.admin_token_hash))
+            .is_some_and(|t| {
+                self.admin_token_hash
+                    .is_some_and(|h| constant_time_eq(&sha256(t.as_bytes()), &h))
+            })
         {
             return Err(AdminError::Unauthenticated);
         }

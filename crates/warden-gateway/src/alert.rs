@@ -14,10 +14,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::http_client::{full, json_request};
+use crate::http_client::full;
 use crate::Gateway;
 
 /// The header that carries an alert's signature.
@@ -133,15 +132,11 @@ impl Alerts {
     }
 
     /// Starts the webhook sender and the revoker; both end when the gateway is dropped.
-    pub fn spawn(gateway: &Arc<Gateway>, receivers: Receivers, admin_token: String) {
+    pub fn spawn(gateway: &Arc<Gateway>, receivers: Receivers) {
         if let Some((url, rx)) = receivers.webhook {
             tokio::spawn(deliver(Arc::downgrade(gateway), url, rx));
         }
-        tokio::spawn(revoke(
-            Arc::downgrade(gateway),
-            receivers.revoke,
-            admin_token,
-        ));
+        tokio::spawn(revoke(Arc::downgrade(gateway), receivers.revoke));
     }
 }
 
@@ -186,32 +181,19 @@ async fn deliver(gateway: Weak<Gateway>, url: String, mut rx: mpsc::Receiver<Byt
     }
 }
 
-async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>, admin_token: String) {
+async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>) {
     while let Some(r) = rx.recv().await {
         let Some(g) = gateway.upgrade() else { return };
-        let url = format!(
-            "{}/admin/v1/principals/{}/revoke",
-            g.config.authority, r.principal
-        );
-        let body = json!({ "reason": r.reason });
+        let body = warden_api::gateway::RevokePrincipal {
+            reason: Some(r.reason.clone()),
+        };
         let mut backoff = Duration::from_millis(100);
         let mut done = false;
         for attempt in 1..=REVOKE_ATTEMPTS {
-            match json_request(
-                &g.client,
-                hyper::Method::POST,
-                &url,
-                Some(&admin_token),
-                Some(&body),
-            )
-            .await
-            {
-                Ok((200, _)) => {
+            match g.authority.revoke_principal(&r.principal, &body).await {
+                Ok(_) => {
                     done = true;
                     break;
-                }
-                Ok((status, answer)) => {
-                    tracing::warn!(jti = %r.jti, attempt, status, detail = %detail_of(&answer), "quarantine revocation refused");
                 }
                 Err(e) => {
                     tracing::warn!(jti = %r.jti, attempt, error = %e, "quarantine revocation failed");
@@ -244,6 +226,8 @@ pub fn detail_of(answer: &serde_json::Value) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -238,6 +238,9 @@ struct Shared {
     queue: Mutex<Vec<AuditEvent>>,
     wake: Condvar,
     capacity: usize,
+    /// Places held by [`AuditSlot`]s, counted against `capacity`; changed only under the
+    /// queue's lock.
+    reserved: AtomicUsize,
     closed: AtomicBool,
     /// Entries let through unrecorded since the writer last wrote a `gap` entry.
     dropped: AtomicU64,
@@ -259,6 +262,7 @@ impl AuditSink {
             queue: Mutex::new(Vec::new()),
             wake: Condvar::new(),
             capacity: capacity.max(1),
+            reserved: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         });
@@ -302,15 +306,32 @@ impl AuditSink {
     /// Queues an entry without waiting on I/O.
     pub fn try_record(&self, event: AuditEvent) -> Result<(), QueueFull> {
         let mut q = lock(&self.shared.queue);
-        if q.len() >= self.shared.capacity {
+        if q.len() + self.shared.reserved.load(Ordering::Relaxed) >= self.shared.capacity {
             return Err(QueueFull);
         }
+        self.push(&mut q, event);
+        Ok(())
+    }
+
+    /// Holds a place in the queue for an entry not yet written, so that what a request
+    /// spends (a DPoP proof, a single-use token, rate budget) is spent only once its entry
+    /// is sure to be taken.
+    pub fn try_reserve(&self) -> Option<AuditSlot<'_>> {
+        let q = lock(&self.shared.queue);
+        let reserved = self.shared.reserved.load(Ordering::Relaxed);
+        if q.len() + reserved >= self.shared.capacity {
+            return None;
+        }
+        self.shared.reserved.store(reserved + 1, Ordering::Relaxed);
+        Some(AuditSlot { sink: self })
+    }
+
+    fn push(&self, q: &mut Vec<AuditEvent>, event: AuditEvent) {
         q.push(event);
         // Half full: do not wait for the timer.
         if q.len() == self.shared.capacity / 2 + 1 {
             self.shared.wake.notify_one();
         }
-        Ok(())
     }
 
     /// Counts an entry that a fail-open route let through without recording.
@@ -322,6 +343,35 @@ impl AuditSink {
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total.load(Ordering::Relaxed)
     }
+}
+
+/// A place held in the audit queue ([`AuditSink::try_reserve`]); given back if unused.
+pub struct AuditSlot<'a> {
+    sink: &'a AuditSink,
+}
+
+impl AuditSlot<'_> {
+    /// Queues the entry in the place held for it.
+    pub fn record(self, event: AuditEvent) {
+        let mut q = lock(&self.sink.shared.queue);
+        release(&self.sink.shared);
+        self.sink.push(&mut q, event);
+        // The place is used: nothing to give back.
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for AuditSlot<'_> {
+    fn drop(&mut self) {
+        let _q = lock(&self.sink.shared.queue);
+        release(&self.sink.shared);
+    }
+}
+
+/// Gives a held place back; the caller holds the queue's lock.
+fn release(shared: &Shared) {
+    let reserved = shared.reserved.load(Ordering::Relaxed);
+    shared.reserved.store(reserved.saturating_sub(1), Ordering::Relaxed);
 }
 
 impl Drop for AuditSink {

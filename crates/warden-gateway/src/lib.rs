@@ -15,6 +15,7 @@
 //! in `dispatch`.
 
 mod admin;
+pub mod authority;
 pub mod alert;
 pub mod audit;
 pub mod behaviour;
@@ -44,7 +45,6 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand_core::OsRng;
-use serde_json::json;
 use tokio::net::TcpListener;
 use warden_core::crypto::sha256;
 use warden_core::id::random_token_id;
@@ -58,7 +58,7 @@ pub use config::{ConfigError, GatewayConfig};
 pub use deny::Deny;
 
 use crate::audit::AuditSink;
-use crate::http_client::{json_request, HttpClient};
+use crate::http_client::HttpClient;
 use crate::jwks::JwksCache;
 use crate::revocation::RevocationFeed;
 use crate::token_cache::{IdentityCache, TokenCache};
@@ -108,8 +108,11 @@ pub struct Gateway {
     /// Behavioural defence, when `[gateway.behaviour]` is enabled.
     pub behaviour: Option<behaviour::Behaviour>,
     pub alerts: Option<alert::Alerts>,
-    /// SHA-256 of the admin token, for the gateway's own admin endpoints.
-    admin_token_hash: [u8; 32],
+    /// SHA-256 of the break-glass token, when the gateway holds it, for its own admin
+    /// endpoints.
+    admin_token_hash: Option<[u8; 32]>,
+    /// The authority's API, as this gateway's principal (or break-glass).
+    pub authority: Arc<authority::AuthorityClient>,
     key: GatewayKey,
     /// The address `serve` listens on.
     bound: std::sync::OnceLock<SocketAddr>,
@@ -121,8 +124,9 @@ pub struct Gateway {
 
 /// What a gateway needs from outside its config.
 pub struct StartOptions {
-    /// Credential for registering the gateway's key with the authority.
-    pub admin_token: String,
+    /// How the gateway authenticates to the authority: its own credentials (a service
+    /// principal with `warden:gateway`) or the break-glass token.
+    pub auth: warden_api::client::Auth,
     pub clock: Arc<dyn Clock>,
     /// Where audit entries go; `None` means the configured file, else structured logs.
     pub audit_writer: Option<Box<dyn audit::AuditWriter>>,
@@ -140,8 +144,10 @@ pub struct Parts {
     pub audit: AuditSink,
     /// Where behaviour alerts go, with `[gateway.behaviour]`.
     pub alerts: Option<alert::Alerts>,
-    /// The credential admin requests to this gateway must present.
-    pub admin_token: String,
+    /// The authority's API client.
+    pub authority: Arc<authority::AuthorityClient>,
+    /// The break-glass token, when the gateway holds it: its own admin surface accepts it.
+    pub admin_token: Option<String>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -181,7 +187,8 @@ impl Gateway {
             limiters,
             behaviour: config.behaviour.clone().map(behaviour::Behaviour::new),
             alerts: parts.alerts,
-            admin_token_hash: sha256(parts.admin_token.as_bytes()),
+            admin_token_hash: parts.admin_token.as_deref().map(|t| sha256(t.as_bytes())),
+            authority: parts.authority,
             key: parts.key,
             bound: std::sync::OnceLock::new(),
             connections: ConnectionLimit::new(config.max_connections),
@@ -201,6 +208,17 @@ impl Gateway {
         opts: StartOptions,
     ) -> Result<Arc<Self>, StartError> {
         let client = http_client::new_client();
+        let admin_token = match &opts.auth {
+            warden_api::client::Auth::BreakGlass(t) => Some(t.to_string()),
+            warden_api::client::Auth::Principal { .. } => None,
+        };
+        let clock = Arc::clone(&opts.clock);
+        let api = Arc::new(authority::AuthorityClient::new(
+            authority::HyperTransport(client.clone()),
+            &config.authority,
+            opts.auth,
+            Arc::new(move || clock.now()),
+        ));
         let policies = match &config.policy_dir {
             Some(dir) => {
                 let store = PolicyStore::open(dir.clone())
@@ -211,21 +229,8 @@ impl Gateway {
             None => None,
         };
         let key = GatewayKey::generate(&mut OsRng);
-        register_key(
-            &client,
-            &config.authority,
-            &opts.admin_token,
-            &opts.name,
-            &key,
-        )
-        .await?;
-        resolve_tenants(
-            &client,
-            &config.authority,
-            &opts.admin_token,
-            &mut config.routes,
-        )
-        .await?;
+        register_key(&api, &opts.name, &key).await?;
+        resolve_tenants(&api, &mut config.routes).await?;
         let jwks = Arc::new(JwksCache::new(
             format!("{}/.well-known/jwks.json", config.authority),
             client.clone(),
@@ -236,11 +241,7 @@ impl Gateway {
             .map_err(|e| StartError::Authority(config.authority.clone(), e))?;
         jwks.spawn_refresher(config.jwks_refresh);
         let revocations = Arc::new(RevocationFeed::new(config.revocation_max_staleness));
-        revocations.spawn(
-            client.clone(),
-            config.authority.clone(),
-            opts.admin_token.clone(),
-        );
+        revocations.spawn(client.clone(), Arc::clone(&api));
         if !revocations.wait_caught_up(Duration::from_secs(5)).await {
             tracing::warn!(
                 "revocation stream not caught up yet; fail-closed routes refuse until it is"
@@ -274,14 +275,15 @@ impl Gateway {
                 policies,
                 audit,
                 alerts,
-                admin_token: opts.admin_token.clone(),
+                authority: api,
+                admin_token,
                 clock: opts.clock,
             },
         ));
         if let Some(receivers) = receivers {
-            alert::Alerts::spawn(&gateway, receivers, opts.admin_token.clone());
+            alert::Alerts::spawn(&gateway, receivers);
         }
-        gateway.spawn_key_renewal(opts.admin_token, opts.name);
+        gateway.spawn_key_renewal(opts.name);
         Ok(gateway)
     }
 
@@ -309,7 +311,7 @@ impl Gateway {
     /// Every 30 s: sweep expired tokens, idle rate-limit state, revocations, one-time values
     /// past their horizon and idle behaviour state; every 10 min: renew the
     /// gateway key's registration.
-    fn spawn_key_renewal(self: &Arc<Self>, admin_token: String, name: String) {
+    fn spawn_key_renewal(self: &Arc<Self>, name: String) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
@@ -332,11 +334,9 @@ impl Gateway {
                 if let Some(b) = &g.behaviour {
                     b.sweep(now);
                 }
-                g.report_use(&admin_token, &mut reported_until).await;
+                g.report_use(&mut reported_until).await;
                 if last_renewal.elapsed() >= KEY_RENEW_EVERY {
-                    match register_key(&g.client, &g.config.authority, &admin_token, &name, &g.key)
-                        .await
-                    {
+                    match register_key(&g.authority, &name, &g.key).await {
                         Ok(()) => last_renewal = std::time::Instant::now(),
                         Err(e) => {
                             tracing::warn!(error = %e, "gateway key renewal failed; will retry")
@@ -350,7 +350,7 @@ impl Gateway {
     /// Tells the authority which principals this gateway served since the last report, and
     /// when (for access reviews: requests never reach the authority). Best effort: a failed
     /// report is retried with the next one.
-    pub async fn report_use(&self, admin_token: &str, reported_until: &mut i64) {
+    pub async fn report_use(&self, reported_until: &mut i64) {
         let mut used: HashMap<String, i64> = HashMap::new();
         self.tokens.for_each(|v| {
             let at = v.last_used.load(std::sync::atomic::Ordering::Relaxed);
@@ -364,21 +364,9 @@ impl Gateway {
         let Some(&newest) = used.values().max() else {
             return;
         };
-        let url = format!("{}/admin/v1/activity", self.config.authority);
-        let body = json!({ "used": used });
-        match json_request(
-            &self.client,
-            hyper::Method::POST,
-            &url,
-            Some(admin_token),
-            Some(&body),
-        )
-        .await
-        {
-            Ok((200, _)) => *reported_until = newest,
-            Ok((status, answer)) => {
-                tracing::warn!(status, detail = %alert::detail_of(&answer), "usage report refused")
-            }
+        let report = warden_api::gateway::UsageReport { used };
+        match self.authority.report_use(&report).await {
+            Ok(_) => *reported_until = newest,
             Err(e) => tracing::warn!(error = %e, "usage report failed; will retry"),
         }
     }
@@ -500,9 +488,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the line that names it: a route that silently refused everyone would be found in
 /// production, not here.
 async fn resolve_tenants(
-    client: &HttpClient,
-    authority: &str,
-    admin_token: &str,
+    api: &authority::AuthorityClient,
     routes: &mut [config::Route],
 ) -> Result<(), StartError> {
     for route in routes {
@@ -521,39 +507,29 @@ async fn resolve_tenants(
                 reason: format!("route `{}`: tenant `{value}`: {reason}", route.prefix),
             })
         };
-        let url = format!("{authority}/admin/v1/tenants/{}", path_segment(value));
-        let (status, answer) =
-            json_request(client, hyper::Method::GET, &url, Some(admin_token), None)
-                .await
-                .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
-        let id = match status {
-            200 => answer
-                .get("id")
-                .and_then(serde_json::Value::as_str)
-                .filter(|id| warden_core::TenantId::parse(id).is_ok())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    StartError::Authority(
-                        authority.to_owned(),
-                        format!("tenant `{value}` answered without a tenant id"),
-                    )
-                })?,
-            404 => return Err(invalid("no such tenant at the authority".into())),
-            other => {
+        let tenant = match api.tenant(&path_segment(value)).await {
+            Ok(t) => t,
+            Err(e) if e.status() == Some(404) => {
+                return Err(invalid("no such tenant at the authority".into()))
+            }
+            Err(e) => {
                 return Err(StartError::Authority(
-                    authority.to_owned(),
-                    format!(
-                        "looking up tenant `{value}` answered {other}: {}",
-                        alert::detail_of(&answer)
-                    ),
+                    api.authority().to_owned(),
+                    format!("looking up tenant `{value}`: {e}"),
                 ))
             }
         };
-        if answer.get("disabled") == Some(&serde_json::Value::Bool(true)) {
-            tracing::warn!(route = %route.prefix, tenant = %id, "the route's tenant is disabled: its principals get no tokens");
+        if warden_core::TenantId::parse(&tenant.id).is_err() {
+            return Err(StartError::Authority(
+                api.authority().to_owned(),
+                format!("tenant `{value}` answered without a tenant id"),
+            ));
         }
-        tracing::info!(route = %route.prefix, written = %value, tenant = %id, "route tenant confirmed");
-        route.tenant = Some(config::RouteTenant::Id(id));
+        if tenant.disabled {
+            tracing::warn!(route = %route.prefix, tenant = %tenant.id, "the route's tenant is disabled: its principals get no tokens");
+        }
+        tracing::info!(route = %route.prefix, written = %value, tenant = %tenant.id, "route tenant confirmed");
+        route.tenant = Some(config::RouteTenant::Id(tenant.id));
     }
     Ok(())
 }
@@ -573,37 +549,24 @@ fn path_segment(s: &str) -> String {
 }
 
 async fn register_key(
-    client: &HttpClient,
-    authority: &str,
-    admin_token: &str,
+    api: &authority::AuthorityClient,
     name: &str,
     key: &GatewayKey,
 ) -> Result<(), StartError> {
-    let url = format!("{authority}/admin/v1/gateway-keys/{}", key.kid);
-    let body = json!({
-        "gateway": name,
-        "public_key": Jwk::from_public_key(&key.key.public_key(), Some(key.kid.clone())),
-        "ttl_secs": KEY_TTL_SECS,
-    });
-    let (status, answer) = json_request(
-        client,
-        hyper::Method::PUT,
-        &url,
-        Some(admin_token),
-        Some(&body),
-    )
-    .await
-    .map_err(|e| StartError::Authority(authority.to_owned(), e))?;
-    if status != 200 {
-        return Err(StartError::Authority(
-            authority.to_owned(),
-            format!(
-                "key registration answered {status}: {}",
-                alert::detail_of(&answer)
-            ),
-        ));
-    }
-    Ok(())
+    let req = warden_api::gateway::RegisterGatewayKey {
+        gateway: name.to_owned(),
+        public_key: Jwk::from_public_key(&key.key.public_key(), Some(key.kid.clone())),
+        ttl_secs: KEY_TTL_SECS,
+    };
+    api.register_gateway_key(&key.kid, &req)
+        .await
+        .map(drop)
+        .map_err(|e| {
+            StartError::Authority(
+                api.authority().to_owned(),
+                format!("key registration: {e}"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -640,7 +603,13 @@ mod tests {
                 policies: None,
                 audit: AuditSink::spawn(16, Box::new(Kept(Arc::clone(&kept)))),
                 alerts: None,
-                admin_token: "wadm_test".into(),
+                authority: Arc::new(authority::AuthorityClient::new(
+                    authority::HyperTransport(http_client::new_client()),
+                    "http://127.0.0.1:9",
+                    warden_api::client::Auth::BreakGlass("wadm_test".to_owned().into()),
+                    Arc::new(|| 1_900_000_000),
+                )),
+                admin_token: Some("wadm_test".into()),
                 clock: Arc::new(warden_core::time::ManualClock::new(1_900_000_000)),
             },
         );

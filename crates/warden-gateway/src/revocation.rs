@@ -146,8 +146,7 @@ impl RevocationFeed {
     pub fn spawn(
         self: &Arc<Self>,
         client: HttpClient,
-        authority: String,
-        token: String,
+        api: Arc<crate::authority::AuthorityClient>,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -155,7 +154,15 @@ impl RevocationFeed {
             loop {
                 let Some(feed) = weak.upgrade() else { return };
                 let before = feed.cursor();
-                let outcome = feed.follow(&client, &authority, &token).await;
+                // Each connection presents a live token: the stream ends when the one it was
+                // opened with expires, or when the gateway's principal loses its standing.
+                let outcome = match api.bearer().await {
+                    Ok(token) => feed.follow(&client, api.authority(), &token).await,
+                    Err(e) => format!("no token for the stream: {e}"),
+                };
+                if outcome.contains("answered 401") {
+                    api.forget_token();
+                }
                 if feed.cursor() > before {
                     backoff = Duration::from_millis(50);
                 }

@@ -6,6 +6,8 @@
 //! Statements that must say whether they touched a row use `RETURNING` and look for the row,
 //! since sqlx has no backend-neutral affected-row count.
 
+use warden_core::PrincipalId;
+
 use crate::change::{Applied, Change};
 use crate::model::{DelegationGrant, NewRevocation, Principal, Revocation};
 use crate::shared::{key_from_row, GRANT_COLUMNS, PRINCIPAL_COLUMNS, SIGNING_KEYS};
@@ -26,15 +28,22 @@ pub(crate) async fn make<DB: SqlDb>(
                 Arg::Int(t.max_token_ttl_secs),
                 Arg::Bool(t.disabled),
                 Arg::Int(t.created_at),
+                Arg::OptInt(t.max_client_key_age_secs),
             ];
             DB::execute(
                 conn,
-                "INSERT INTO tenants (id, name, max_token_ttl_secs, disabled, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO tenants \
+                 (id, name, max_token_ttl_secs, disabled, created_at, max_client_key_age_secs) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 &args,
             )
             .await
             .map_err(conflict("tenant"))?;
+        }
+        Change::SetTenantMaxClientKeyAge { id, secs } => {
+            let sql = "UPDATE tenants SET max_client_key_age_secs = $1 WHERE id = $2 RETURNING id";
+            let args = [Arg::OptInt(secs), Arg::Text(id.as_str())];
+            found(DB::fetch_optional(conn, sql, &args).await?, "tenant")?;
         }
         Change::SetTenantDisabled { id, disabled } => {
             set_tenant_disabled::<DB>(conn, id.as_str(), disabled).await?;
@@ -81,9 +90,15 @@ pub(crate) async fn make<DB: SqlDb>(
         }
         Change::ReinstatePrincipal { id, jwk, now } => {
             let sql = "UPDATE principals SET revoked_at = NULL, revoked_reason = NULL, \
-                       public_jwk = COALESCE($1, public_jwk), updated_at = $2 \
+                       public_jwk = COALESCE($1, public_jwk), updated_at = $2, \
+                       key_registered_at = COALESCE($4, key_registered_at) \
                        WHERE id = $3 RETURNING id";
-            let args = [Arg::OptText(jwk), Arg::Int(now), Arg::Text(id.as_str())];
+            let args = [
+                Arg::OptText(jwk),
+                Arg::Int(now),
+                Arg::Text(id.as_str()),
+                Arg::OptInt(jwk.map(|_| now)),
+            ];
             found(DB::fetch_optional(conn, sql, &args).await?, "principal")?;
         }
         Change::SetPrincipalScopes { id, scopes, now } => {
@@ -93,7 +108,9 @@ pub(crate) async fn make<DB: SqlDb>(
         }
         Change::SetPrincipalPublicKey { id, jwk, now } => {
             let value = Arg::Text(jwk);
-            update_principal::<DB>(conn, id.as_str(), "public_jwk = $1", value, now).await?;
+            // `$2` is the change's `now`, as `updated_at` is.
+            let set = "public_jwk = $1, key_registered_at = $2";
+            update_principal::<DB>(conn, id.as_str(), set, value, now).await?;
         }
         Change::SetPrincipalSecretHash { id, hash, now } => {
             let value = Arg::Text(hash);
@@ -103,14 +120,18 @@ pub(crate) async fn make<DB: SqlDb>(
             new_next,
             now,
             publish_until,
+            next_created_by,
         } => {
             let next = DB::fetch_optional(
                 conn,
-                "SELECT kid FROM signing_keys WHERE state = 'next'",
+                "SELECT kid, created_at FROM signing_keys WHERE state = 'next'",
                 &[],
             )
             .await?
             .ok_or(StoreError::NotFound("next signing key"))?;
+            if next_created_by.is_some_and(|by| DB::int(&next, "created_at").is_ok_and(|at| at > by)) {
+                return Err(StoreError::Conflict("next signing key published too recently"));
+            }
             let next = DB::text(&next, "kid")?;
             DB::execute(
                 conn,
@@ -152,13 +173,18 @@ pub(crate) async fn make<DB: SqlDb>(
                 Arg::Text(&key.gateway),
                 Arg::Int(key.registered_at),
                 Arg::Int(key.expires_at),
+                Arg::OptText(key.principal.as_ref().map(PrincipalId::as_str)),
             ];
+            // A renewal extends only the same key of the same owner; a `kid` already taken
+            // stays as it was (the caller sees no row changed).
             DB::execute(
                 conn,
-                "INSERT INTO gateway_keys (kid, public_key, gateway, registered_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO gateway_keys \
+                 (kid, public_key, gateway, registered_at, expires_at, principal_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (kid) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE gateway_keys.public_key = excluded.public_key",
+                 WHERE gateway_keys.public_key = excluded.public_key \
+                 AND COALESCE(gateway_keys.principal_id, '') = COALESCE(excluded.principal_id, '')",
                 &args,
             )
             .await?;
@@ -166,14 +192,20 @@ pub(crate) async fn make<DB: SqlDb>(
             // registration take over another gateway's published identity.
             let stored = DB::fetch_optional(
                 conn,
-                "SELECT public_key FROM gateway_keys WHERE kid = $1",
+                "SELECT public_key, principal_id FROM gateway_keys WHERE kid = $1",
                 &[Arg::Text(&key.kid)],
             )
             .await?
-            .map(|row| DB::text(&row, "public_key"))
+            .map(|row| Ok::<_, sqlx::Error>((DB::text(&row, "public_key")?, DB::opt_text(&row, "principal_id")?)))
             .transpose()?;
-            if stored.as_deref() != Some(key.public_key.as_str()) {
-                return Err(StoreError::Conflict("gateway key id bound to another key"));
+            let mine = (
+                key.public_key.clone(),
+                key.principal.as_ref().map(|p| p.as_str().to_owned()),
+            );
+            if stored.as_ref() != Some(&mine) {
+                return Err(StoreError::Conflict(
+                    "gateway key id bound to another key or owner",
+                ));
             }
         }
         Change::CreateDelegationGrant { grant, supersede } => {
@@ -231,10 +263,11 @@ async fn insert_principal<DB: SqlDb>(conn: &mut DB::Connection, p: &Principal) -
         Arg::Int(p.updated_at),
         Arg::OptInt(p.revoked.as_ref().map(|r| r.at)),
         Arg::OptText(p.revoked.as_ref().and_then(|r| r.reason.as_deref())),
+        Arg::OptInt(p.key_registered_at),
     ];
     let sql = format!(
         "INSERT INTO principals ({PRINCIPAL_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     DB::execute(conn, &sql, &args)
         .await

@@ -20,6 +20,11 @@ use crate::model::{
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
     CreateTenant(&'a Tenant),
+    /// `None` returns the tenant to the authority's default.
+    SetTenantMaxClientKeyAge {
+        id: &'a TenantId,
+        secs: Option<i64>,
+    },
     SetTenantDisabled {
         id: &'a TenantId,
         disabled: bool,
@@ -89,6 +94,11 @@ pub enum Change<'a> {
         new_next: &'a SigningKeyRecord,
         now: i64,
         publish_until: i64,
+        /// When given, the next key must have been created at or before this time, else
+        /// nothing changes ([`crate::StoreError::Conflict`]): a scheduled rotation never
+        /// promotes a key verifiers may not have fetched yet, even when two replicas
+        /// decide to rotate at once.
+        next_created_by: Option<i64>,
     },
     /// Publishes a gateway's internal-token key until `expires_at`; re-registering the same
     /// key extends it. A `kid` already bound to another key is a conflict.

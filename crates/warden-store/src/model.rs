@@ -9,6 +9,10 @@ pub struct Tenant {
     pub name: String,
     /// No token issued in this tenant lives longer.
     pub max_token_ttl_secs: i64,
+    /// A client key older than this is refused until rotated; `None`: the authority's
+    /// default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_client_key_age_secs: Option<i64>,
     pub disabled: bool,
     pub created_at: i64,
 }
@@ -27,6 +31,9 @@ pub struct Principal {
     pub audiences: Vec<String>,
     /// The registered public key as a JWK JSON document.
     pub public_jwk: Option<String>,
+    /// When the public key was registered, for its tenant's `max_client_key_age`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_registered_at: Option<i64>,
     #[serde(skip)]
     pub secret_hash: Option<String>,
     pub disabled: bool,
@@ -105,6 +112,8 @@ pub struct GatewayKeyRecord {
     pub public_key: String,
     /// The gateway's name, for operators.
     pub gateway: String,
+    /// The service principal that registered it; `None` for the break-glass credential.
+    pub principal: Option<PrincipalId>,
     pub registered_at: i64,
     pub expires_at: i64,
 }

@@ -45,6 +45,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_tenant_revocation.sql"),
     ),
     (7, include_str!("../migrations/0007_principal_revoked.sql")),
+    (8, include_str!("../migrations/0008_gateway_key_owner.sql")),
+    (9, include_str!("../migrations/0009_client_key_age.sql")),
 ];
 
 /// The channel on which every revocation announces its `seq`, as text.

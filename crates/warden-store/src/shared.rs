@@ -28,7 +28,7 @@ pub(crate) const GRANT_COLUMNS: &str =
 
 pub(crate) const PRINCIPAL_COLUMNS: &str = "id, tenant_id, kind, name, owner_id, scopes, \
      audiences, public_jwk, secret_hash, disabled, created_at, updated_at, revoked_at, \
-     revoked_reason";
+     revoked_reason, key_registered_at";
 
 pub(crate) const SIGNING_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at, kid";
 
@@ -177,7 +177,12 @@ impl<B: Backend> AssertionJtiStore for B {
 #[async_trait]
 impl<B: Backend> GatewayKeyStore for B {
     async fn gateway_keys(&self, now: i64) -> Result<Vec<GatewayKeyRecord>> {
-        let sql = "SELECT * FROM gateway_keys WHERE expires_at >= $1 ORDER BY registered_at, kid";
+        // A key outlives neither its registration nor its owner's standing.
+        let sql = "SELECT g.kid, g.public_key, g.gateway, g.principal_id, g.registered_at, \
+             g.expires_at FROM gateway_keys g LEFT JOIN principals p ON p.id = g.principal_id \
+             WHERE g.expires_at >= $1 AND (g.principal_id IS NULL \
+             OR (p.id IS NOT NULL AND NOT p.disabled AND p.revoked_at IS NULL)) \
+             ORDER BY g.registered_at, g.kid";
         let rows = B::Db::fetch_all(&mut *conn(self).await?, sql, &[Arg::Int(now)]).await?;
         rows.iter()
             .map(|r| {
@@ -185,6 +190,9 @@ impl<B: Backend> GatewayKeyStore for B {
                     kid: B::Db::text(r, "kid")?,
                     public_key: B::Db::text(r, "public_key")?,
                     gateway: B::Db::text(r, "gateway")?,
+                    principal: B::Db::opt_text(r, "principal_id")?
+                        .map(|id| PrincipalId::parse(&id).map_err(|e| corrupt(format!("gateway key owner: {e}"))))
+                        .transpose()?,
                     registered_at: B::Db::int(r, "registered_at")?,
                     expires_at: B::Db::int(r, "expires_at")?,
                 })
@@ -400,6 +408,7 @@ fn tenant_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Tenant> {
         id: TenantId::parse(&DB::text(row, "id")?).map_err(corrupt)?,
         name: DB::text(row, "name")?,
         max_token_ttl_secs: DB::int(row, "max_token_ttl_secs")?,
+        max_client_key_age_secs: DB::opt_int(row, "max_client_key_age_secs")?,
         disabled: DB::flag(row, "disabled")?,
         created_at: DB::int(row, "created_at")?,
     })
@@ -421,6 +430,7 @@ fn principal_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Principal> {
         scopes: ScopeSet::parse(&DB::text(row, "scopes")?).map_err(corrupt)?,
         audiences: serde_json::from_str(&audiences).map_err(corrupt)?,
         public_jwk: DB::opt_text(row, "public_jwk")?,
+        key_registered_at: DB::opt_int(row, "key_registered_at")?,
         secret_hash: DB::opt_text(row, "secret_hash")?,
         disabled: DB::flag(row, "disabled")?,
         revoked: match DB::opt_int(row, "revoked_at")? {

@@ -33,6 +33,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_audit_outbox.sql")),
     (6, include_str!("../migrations/0006_tenant_revocation.sql")),
     (7, include_str!("../migrations/0007_principal_revoked.sql")),
+    (8, include_str!("../migrations/0008_gateway_key_owner.sql")),
+    (9, include_str!("../migrations/0009_client_key_age.sql")),
 ];
 
 pub struct SqliteStore {

@@ -137,6 +137,7 @@ pub trait SigningKeyStore: ChangeStore {
             new_next,
             now,
             publish_until,
+            next_created_by: None,
         };
         apply_bare(self, change).await.map(drop)
     }

@@ -195,6 +195,74 @@ impl TestAuthority {
         self.admin(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// The audience of admin tokens: `<issuer>/admin/v1`.
+    pub fn admin_audience(&self) -> String {
+        self.authority.admin_audience()
+    }
+
+    /// Client credentials for the admin API as `principal`, asking for `scope`: status and
+    /// body.
+    pub async fn admin_token_request(&self, principal: &Agent, scope: &str) -> (u16, Value) {
+        let assertion = self.assertion(principal);
+        let audience = self.admin_audience();
+        self.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &assertion),
+            ("scope", scope),
+            ("resource", &audience),
+        ])
+        .await
+    }
+
+    /// An admin token for `principal` with `scope`, which must be issued.
+    pub async fn admin_token(&self, principal: &Agent, scope: &str) -> String {
+        issued(&self.admin_token_request(principal, scope).await)
+    }
+
+    /// A lifecycle API call presenting `token`: status and JSON body.
+    pub async fn admin_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/admin/v1{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
+    /// A gateway enrolled as a service principal (`warden:gateway`), with its key.
+    pub async fn enroll_gateway(&self, name: &str) -> Agent {
+        let key = new_key();
+        let (s, v) = self
+            .admin_post(
+                "/gateways",
+                json!({ "name": name, "public_key": public_jwk(&key) }),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        Agent {
+            id: v["client_id"].as_str().unwrap().to_owned(),
+            key,
+        }
+    }
+
+    /// The credentials a gateway or the CLI acts with, for `principal`.
+    pub fn credentials(&self, principal: &Agent) -> warden_api::Credentials {
+        warden_api::Credentials::new(
+            principal.id.clone(),
+            Some(self.url.clone()),
+            SigningKey::from_bytes(principal.key.to_bytes().as_ref()).unwrap(),
+        )
+    }
+
     /// A new tenant, which must be created; its id.
     pub async fn tenant(&self, name: &str) -> String {
         let (s, v) = self.admin_post("/tenants", json!({ "name": name })).await;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::net::TcpListener;
+use warden_api::client::Auth;
 use warden_core::time::Clock;
 use warden_gateway::audit::{AuditEvent, AuditWriter};
 use warden_gateway::{Gateway, GatewayConfig, StartError, StartOptions};
@@ -74,11 +75,24 @@ pub async fn launch_with(
     clock: Arc<dyn Clock>,
     writer: Box<dyn AuditWriter>,
 ) -> Result<(String, Arc<Gateway>), StartError> {
+    let auth = Auth::BreakGlass(ADMIN.to_owned().into());
+    launch_as(toml, name, clock, writer, auth).await
+}
+
+/// Starts a gateway authenticating to the authority as `auth` (its own credentials, say),
+/// auditing to `writer`, and serves it on a fresh loopback port.
+pub async fn launch_as(
+    toml: &str,
+    name: &str,
+    clock: Arc<dyn Clock>,
+    writer: Box<dyn AuditWriter>,
+    auth: Auth,
+) -> Result<(String, Arc<Gateway>), StartError> {
     let config = GatewayConfig::parse(toml, "test.toml", None).unwrap();
     let gateway = Gateway::start(
         config,
         StartOptions {
-            admin_token: ADMIN.into(),
+            auth,
             clock,
             audit_writer: Some(writer),
             name: name.into(),

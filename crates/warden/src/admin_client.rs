@@ -1,22 +1,47 @@
-//! A client for the lifecycle API, as the admin commands and the demo use it.
+//! A client for the lifecycle API, as the admin commands and the demo use it: as a
+//! principal with its credentials (an admin token fetched with `private_key_jwt`), or with
+//! the break-glass token from the data dir.
+
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 use rand_core::{OsRng, RngCore as _};
 use serde_json::Value;
+use warden_api::client::Auth;
+use warden_api::ApiClient;
+
+use crate::api_transport::ReqwestTransport;
 
 pub struct AdminClient {
     base: String,
-    token: String,
+    api: ApiClient<ReqwestTransport>,
     http: reqwest::Client,
 }
 
 impl AdminClient {
+    /// With the break-glass token.
     pub fn new(authority_url: &str, token: &str) -> Self {
+        Self::with_auth(authority_url, Auth::BreakGlass(token.to_owned().into()))
+    }
+
+    pub fn with_auth(authority_url: &str, auth: Auth) -> Self {
+        let http = reqwest::Client::new();
+        let api = ApiClient::new(
+            ReqwestTransport(http.clone()),
+            authority_url,
+            auth,
+            Arc::new(crate::cmd::unix_now),
+        );
         Self {
-            base: format!("{authority_url}/admin/v1"),
-            token: token.to_owned(),
-            http: reqwest::Client::new(),
+            base: format!("{}/admin/v1", authority_url.trim_end_matches('/')),
+            api,
+            http,
         }
+    }
+
+    /// The typed client underneath, for calls warden-api types.
+    pub fn api(&self) -> &ApiClient<ReqwestTransport> {
+        &self.api
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -55,8 +80,13 @@ impl AdminClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let token = self
+            .api
+            .bearer()
+            .await
+            .context("cannot authenticate to the authority")?;
         let res = req
-            .bearer_auth(&self.token)
+            .bearer_auth(token.as_str())
             .send()
             .await
             .with_context(|| format!("cannot reach the authority at {}", self.base))?;

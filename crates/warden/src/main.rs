@@ -4,6 +4,7 @@
 //! exit code of docs/cli.md; it decides nothing else.
 
 mod admin_client;
+mod api_transport;
 mod cmd;
 mod demo;
 mod fdlimit;

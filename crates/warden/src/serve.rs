@@ -136,7 +136,7 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
             start_gateway(
                 path,
                 &authority_url,
-                &admin_token,
+                builtin_gateway_auth(&dir, &authority_url, &admin_token).await?,
                 opts.gateway_listen,
                 Some(audit.clone()),
                 listeners,
@@ -172,6 +172,69 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     })
 }
 
+/// The file in the data directory holding the built-in gateway's credentials.
+const BUILTIN_GATEWAY_CREDENTIALS: &str = "gateway.credentials.json";
+/// The built-in gateway's name among the enrolled gateways.
+const BUILTIN_GATEWAY: &str = "builtin-gateway";
+
+/// The built-in gateway runs as a service principal of its own, like any other gateway: on
+/// first start it is enrolled (with the break-glass token, over loopback, audited like any
+/// enrollment) and its credentials kept in the data directory (0600). Should the file be
+/// lost, the enrolled principal is given a fresh key; a principal an operator disabled or
+/// revoked stays so, and the gateway then fails to start with the authority's reason.
+async fn builtin_gateway_auth(
+    dir: &DataDir,
+    authority_url: &str,
+    admin_token: &str,
+) -> anyhow::Result<warden_api::client::Auth> {
+    let path = dir.path().join(BUILTIN_GATEWAY_CREDENTIALS);
+    let scope = Some(warden_api::scope::GATEWAY.to_owned());
+    if path.exists() {
+        let credentials = warden_api::Credentials::read(&path)?;
+        return Ok(warden_api::client::Auth::Principal { credentials, scope });
+    }
+    let admin = crate::admin_client::AdminClient::new(authority_url, admin_token);
+    let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
+    let public_key = warden_core::jwks::Jwk::from_public_key(&key.public_key(), None);
+    let req = warden_api::gateway::EnrollGateway {
+        name: BUILTIN_GATEWAY.into(),
+        public_key: public_key.clone(),
+    };
+    let client_id = match admin.api().enroll_gateway(&req).await {
+        Ok(enrolled) => enrolled.client_id,
+        Err(e) if e.status() == Some(409) => {
+            let listed = admin
+                .get(&format!(
+                    "/tenants/{}/principals",
+                    warden_api::scope::SYSTEM_TENANT
+                ))
+                .await?;
+            let id = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("name").and_then(serde_json::Value::as_str) == Some(BUILTIN_GATEWAY))
+                .and_then(|p| p.get("id").and_then(serde_json::Value::as_str))
+                .ok_or_else(|| anyhow::anyhow!("the built-in gateway is enrolled but not listed"))?
+                .to_owned();
+            admin
+                .put(
+                    &format!("/principals/{id}/public-key"),
+                    &serde_json::json!({ "public_key": public_key }),
+                )
+                .await
+                .context("giving the built-in gateway a fresh key")?;
+            tracing::warn!(principal = %id, "the built-in gateway's credential file was missing: it has a fresh key");
+            id
+        }
+        Err(e) => return Err(e).context("enrolling the built-in gateway"),
+    };
+    let credentials =
+        warden_api::Credentials::new(client_id, Some(authority_url.to_owned()), key);
+    credentials.write_new(&path)?;
+    Ok(warden_api::client::Auth::Principal { credentials, scope })
+}
+
 /// Opens the audit log in the data directory, cutting a torn tail a crash left behind.
 fn open_audit(
     dir: &DataDir,
@@ -205,7 +268,7 @@ fn open_audit(
 pub async fn start_gateway(
     config: &Path,
     authority_url: &str,
-    admin_token: &str,
+    auth: warden_api::client::Auth,
     listen: Option<SocketAddr>,
     audit: Option<warden_audit::AuditLog>,
     listeners: u64,
@@ -229,7 +292,7 @@ pub async fn start_gateway(
     let gateway = Gateway::start(
         config,
         StartOptions {
-            admin_token: admin_token.to_owned(),
+            auth,
             clock: Arc::new(SystemClock),
             // All-in-one: decisions join the authority's chain. Alone: the config's file.
             audit_writer: audit.map(|log| {

@@ -42,7 +42,7 @@ async fn changes_and_issuance_are_on_record_before_they_are_answered() {
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0]["kind"], "lifecycle");
     assert_eq!(recorded[0]["action"], "POST /admin/v1/tenants");
-    assert_eq!(recorded[0]["actor"], "admin");
+    assert_eq!(recorded[0]["actor"], "break-glass");
     assert_eq!(recorded[0]["client_ip"], "127.0.0.1");
 
     let agent = h.agent(&t, "bot", "crm:contacts:read").await;

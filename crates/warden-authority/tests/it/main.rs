@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod admin_scopes;
 mod audit;
 mod connections;
 mod cutoff;
@@ -16,6 +17,7 @@ mod delegation;
 mod honeytoken;
 mod journal;
 mod reinstate;
+mod rotation;
 mod report;
 mod revocation;
 mod support;

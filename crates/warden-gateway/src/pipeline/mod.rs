@@ -2,8 +2,11 @@
 //! phases over one per-request context ([`RequestCtx`]), in this order:
 //!
 //! `verify` (credentials, then the token) → `revocation` → `possession` (DPoP) → `route` →
-//! `tenant` → `behaviour` → `scope` → `network` → `policy` → `rate` → `spend` (one-time
-//! values) → `swap` (the internal token) → `audit`; the proxy then does `forward`.
+//! `tenant` → `behaviour` → `scope` → `network` → `policy` → (a place in the audit queue is
+//! held) → `rate` → `spend` (one-time values) → `swap` (the internal token) → `audit`; the
+//! proxy then does `forward`. Nothing is spent — rate budget, a DPoP proof, a single-use
+//! token — before the request's audit entry is sure to be taken: a request refused for an
+//! audit backlog can be sent again.
 //!
 //! Each phase is a module with one function over the context that returns `Err(Deny)` to
 //! refuse; the refusal names its phase ([`Deny::phase`]). The outcome, allowed or not, is
@@ -33,6 +36,7 @@ use rand_core::OsRng;
 use warden_core::id::random_token_id;
 use warden_core::Scope;
 
+use crate::audit::AuditSlot;
 use crate::config::Route;
 use crate::deny::Deny;
 use crate::token_cache::Verified;
@@ -58,6 +62,8 @@ pub struct Allowed<'g> {
     /// `Bearer <internal token>`, ready for the upstream's `Authorization` header.
     pub internal_token: HeaderValue,
     pub policy_ids: Vec<String>,
+    /// The place held for its audit entry.
+    pub(crate) audit_slot: Option<AuditSlot<'g>>,
 }
 
 /// One request as the phases after `verify` see it: the facts, the verified token, and what
@@ -76,6 +82,8 @@ pub struct RequestCtx<'r, 'g> {
     pub proof: Option<SpentProof>,
     /// Set by `policy`: the policies that determined the decision.
     pub policy_ids: Vec<String>,
+    /// Held before anything is spent; the outcome's entry goes there.
+    pub(crate) audit_slot: Option<AuditSlot<'g>>,
 }
 
 /// What `route` found: the route and the scope the method needs on it.
@@ -98,6 +106,7 @@ pub(crate) struct Refusal<'g> {
     pub verified: Option<Arc<Verified>>,
     pub route: Option<&'g Route>,
     pub deny: Deny,
+    pub audit_slot: Option<AuditSlot<'g>>,
 }
 
 impl Gateway {
@@ -113,6 +122,7 @@ impl Gateway {
             verified: None,
             route: None,
             deny,
+            audit_slot: None,
         };
         let credentials = verify::credentials(facts.headers).map_err(unknown)?;
         let verified = self.verify(credentials.token, now).await.map_err(unknown)?;
@@ -125,6 +135,7 @@ impl Gateway {
             route: None,
             proof: None,
             policy_ids: Vec::new(),
+            audit_slot: None,
         };
         match self.run_phases(&mut ctx) {
             Ok((at, internal_token)) => Ok(Allowed {
@@ -132,11 +143,13 @@ impl Gateway {
                 verified: ctx.verified,
                 internal_token,
                 policy_ids: ctx.policy_ids,
+                audit_slot: ctx.audit_slot,
             }),
             Err(deny) => Err(Refusal {
                 verified: Some(ctx.verified),
                 route: ctx.route,
                 deny,
+                audit_slot: ctx.audit_slot,
             }),
         }
     }
@@ -164,6 +177,10 @@ impl Gateway {
         network::check(ctx)?;
         if let Some(policies) = &self.policies {
             policy::check(ctx, at, policies.current())?;
+        }
+        ctx.audit_slot = self.audit.try_reserve();
+        if ctx.audit_slot.is_none() && at.route.fail_mode == crate::config::FailMode::Closed {
+            return Err(Deny::AuditBacklog);
         }
         if let Some(limiter) = self.limiters.get(&at.route.prefix) {
             rate::check(ctx, limiter)?;
@@ -290,6 +307,7 @@ POST = "crm:contacts:write"
             route: None,
             proof: None,
             policy_ids: Vec::new(),
+            audit_slot: None,
         }
     }
 

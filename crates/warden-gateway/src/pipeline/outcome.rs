@@ -69,13 +69,25 @@ impl Gateway {
             anomaly: None,
             response: None,
         };
-        if self.audit.try_record(event).is_err() {
+        let slot = match &mut outcome {
+            Ok(a) => a.audit_slot.take(),
+            Err(r) => r.audit_slot.take(),
+        };
+        let recorded = match slot {
+            Some(slot) => {
+                slot.record(event);
+                Ok(())
+            }
+            None => self.audit.try_record(event),
+        };
+        if recorded.is_err() {
             match route.map_or(FailMode::Closed, |r| r.fail_mode) {
                 FailMode::Closed => {
                     outcome = Err(Refusal {
                         verified: verified.clone(),
                         route,
                         deny: Deny::AuditBacklog,
+                        audit_slot: None,
                     })
                 }
                 FailMode::Open => self.audit.count_dropped(),

@@ -9,6 +9,7 @@
 )]
 
 mod behaviour;
+mod credentials;
 mod dpop;
 mod limits;
 mod pipeline;

@@ -662,6 +662,42 @@ async fn a_full_audit_queue_fails_closed_or_counts_and_records_the_gap() {
 }
 
 #[tokio::test]
+async fn a_single_use_token_refused_for_an_audit_backlog_is_not_spent() {
+    let (env, gate) = Env::start(Options {
+        audit_queue: 1,
+        audit_open: false,
+        ..Options::default()
+    })
+    .await;
+    let t = env.token("crm:contacts:read").await;
+    // Stall the writer until the fail-closed route refuses for the backlog.
+    let mut backlogged = false;
+    for _ in 0..8 {
+        if env.get("/crm/a", Some(&t)).await.status() == 503 {
+            backlogged = true;
+            break;
+        }
+    }
+    assert!(backlogged, "the audit queue never filled");
+    let once = env.forge(|c| c.max_uses = Some(1));
+    for _ in 0..3 {
+        assert_eq!(env.get("/crm/a", Some(&once)).await.status(), 503);
+    }
+    warden_test::gateway::open(&gate);
+    let mut served = None;
+    for _ in 0..200 {
+        let status = env.get("/crm/a", Some(&once)).await.status();
+        if status != 503 {
+            served = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(served, Some(reqwest::StatusCode::OK), "the one-shot token was burnt by a 503");
+    assert_eq!(env.get("/crm/a", Some(&once)).await.status(), 401);
+}
+
+#[tokio::test]
 async fn the_gateway_reports_which_principals_it_served_for_access_reviews() {
     let (env, _) = Env::start(Options::default()).await;
     let token = env.token("crm:contacts:read").await;
@@ -669,7 +705,7 @@ async fn the_gateway_reports_which_principals_it_served_for_access_reviews() {
     let served_at = env.now();
     let mut reported_until = 0;
     env.gateway
-        .report_use(crate::support::ADMIN, &mut reported_until)
+        .report_use(&mut reported_until)
         .await;
     assert_eq!(reported_until, served_at);
     let tenants: Value = env

@@ -321,6 +321,7 @@ pub(crate) async fn compound_changes_are_atomic(s: &dyn Store) {
         new_next: &key("k3", KeyState::Next),
         now: 5_000,
         publish_until: 6_000,
+        next_created_by: None,
     };
     let keys = s.apply(change, &none).await.unwrap().signing_keys;
     assert_eq!(keys, s.signing_keys().await.unwrap());

@@ -38,6 +38,7 @@ fn tenant(name: &str) -> Tenant {
         id: TenantId::generate(&mut OsRng),
         name: name.into(),
         max_token_ttl_secs: 900,
+        max_client_key_age_secs: None,
         disabled: false,
         created_at: 1_000,
     }
@@ -53,6 +54,7 @@ fn principal(t: &Tenant, kind: PrincipalKind, name: &str) -> Principal {
         scopes: ScopeSet::parse("crm:*:read email:send").unwrap(),
         audiences: vec!["crm".into()],
         public_jwk: None,
+        key_registered_at: None,
         secret_hash: None,
         disabled: false,
         revoked: None,
@@ -325,6 +327,7 @@ async fn gateway_keys(s: &dyn Store) {
         kid: kid.into(),
         public_key: pk.into(),
         gateway: "gw-a".into(),
+        principal: None,
         registered_at: 100,
         expires_at: exp,
     };
@@ -342,6 +345,35 @@ async fn gateway_keys(s: &dyn Store) {
     );
     assert!(s.gateway_keys(301).await.unwrap().is_empty());
     assert_eq!(s.prune_gateway_keys(301).await.unwrap(), 1);
+
+    // A key registered by a gateway's principal: only that principal renews it, and it is
+    // published only while the principal is enabled.
+    let t = tenant("warden-system");
+    s.create_tenant(&t).await.unwrap();
+    let edge = principal(&t, PrincipalKind::Service, "edge-1");
+    let other = principal(&t, PrincipalKind::Service, "edge-2");
+    s.create_principal(&edge).await.unwrap();
+    s.create_principal(&other).await.unwrap();
+    let owned = |owner: &Principal, exp: i64| GatewayKeyRecord {
+        principal: Some(owner.id.clone()),
+        ..k("g2", "pk2", exp)
+    };
+    s.register_gateway_key(&owned(&edge, 500)).await.unwrap();
+    assert!(matches!(
+        s.register_gateway_key(&owned(&other, 900)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.register_gateway_key(&k("g2", "pk2", 900)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = s.gateway_keys(400).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].principal.as_ref(), keys[0].expires_at), (Some(&edge.id), 500));
+    s.set_principal_disabled(&edge.id, true, 400).await.unwrap();
+    assert!(s.gateway_keys(400).await.unwrap().is_empty());
+    s.set_principal_disabled(&edge.id, false, 401).await.unwrap();
+    assert_eq!(s.gateway_keys(401).await.unwrap().len(), 1);
 }
 
 async fn delegation_grants(s: &dyn Store) {
@@ -539,6 +571,29 @@ async fn activity_only_moves_forward(s: &dyn Store) {
     assert_eq!(s.activity(&t.id).await.unwrap().len(), 1);
 }
 
+async fn client_key_age(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let mut p = principal(&t, PrincipalKind::Agent, "bot");
+    p.public_jwk = Some("{}".into());
+    p.key_registered_at = Some(1_000);
+    s.create_principal(&p).await.unwrap();
+    let stored = s.principal(&p.id).await.unwrap().unwrap();
+    assert_eq!(stored.key_registered_at, Some(1_000));
+    s.set_principal_public_key(&p.id, "{\"new\":1}", 5_000)
+        .await
+        .unwrap();
+    let stored = s.principal(&p.id).await.unwrap().unwrap();
+    assert_eq!(stored.key_registered_at, Some(5_000));
+
+    let set = |secs| Change::SetTenantMaxClientKeyAge { id: &t.id, secs };
+    s.apply(set(Some(3_600)), &ChangeRecord::default()).await.unwrap();
+    let stored = s.tenant(&t.id).await.unwrap().unwrap();
+    assert_eq!(stored.max_client_key_age_secs, Some(3_600));
+    s.apply(set(None), &ChangeRecord::default()).await.unwrap();
+    assert_eq!(s.tenant(&t.id).await.unwrap().unwrap().max_client_key_age_secs, None);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -552,6 +607,11 @@ macro_rules! conformance {
             async fn principal_revocation_and_reinstatement() {
                 let Some(store) = $open else { return };
                 super::principal_revocation_and_reinstatement(&store).await
+            }
+            #[tokio::test]
+            async fn client_key_age() {
+                let Some(store) = $open else { return };
+                super::client_key_age(&store).await
             }
             #[tokio::test]
             async fn key_rotation() {

@@ -45,7 +45,7 @@ enum DelegationAction {
 
 pub(super) async fn run(args: DelegationArgs) -> anyhow::Result<Outcome> {
     let DelegationArgs { action, common } = args;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let out = match action {
         DelegationAction::Grant {
             user,

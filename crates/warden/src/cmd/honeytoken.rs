@@ -37,7 +37,7 @@ pub(super) async fn run(args: HoneytokenArgs) -> anyhow::Result<Outcome> {
         name,
         scopes,
     } = action;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let mut body = json!({ "name": name });
     if let Some(s) = scopes {
         crate::json::set(&mut body, "scopes", json!(s));

@@ -21,7 +21,7 @@ enum KeysAction {
 
 pub(super) async fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
     let KeysArgs { action, common } = args;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let out = match action {
         KeysAction::Rotate => admin.post("/keys/rotate", None).await?,
         KeysAction::List => admin.get("/keys").await?,

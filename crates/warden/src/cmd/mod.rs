@@ -6,6 +6,7 @@
 //! module; nothing here decides an exit code — commands say what they found as an
 //! [`Outcome`] and `main` turns that into the code docs/cli.md documents.
 
+mod admin;
 mod audit;
 mod delegation;
 mod honeytoken;
@@ -18,7 +19,7 @@ mod serve;
 mod tenant;
 mod token;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -61,6 +62,11 @@ struct Common {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Act as the principal in this credential file (`warden admin create`), with the
+    /// scopes it holds; without it, admin commands use the break-glass token in the data
+    /// directory.
+    #[arg(long, global = true, env = "WARDEN_CREDENTIALS")]
+    credentials: Option<PathBuf>,
 }
 
 // The order of the variants is the order `warden --help` lists them in.
@@ -74,6 +80,8 @@ enum Command {
     Policy(policy::PolicyArgs),
     /// Walk through issuing and verifying a token on temporary ports; exit 0 if every step held.
     Demo,
+    /// Administrators: principals that act on the admin API with `--credentials`.
+    Admin(admin::AdminArgs),
     /// Manage tenants.
     Tenant(tenant::TenantArgs),
     /// Manage users, agents and services.
@@ -106,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gateway(args) => serve::gateway(args).await,
         Command::Policy(args) => policy::run(args),
         Command::Demo => serve::demo().await,
+        Command::Admin(args) => admin::run(args).await,
         Command::Tenant(args) => tenant::run(args).await,
         Command::Principal(args) => principal::run(args).await,
         Command::Revoke(args) => revoke::run(args).await,
@@ -120,12 +129,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The running server recorded in the data directory, as its bootstrap admin.
-fn connect(data_dir: &Path) -> anyhow::Result<AdminClient> {
-    let dir = DataDir::existing(data_dir);
-    let info = dir.server_info()?;
-    let token = dir.read_admin_token()?;
-    Ok(AdminClient::new(&info.authority_url, &token))
+/// The authority to administer, as the principal of `--credentials` (at the authority its
+/// file names, else the one recorded in the data directory), or else with the break-glass
+/// token of the server running from the data directory.
+fn connect(common: &Common) -> anyhow::Result<AdminClient> {
+    let dir = DataDir::existing(&common.data_dir);
+    match &common.credentials {
+        Some(path) => {
+            let credentials = warden_api::Credentials::read(path)?;
+            let url = match credentials.issuer() {
+                Some(issuer) => issuer.to_owned(),
+                None => dir.server_info()?.authority_url,
+            };
+            let auth = warden_api::client::Auth::Principal {
+                credentials,
+                scope: None,
+            };
+            Ok(AdminClient::with_auth(&url, auth))
+        }
+        None => {
+            let info = dir.server_info()?;
+            let token = dir.read_admin_token()?;
+            Ok(AdminClient::new(&info.authority_url, &token))
+        }
+    }
 }
 
 /// A path segment: ids and names never contain `/`, but a user-typed value might.

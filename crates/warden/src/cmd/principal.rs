@@ -76,11 +76,18 @@ enum PrincipalAction {
     Secret {
         id: String,
     },
+    /// Replace the principal's key with a fresh one written to --out (private JWK, 0600)
+    /// and --out.pub, and register it: the old key stops working at once.
+    RotateKey {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub(super) async fn run(args: PrincipalArgs) -> anyhow::Result<Outcome> {
     let PrincipalArgs { action, common } = args;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let out = match action {
         PrincipalAction::Create {
             tenant,
@@ -160,6 +167,17 @@ pub(super) async fn run(args: PrincipalArgs) -> anyhow::Result<Outcome> {
         PrincipalAction::Secret { id } => {
             admin
                 .post(&format!("/principals/{}/secret", seg(&id)), None)
+                .await?
+        }
+        PrincipalAction::RotateKey { id, out } => {
+            let mut public_path = out.clone().into_os_string();
+            public_path.push(".pub");
+            let jwk = keyfile::generate(&out, std::path::Path::new(&public_path))?;
+            admin
+                .put(
+                    &format!("/principals/{}/public-key", seg(&id)),
+                    &json!({ "public_key": jwk }),
+                )
                 .await?
         }
     };

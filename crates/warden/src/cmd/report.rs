@@ -36,7 +36,7 @@ enum ReportFormat {
 pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     let ReportArgs { action, common } = args;
     let ReportAction::Access { tenant, format } = action;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let tenants: Vec<String> = match tenant {
         Some(t) => vec![t],
         None => admin

@@ -24,7 +24,7 @@ pub(super) async fn run(args: RevokeArgs) -> anyhow::Result<Outcome> {
         reason,
         common,
     } = args;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let out = match (principal, token) {
         (Some(p), _) => {
             admin

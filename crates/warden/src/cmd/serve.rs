@@ -46,21 +46,47 @@ pub(super) struct ServeArgs {
     log_json: bool,
 }
 
+/// `warden gateway --authority URL --credentials FILE --config FILE` runs a gateway as the
+/// service principal of its credential file; `warden gateway enroll` makes that file.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(super) struct GatewayArgs {
+    #[command(subcommand)]
+    action: Option<GatewayAction>,
+    /// `--credentials FILE`: the gateway's own credential file (`warden gateway enroll`).
+    #[command(flatten)]
+    common: Common,
     /// Base URL of the authority.
-    #[arg(long)]
-    authority: String,
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    authority: Option<String>,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// File holding the admin token used to publish the gateway's key (or env
-    /// WARDEN_ADMIN_TOKEN).
-    #[arg(long, env = "WARDEN_ADMIN_TOKEN_FILE")]
+    /// Break-glass instead of credentials: a file holding the authority's bootstrap admin
+    /// token (or env WARDEN_ADMIN_TOKEN).
+    #[arg(long, env = "WARDEN_ADMIN_TOKEN_FILE", conflicts_with = "credentials")]
     admin_token_file: Option<PathBuf>,
     #[arg(long)]
     log_json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GatewayAction {
+    /// Enroll a gateway: a service principal of the system tenant with `warden:gateway`, and
+    /// its credential file (mode 0600).
+    Enroll(EnrollArgs),
+}
+
+/// `--data-dir`, `--credentials` and `--json` are the parent's, global.
+#[derive(Debug, clap::Args)]
+struct EnrollArgs {
+    /// The gateway's name, unique among gateways.
+    #[arg(long)]
+    name: String,
+    /// Where to write the credential file; an existing file is never overwritten.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// Runs the authority (and the gateway with `--config`) until Ctrl-C or SIGTERM.
@@ -113,34 +139,79 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Runs a gateway alone against a running authority until Ctrl-C or SIGTERM.
+/// Runs a gateway alone against a running authority until Ctrl-C or SIGTERM, or enrolls one.
 pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
     let GatewayArgs {
+        action,
+        common,
         authority,
         config,
         listen,
         admin_token_file,
         log_json,
     } = args;
+    if let Some(GatewayAction::Enroll(args)) = action {
+        return enroll(args, &common).await;
+    }
+    let (Some(authority), Some(config)) = (authority, config) else {
+        anyhow::bail!("a gateway needs --authority URL and --config FILE");
+    };
     init_logging(log_json);
     fdlimit::raise();
-    let token = match (admin_token_file, std::env::var("WARDEN_ADMIN_TOKEN").ok()) {
-        (Some(f), _) => std::fs::read_to_string(&f)
-            .with_context(|| format!("cannot read `{}`", f.display()))?
-            .trim()
-            .to_owned(),
-        (None, Some(t)) => t,
-        (None, None) => anyhow::bail!(
-            "the gateway needs the admin token to publish its key: --admin-token-file or WARDEN_ADMIN_TOKEN"
+    let auth = match (common.credentials, admin_token_file, std::env::var("WARDEN_ADMIN_TOKEN").ok()) {
+        (Some(path), _, _) => warden_api::client::Auth::Principal {
+            credentials: warden_api::Credentials::read(&path)?,
+            scope: Some(warden_api::scope::GATEWAY.into()),
+        },
+        (None, Some(f), _) => warden_api::client::Auth::BreakGlass(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read `{}`", f.display()))?
+                .trim()
+                .to_owned()
+                .into(),
+        ),
+        (None, None, Some(t)) => warden_api::client::Auth::BreakGlass(t.into()),
+        (None, None, None) => anyhow::bail!(
+            "the gateway needs its credentials (--credentials FILE, from `warden gateway enroll`), \
+             or break-glass: --admin-token-file or WARDEN_ADMIN_TOKEN"
         ),
     };
     let (url, handle) =
-        crate::serve::start_gateway(&config, &authority, &token, listen, None, 1).await?;
+        crate::serve::start_gateway(&config, &authority, auth, listen, None, 1).await?;
     eprintln!("warden gateway on {url} (authority {authority})");
     tokio::select! {
         r = handle => { r??; }
         () = shutdown_signal() => tracing::info!("shutting down"),
     }
+    Ok(Outcome::Done)
+}
+
+/// `warden gateway enroll`: the principal at the authority, then its credential file.
+async fn enroll(args: EnrollArgs, common: &Common) -> anyhow::Result<Outcome> {
+    // Refused before anything is enrolled, so that no principal is left without its key.
+    if args.out.exists() {
+        anyhow::bail!("`{}` exists; choose another --out", args.out.display());
+    }
+    let admin = super::connect(common)?;
+    let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
+    let req = warden_api::gateway::EnrollGateway {
+        name: args.name.clone(),
+        public_key: warden_core::jwks::Jwk::from_public_key(&key.public_key(), None),
+    };
+    let enrolled = admin.api().enroll_gateway(&req).await?;
+    let credentials = warden_api::Credentials::new(
+        enrolled.client_id.clone(),
+        Some(admin.api().authority().to_owned()),
+        key,
+    );
+    credentials.write_new(&args.out)?;
+    let shown = serde_json::json!({
+        "client_id": enrolled.client_id,
+        "tenant": enrolled.tenant,
+        "scopes": enrolled.scopes,
+        "credentials": args.out.display().to_string(),
+    });
+    super::print(&shown, common.json);
     Ok(Outcome::Done)
 }
 

@@ -32,11 +32,18 @@ enum TenantAction {
     Enable {
         tenant: String,
     },
+    /// How old a client's registered key may get before it is refused (`default`: the
+    /// authority's, 90 days).
+    SetKeyAge {
+        tenant: String,
+        /// Seconds (at least a day), or `default`.
+        secs: String,
+    },
 }
 
 pub(super) async fn run(args: TenantArgs) -> anyhow::Result<Outcome> {
     let TenantArgs { action, common } = args;
-    let admin = connect(&common.data_dir)?;
+    let admin = connect(&common)?;
     let out = match action {
         TenantAction::Create {
             name,
@@ -58,6 +65,20 @@ pub(super) async fn run(args: TenantArgs) -> anyhow::Result<Outcome> {
         TenantAction::Enable { tenant } => {
             admin
                 .post(&format!("/tenants/{}/enable", seg(&tenant)), None)
+                .await?
+        }
+        TenantAction::SetKeyAge { tenant, secs } => {
+            let secs = match secs.as_str() {
+                "default" => serde_json::Value::Null,
+                n => json!(n
+                    .parse::<i64>()
+                    .map_err(|_| anyhow::anyhow!("`{n}` is neither seconds nor `default`"))?),
+            };
+            admin
+                .put(
+                    &format!("/tenants/{}/client-key-age", seg(&tenant)),
+                    &json!({ "max_client_key_age_secs": secs }),
+                )
                 .await?
         }
     };

@@ -1,0 +1,81 @@
+//! `warden admin create`: an administrator principal and its credential file. The principal
+//! is a service of its tenant holding `warden:tenant:admin` (that tenant only) or, with
+//! `--all-tenants`, `warden:admin`; `--credentials FILE` on any admin command then acts as it.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+use warden_api::scope::{ADMIN, TENANT_ADMIN};
+
+use super::{connect, print, seg, Common, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct AdminArgs {
+    #[command(subcommand)]
+    action: AdminAction,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create an administrator principal and write its credential file (mode 0600).
+    Create {
+        /// The tenant the administrator belongs to (and, without --all-tenants, administers).
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Administer every tenant (`warden:admin`), not only its own.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Where to write the credential file; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
+    let AdminArgs { action, common } = args;
+    let AdminAction::Create {
+        tenant,
+        name,
+        all_tenants,
+        out,
+    } = action;
+    // Refused before anything is created, so that no principal is left without its key.
+    if out.exists() {
+        anyhow::bail!("`{}` exists; choose another --out", out.display());
+    }
+    let admin = connect(&common)?;
+    let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
+    let public = warden_core::jwks::Jwk::from_public_key(&key.public_key(), None);
+    let scopes = if all_tenants { ADMIN } else { TENANT_ADMIN };
+    let body = json!({
+        "kind": "service",
+        "name": name,
+        "scopes": scopes,
+        "public_key": public,
+    });
+    let created = admin
+        .post(&format!("/tenants/{}/principals", seg(&tenant)), Some(&body))
+        .await?;
+    let id = created
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| anyhow::anyhow!("the authority answered without a principal id"))?;
+    let credentials =
+        warden_api::Credentials::new(id.to_owned(), Some(admin.api().authority().to_owned()), key);
+    credentials.write_new(&out)?;
+    print(
+        &json!({
+            "client_id": id,
+            "tenant": created.get("tenant"),
+            "scopes": scopes,
+            "credentials": out.display().to_string(),
+        }),
+        common.json,
+    );
+    Ok(Outcome::Done)
+}
