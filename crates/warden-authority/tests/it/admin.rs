@@ -257,7 +257,8 @@ async fn idempotency_key_replays_refuses_mismatch_and_in_flight() {
     );
     let hash = URL_SAFE_NO_PAD.encode(sha256(fingerprint.as_bytes()));
     h.store
-        .idempotency_begin("key-3", &hash, h.now(), 60)
+        // Keys are the caller's own: stored under the caller's name.
+        .idempotency_begin("break-glass key-3", &hash, h.now(), 60)
         .await
         .unwrap();
     let (s, v, _) = post_with_key(&h, "key-3", &inflight).await;

@@ -340,6 +340,12 @@ async fn every_change_is_on_record_under_its_callers_name() {
     assert_eq!(actors, ["break-glass", "break-glass", admin.id.as_str()]);
 }
 
+async fn register(h: &Harness, token: &str, key: &warden_core::SigningKey) -> (u16, Value) {
+    let body = json!({ "gateway": "edge", "public_key": public_jwk(key), "ttl_secs": 600 });
+    h.admin_as(token, Method::PUT, "/gateway-keys/gw-edge1key", Some(body))
+        .await
+}
+
 #[tokio::test]
 async fn a_gateways_key_is_its_principals_and_goes_with_it() {
     let h = Harness::start().await;
@@ -347,21 +353,14 @@ async fn a_gateways_key_is_its_principals_and_goes_with_it() {
     let other = h.enroll_gateway("edge-2").await;
     let token = h.admin_token(&edge, "warden:gateway").await;
     let key = new_key();
-    let register = |token: String, key| {
-        let body = json!({ "gateway": "edge", "public_key": public_jwk(key), "ttl_secs": 600 });
-        let h = &h;
-        async move {
-            h.admin_as(&token, Method::PUT, "/gateway-keys/gw-edge1key", Some(body))
-                .await
-        }
-    };
-    assert_eq!(register(token.clone(), &key).await.0, 200);
+    assert_eq!(register(&h, &token, &key).await.0, 200);
     let published = |jwks: warden_core::KeySet| jwks.get("gw-edge1key").is_some();
     assert!(published(h.jwks().await));
     // Another gateway cannot take the kid over, with its key or even the same one.
     let theirs = h.admin_token(&other, "warden:gateway").await;
-    assert_eq!(register(theirs.clone(), &new_key()).await.0, 409);
-    assert_eq!(register(theirs, &key).await.0, 409);
+    let other_key = new_key();
+    assert_eq!(register(&h, &theirs, &other_key).await.0, 409);
+    assert_eq!(register(&h, &theirs, &key).await.0, 409);
     // Enrolling a second gateway of the same name is refused.
     let (s, v) = h
         .admin_post("/gateways", json!({ "name": "edge-1", "public_key": public_jwk(&new_key()) }))

@@ -33,13 +33,13 @@ async fn the_active_key_rotates_on_schedule_once_and_its_tokens_keep_verifying()
     let (active, next) = (kid_in(&keys, "active").unwrap(), kid_in(&keys, "next").unwrap());
 
     // Not yet due: nothing changes.
-    h.clock.advance(29 * DAY);
+    h.clock.advance(30 * DAY - 60);
     h.authority.maintain().await;
     let (_, keys) = h.admin(Method::GET, "/keys", None).await;
     assert_eq!(kid_in(&keys, "active").as_deref(), Some(active.as_str()));
     let before = h.token(&bot, "crm:read").await;
 
-    h.clock.advance(DAY + 1);
+    h.clock.advance(61);
     h.authority.maintain().await;
     let (_, keys) = h.admin(Method::GET, "/keys", None).await;
     assert_eq!(kid_in(&keys, "active").as_deref(), Some(next.as_str()), "{keys}");
