@@ -673,6 +673,7 @@ async fn set_public_key(
     let mut p = resolve_principal(&a, &caller, &id).await?;
     let now = a.now();
     p.public_jwk = Some(jwk.clone());
+    p.key_registered_at = Some(now);
     p.updated_at = now;
     let change = Change::SetPrincipalPublicKey {
         id: &p.id,

@@ -316,6 +316,7 @@ pub async fn reinstate_principal(
     p.revoked = None;
     if let Some(k) = &jwk {
         p.public_jwk = Some(k.clone());
+        p.key_registered_at = Some(now);
     }
     p.updated_at = now;
     let (_, answer) = journal

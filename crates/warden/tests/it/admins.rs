@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::{create_agent, json_of, start, warden, Server, BIN};
 
 fn as_principal(data: &std::path::Path, credentials: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--credentials", credentials.to_str().unwrap()];
-    all.extend_from_slice(args);
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--credentials", credentials.to_str().unwrap()]);
     warden(data, &all)
 }
 
