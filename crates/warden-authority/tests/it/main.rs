@@ -10,6 +10,7 @@
 
 mod admin;
 mod audit;
+mod client_secret;
 mod connections;
 mod cutoff;
 mod delegation;
