@@ -238,7 +238,7 @@ mod tests {
         let short = format!("{DIGEST_PREFIX}{}", URL_SAFE_NO_PAD.encode([0u8; 31]));
         let long = format!("{DIGEST_PREFIX}{}", URL_SAFE_NO_PAD.encode([0u8; 33]));
         for bad in [
-            format!("{DIGEST_PREFIX}"),
+            DIGEST_PREFIX.to_owned(),
             format!("{DIGEST_PREFIX}!!"),
             short,
             long,
