@@ -12,11 +12,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand_core::{OsRng, RngCore as _};
+use rand_core::OsRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use warden_core::crypto::hash_secret;
 use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
@@ -696,36 +695,18 @@ async fn create_secret(
     Path(id): Path<String>,
 ) -> ApiResult<Answer> {
     let p = resolve_principal(&a, &caller, &id).await?;
-    let secret = new_client_secret().await?;
+    let secret = a.secret_key.mint(&mut OsRng);
     let change = Change::SetPrincipalSecretHash {
         id: &p.id,
-        hash: &secret.hash,
+        hash: &secret.stored,
         now: a.now(),
     };
-    let body = json!({ "client_id": p.id, "client_secret": secret.secret });
+    let body = json!({ "client_id": p.id, "client_secret": secret.secret.as_str() });
     let (_, answer) = journal
         .commit(&a, change, StatusCode::CREATED, &|_| json(&body))
         .await?;
     tracing::info!(principal = %p.id, "client secret created");
     Ok(answer)
-}
-
-/// A fresh client secret, and the hash the store keeps of it.
-pub(crate) struct ClientSecret {
-    pub secret: String,
-    pub hash: String,
-}
-
-pub(crate) async fn new_client_secret() -> ApiResult<ClientSecret> {
-    let mut raw = [0u8; 32];
-    OsRng.fill_bytes(&mut raw);
-    let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(raw));
-    let to_hash = secret.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_secret(to_hash.as_bytes(), &mut OsRng))
-        .await
-        .map_err(|_| Problem::internal())?
-        .map_err(|_| Problem::internal())?;
-    Ok(ClientSecret { secret, hash })
 }
 
 #[derive(Serialize)]

@@ -17,7 +17,7 @@ use warden_core::id::random_token_id;
 use warden_core::{jws, PrincipalId, PrincipalKind, ScopeSet};
 use warden_store::{Change, NewRevocation, Principal, RevocationTarget};
 
-use crate::admin::{json_body, new_client_secret, resolve_tenant, validate_name, ApiResult};
+use crate::admin::{json_body, resolve_tenant, validate_name, ApiResult};
 use crate::error::Problem;
 use crate::journal::{json, Answer, Journal};
 use crate::Authority;
@@ -46,7 +46,7 @@ pub async fn create(
     let bait_scope = req.scopes.unwrap_or_else(|| "reports:read".into());
     ScopeSet::parse(&bait_scope).map_err(|e| Problem::unprocessable(format!("scopes: {e}")))?;
     let now = a.now();
-    let secret = new_client_secret().await?;
+    let secret = a.secret_key.mint(&mut OsRng);
     let p = Principal {
         id: PrincipalId::generate(PrincipalKind::Agent, &mut OsRng),
         tenant: tenant.id.clone(),
@@ -57,7 +57,7 @@ pub async fn create(
         audiences: Vec::new(),
         public_jwk: None,
         key_registered_at: None,
-        secret_hash: Some(secret.hash),
+        secret_hash: Some(secret.stored.clone()),
         disabled: false,
         revoked: None,
         created_at: now,
@@ -97,7 +97,7 @@ pub async fn create(
         "principal": p.id,
         "name": p.name,
         "client_id": p.id,
-        "client_secret": secret.secret,
+        "client_secret": secret.secret.as_str(),
         "access_token": access_token,
         "token_endpoint": a.config.token_endpoint(),
     });

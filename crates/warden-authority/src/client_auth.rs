@@ -6,13 +6,15 @@
 //! parse serves the honeytoken check before authentication and the authentication itself.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use warden_core::claims::AssertionClaims;
-use warden_core::crypto::verify_secret;
+use warden_core::crypto::client_secret::is_minted;
+use warden_core::crypto::{verify_legacy_secret, StoredSecret};
 use warden_core::jws::UnverifiedToken;
 use warden_core::token::TypeRule;
 use warden_core::{PrincipalId, TokenError, Validation};
@@ -115,32 +117,51 @@ impl Basic {
     }
 }
 
+/// Authenticates the client of a request from `peer`. A client or address that has spent
+/// its budget of failures is refused `429` before its credentials are looked at; a failure
+/// spends from both budgets (the client's only if it exists).
 pub async fn authenticate(
     a: &Authority,
     credentials: ClientAuthentication<'_>,
+    peer: Option<IpAddr>,
 ) -> Result<AuthenticatedClient, OAuthError> {
     if credentials.secret_post {
         return Err(OAuthError::invalid_client(
             "client_secret_post is not supported; use private_key_jwt or client_secret_basic",
         ));
     }
+    a.auth_throttle.check(credentials.claimed_id(), peer)?;
     let client_id = credentials.client_id;
-    let client = match (credentials.assertion, credentials.basic) {
+    let proved = match (credentials.assertion, credentials.basic) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "more than one client authentication method",
             ))
         }
         (Some(assertion), None) => {
-            private_key_jwt(a, client_id, credentials.assertion_type, assertion).await?
+            private_key_jwt(a, client_id, credentials.assertion_type, assertion).await
         }
         (None, Some(basic)) => client_secret_basic(a, client_id, basic)
             .await
-            .map_err(|e| e.with_challenge("Basic"))?,
+            .map_err(|f| Failed {
+                error: f.error.with_challenge("Basic"),
+                ..f
+            }),
         (None, None) => {
             return Err(OAuthError::invalid_client(
                 "client authentication is required (private_key_jwt or client_secret_basic)",
             ))
+        }
+    };
+    let client = match proved {
+        Ok(client) => client,
+        Err(Failed { error, client }) => {
+            // Only a credential that did not prove its client spends a budget: a store
+            // outage is nobody's failed attempt.
+            if error.code == "invalid_client" {
+                a.auth_throttle.failed(client.as_ref(), peer)?;
+            }
+            return Err(error);
         }
     };
     // Disabled state is only revealed to a client that proved its identity.
@@ -158,34 +179,98 @@ pub async fn authenticate(
     Ok(AuthenticatedClient(client))
 }
 
+/// Credentials that did not prove their client: why, and the client they named if it
+/// exists (whose budget the failure spends).
+struct Failed {
+    error: OAuthError,
+    client: Option<PrincipalId>,
+}
+
+impl From<OAuthError> for Failed {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            client: None,
+        }
+    }
+}
+
+impl Failed {
+    fn against(client: &Client) -> impl FnOnce(OAuthError) -> Self + '_ {
+        |error| Self {
+            error,
+            client: Some(client.principal.id.clone()),
+        }
+    }
+}
+
 async fn private_key_jwt(
     a: &Authority,
     client_id: Option<&str>,
     assertion_type: Option<&str>,
     assertion: Result<Assertion<'_>, TokenError>,
-) -> Result<Arc<Client>, OAuthError> {
+) -> Result<Arc<Client>, Failed> {
     if assertion_type != Some(JWT_BEARER_ASSERTION) {
         return Err(OAuthError::invalid_client(format!(
             "client_assertion_type must be `{JWT_BEARER_ASSERTION}`"
-        )));
+        ))
+        .into());
     }
-    let bad = |e: TokenError| OAuthError::invalid_client(format!("client assertion: {e}"));
     // The assertion names its client; its key is looked up before anything is trusted.
-    let Assertion {
-        token,
-        claims: unverified,
-    } = assertion.map_err(bad)?;
+    let assertion = assertion.map_err(bad_assertion)?;
+    let unverified = &assertion.claims;
     if unverified.iss != unverified.sub {
         return Err(OAuthError::invalid_client(
             "client assertion `iss` and `sub` must both be the client id",
-        ));
+        )
+        .into());
     }
     if client_id.is_some_and(|id| id != unverified.sub) {
-        return Err(OAuthError::invalid_client(
-            "client_id does not match the client assertion",
-        ));
+        return Err(
+            OAuthError::invalid_client("client_id does not match the client assertion").into(),
+        );
     }
     let client = find_client(a, &unverified.sub).await?;
+    verify_assertion(a, &client, assertion.token)
+        .await
+        .map_err(Failed::against(&client))?;
+    key_in_date(a, &client)?;
+    Ok(client)
+}
+
+/// A key past its tenant's `max_client_key_age` is refused, said only to a client that
+/// proved it holds the key (and not counted as a failed authentication).
+fn key_in_date(a: &Authority, client: &Client) -> Result<(), OAuthError> {
+    let max_age = client
+        .tenant
+        .max_client_key_age_secs
+        .unwrap_or(a.config.max_client_key_age_secs);
+    let now = a.now();
+    match client.principal.key_registered_at {
+        Some(registered) if now > registered.saturating_add(max_age) => {
+            Err(OAuthError::invalid_client(format!(
+                "the client's key was registered {} days ago, beyond its tenant's \
+                 max_client_key_age of {} days; register a new one \
+                 (warden principal rotate-key)",
+                (now - registered) / 86_400,
+                max_age / 86_400
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn bad_assertion(e: TokenError) -> OAuthError {
+    OAuthError::invalid_client(format!("client assertion: {e}"))
+}
+
+/// Checks the assertion's signature with `client`'s key, its claims, and that its `jti` is
+/// new.
+async fn verify_assertion(
+    a: &Authority,
+    client: &Client,
+    token: UnverifiedToken<'_>,
+) -> Result<(), OAuthError> {
     let principal = &client.principal;
     let Some((registered_kid, key)) = &client.key else {
         return Err(OAuthError::invalid_client(
@@ -211,7 +296,7 @@ async fn private_key_jwt(
     };
     let verified = token
         .verify::<AssertionClaims>(key, &validation, now)
-        .map_err(bad)?;
+        .map_err(bad_assertion)?;
     let claims = verified.claims();
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(OAuthError::invalid_client(
@@ -232,49 +317,90 @@ async fn private_key_jwt(
             "client assertion `jti` was already used",
         ));
     }
-    // Told only to a client that proved it holds the key.
-    let max_age = client
-        .tenant
-        .max_client_key_age_secs
-        .unwrap_or(a.config.max_client_key_age_secs);
-    if let Some(registered) = principal.key_registered_at {
-        if now > registered.saturating_add(max_age) {
-            return Err(OAuthError::invalid_client(format!(
-                "the client's key was registered {} days ago, beyond its tenant's \
-                 max_client_key_age of {} days; register a new one \
-                 (warden principal rotate-key)",
-                (now - registered) / 86_400,
-                max_age / 86_400
-            )));
-        }
-    }
-    Ok(client)
+    Ok(())
 }
 
 async fn client_secret_basic(
     a: &Authority,
     client_id: Option<&str>,
     basic: Option<Basic>,
-) -> Result<Arc<Client>, OAuthError> {
+) -> Result<Arc<Client>, Failed> {
     let Basic { id, secret } =
         basic.ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
     if client_id.is_some_and(|p| p != id) {
-        return Err(OAuthError::invalid_client(
-            "client_id does not match the Basic credentials",
-        ));
+        return Err(
+            OAuthError::invalid_client("client_id does not match the Basic credentials").into(),
+        );
     }
     let client = find_client(a, &id).await?;
-    let Some(hash) = client.principal.secret_hash.clone() else {
+    check_secret(a, &client, secret)
+        .await
+        .map_err(Failed::against(&client))?;
+    Ok(client)
+}
+
+/// Checks `secret` against what the store keeps of `client`'s: a digest with one HMAC, a
+/// legacy Argon2id hash the slow way, which a match then replaces by a digest.
+async fn check_secret(
+    a: &Authority,
+    client: &Client,
+    secret: Zeroizing<String>,
+) -> Result<(), OAuthError> {
+    let wrong = || OAuthError::invalid_client("client secret is wrong");
+    let Some(stored) = client.principal.secret_hash.as_deref() else {
         return Err(OAuthError::invalid_client("client has no secret"));
     };
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify_secret(secret.as_bytes(), &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        return Err(OAuthError::invalid_client("client secret is wrong"));
+    match StoredSecret::parse(stored) {
+        Ok(StoredSecret::Digest(digest)) => {
+            if a.secret_key.verify(secret.as_bytes(), &digest) {
+                Ok(())
+            } else {
+                Err(wrong())
+            }
+        }
+        Ok(StoredSecret::Argon2id(phc)) => {
+            let phc_owned = phc.to_owned();
+            // Argon2 is deliberately slow: keep it off the async workers.
+            let checked = tokio::task::spawn_blocking(move || {
+                let ok = verify_legacy_secret(secret.as_bytes(), &phc_owned);
+                (ok, secret)
+            })
+            .await;
+            let Ok((true, secret)) = checked else {
+                return Err(wrong());
+            };
+            upgrade_legacy(a, client, phc, &secret).await;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(principal = %client.principal.id, error = %e, "client secret cannot be checked");
+            Err(wrong())
+        }
     }
-    Ok(client)
+}
+
+/// Replaces a legacy hash that `secret` just matched by its digest, so that no later check
+/// of it costs an Argon2id run. A secret of a form Warden never minted keeps its slow hash;
+/// a failed write is only logged (the next success tries again).
+async fn upgrade_legacy(a: &Authority, client: &Client, phc: &str, secret: &str) {
+    if !is_minted(secret) {
+        return;
+    }
+    let id = &client.principal.id;
+    let digest = a.secret_key.digest(secret.as_bytes());
+    match a
+        .store
+        .upgrade_principal_secret_hash(id, phc, &digest)
+        .await
+    {
+        Ok(()) => {
+            a.clients.forget(id);
+            tracing::info!(principal = %id, "legacy client secret hash replaced by a digest");
+        }
+        Err(e) => {
+            tracing::warn!(principal = %id, error = %e, "replacing a legacy client secret hash failed")
+        }
+    }
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.

@@ -95,6 +95,14 @@ impl ClientCache {
         entries.clear();
     }
 
+    /// Forgets one client, after a change to it that is not a lifecycle change (a legacy
+    /// secret hash replaced by its digest).
+    pub fn forget(&self, id: &PrincipalId) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.remove(id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PrincipalId, (Instant, Arc<Client>)>> {
         match self.entries.lock() {
             Ok(g) => g,

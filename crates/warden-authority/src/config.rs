@@ -50,8 +50,49 @@ pub struct AuthorityConfig {
     /// How long a change's audit entry stays its own call's to append before a drainer
     /// presumes the call dead and appends it (see `journal`).
     pub audit_outbox_grace_secs: i64,
+    /// How many failed client authentications the token endpoint takes before it answers
+    /// `429` without checking the credentials.
+    pub client_auth_budgets: ClientAuthBudgets,
     /// A fault to inject, for tests of what a crash leaves behind; `None` in any deployment.
     pub fault: Option<Fault>,
+}
+
+/// Budgets of failed client authentication at the token endpoint, one per client id (only
+/// of clients that exist) and one per client address (an IPv6 address counts by its /64).
+/// Successful authentications spend nothing.
+#[derive(Debug, Clone)]
+pub struct ClientAuthBudgets {
+    pub per_client: FailureBudget,
+    pub per_address: FailureBudget,
+    /// Most client ids, and most addresses, tracked at once; past it the idle ones are
+    /// forgotten, and if all are busy the budgets of that kind start afresh.
+    pub max_tracked: usize,
+}
+
+/// `burst` failures at once, then `per_minute` more a minute (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBudget {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+impl Default for ClientAuthBudgets {
+    fn default() -> Self {
+        Self {
+            // One machine's worth of a misconfigured tool, not a search.
+            per_address: FailureBudget {
+                burst: 20,
+                per_minute: 60,
+            },
+            // Many addresses at once against one client: higher, since every address may
+            // also be spending its own budget, and reaching it locks the client out too.
+            per_client: FailureBudget {
+                burst: 50,
+                per_minute: 300,
+            },
+            max_tracked: 100_000,
+        }
+    }
 }
 
 /// A fault the authority injects on purpose, so that a test can produce a crash at an exact
@@ -139,6 +180,7 @@ impl AuthorityConfig {
             revocation_heartbeat: Duration::from_secs(1),
             alert_webhook: None,
             audit_outbox_grace_secs: 60,
+            client_auth_budgets: ClientAuthBudgets::default(),
             fault: None,
         }
     }
@@ -194,6 +236,20 @@ impl AuthorityConfig {
         }
         if self.limits.max_header_bytes < 8192 {
             return Err("max header bytes must be at least 8192".into());
+        }
+        let budgets = &self.client_auth_budgets;
+        for (what, b) in [
+            ("per client", budgets.per_client),
+            ("per address", budgets.per_address),
+        ] {
+            if b.burst == 0 || b.per_minute == 0 {
+                return Err(format!(
+                    "the failed client authentication budget {what} needs a burst and a rate of at least 1"
+                ));
+            }
+        }
+        if budgets.max_tracked == 0 {
+            return Err("failed client authentications must be tracked for at least 1 key".into());
         }
         if self.limits.max_connections == 0 {
             return Err("max connections must be at least 1".into());

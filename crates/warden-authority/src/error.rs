@@ -77,6 +77,14 @@ impl OAuthError {
         e
     }
 
+    /// A `429` after too many failed client authentications, retried after `secs`. Its
+    /// code is RFC 6749's for "retry later", since OAuth has none for a rate limit.
+    pub fn throttled(d: impl Into<String>, secs: u32) -> Self {
+        let mut e = Self::new("temporarily_unavailable", StatusCode::TOO_MANY_REQUESTS, d);
+        e.retry_after = Some(secs);
+        e
+    }
+
     pub fn with_challenge(mut self, scheme: &'static str) -> Self {
         self.challenge = Some(scheme);
         self

@@ -28,7 +28,8 @@ pub async fn introspect(
     let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
-        let client = authenticate(&a, ClientAuthentication::parse(&headers, &params)).await?;
+        let credentials = ClientAuthentication::parse(&headers, &params);
+        let client = authenticate(&a, credentials, peer).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
@@ -100,7 +101,8 @@ pub async fn revoke(
     let peer = peer.map(|p| p.0 .0.ip());
     let answer = async {
         let params = read_form(&a, &headers, body).await?;
-        let client = authenticate(&a, ClientAuthentication::parse(&headers, &params)).await?;
+        let credentials = ClientAuthentication::parse(&headers, &params);
+        let client = authenticate(&a, credentials, peer).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

@@ -13,6 +13,7 @@ mod admin_honeytoken;
 mod admin_report;
 mod admin_revocation;
 pub mod alerts;
+mod auth_throttle;
 mod client_auth;
 mod client_cache;
 mod client_credentials;
@@ -41,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use warden_core::crypto::{constant_time_eq, sha256, SealingKey};
+use warden_core::crypto::{constant_time_eq, sha256, ClientSecretKey, SealingKey};
 use warden_core::time::Clock;
 use warden_store::Store;
 
@@ -65,6 +66,9 @@ pub struct Authority {
     jtis: jti::JtiRecorder,
     dpop_replay: std::sync::Mutex<warden_core::replay::ReplayCache>,
     admin_token_hash: [u8; 32],
+    /// Client-secret digests are made with it, derived from the master key.
+    secret_key: ClientSecretKey,
+    auth_throttle: auth_throttle::AuthThrottle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,8 @@ impl Authority {
         audit: warden_audit::AuditLog,
     ) -> Result<Arc<Self>, StartError> {
         config.validate().map_err(StartError::Config)?;
+        let secret_key = ClientSecretKey::derive(&master_key);
+        let auth_throttle = auth_throttle::AuthThrottle::new(&config.client_auth_budgets);
         let keys = Arc::new(Keyring::load_or_init(store.as_ref(), master_key, clock.now()).await?);
         let alerts = alerts::Alerts::start(
             config.alert_webhook.clone(),
@@ -114,6 +120,8 @@ impl Authority {
             keys,
             clock,
             admin_token_hash: sha256(admin_token.as_bytes()),
+            secret_key,
+            auth_throttle,
         });
         authority.forget_clients_on_revocation();
         Ok(authority)
@@ -359,6 +367,7 @@ impl Authority {
         ];
         self.revocations.prune(now);
         crate::dpop::prune(self, now);
+        self.auth_throttle.prune();
         if let Err(e) = self.flush_activity().await {
             tracing::warn!(error = %e, "recording activity failed; those times are lost");
         }

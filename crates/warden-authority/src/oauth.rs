@@ -63,7 +63,7 @@ async fn decide(
         }
     }
     let grant = request.grant?;
-    let client = authenticate(a, request.client).await?;
+    let client = authenticate(a, request.client, peer).await?;
     let jkt = crate::dpop::proven_key(a, headers)?;
     match grant {
         Grant::ClientCredentials(r) => crate::client_credentials::grant(a, &client, r, jkt),

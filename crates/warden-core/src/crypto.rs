@@ -1,6 +1,6 @@
 //! Every cryptographic operation Warden performs: Ed25519 keys, strict signature
-//! verification, RFC 7638 thumbprints and SHA-256. Nothing outside this module touches a
-//! primitive.
+//! verification, RFC 7638 thumbprints, SHA-256, sealing at rest and client-secret digests
+//! ([`client_secret`]). Nothing outside this module touches a primitive.
 //!
 //! Verification is always `verify_strict`: it refuses small-order keys and `R` values and
 //! non-canonical `S`, which plain verification accepts (see the speccheck vectors).
@@ -13,6 +13,10 @@ use ed25519_dalek::{Signer as _, Verifier as _};
 use rand_core::CryptoRngCore;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
+
+pub mod client_secret;
+
+pub use client_secret::{ClientSecretKey, MintedSecret, StoredSecret, StoredSecretError};
 
 pub const PUBLIC_KEY_LEN: usize = 32;
 pub const SECRET_KEY_LEN: usize = 32;
@@ -216,8 +220,10 @@ impl fmt::Debug for SealingKey {
     }
 }
 
-/// Hashes a client secret with Argon2id (default parameters) into a PHC string.
-pub fn hash_secret(secret: &[u8], rng: &mut impl CryptoRngCore) -> Result<String, String> {
+/// Hashes a client secret with Argon2id (default parameters) into a PHC string: how earlier
+/// releases stored secrets, kept so that tests can plant one. New secrets are digests
+/// ([`ClientSecretKey::mint`]).
+pub fn hash_legacy_secret(secret: &[u8], rng: &mut impl CryptoRngCore) -> Result<String, String> {
     use argon2::password_hash::{PasswordHasher as _, SaltString};
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
@@ -228,8 +234,9 @@ pub fn hash_secret(secret: &[u8], rng: &mut impl CryptoRngCore) -> Result<String
         .map_err(|e| e.to_string())
 }
 
-/// Checks a secret against a PHC string from [`hash_secret`]; comparison is constant time.
-pub fn verify_secret(secret: &[u8], phc: &str) -> bool {
+/// Checks a secret against a PHC string from [`hash_legacy_secret`]; comparison is constant
+/// time. Deliberately slow (~20 ms, ~19 MiB): never on an async worker.
+pub fn verify_legacy_secret(secret: &[u8], phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
     PasswordHash::new(phc).is_ok_and(|h| {
         argon2::Argon2::default()
@@ -280,12 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn secrets_hash_and_verify() {
-        let h = hash_secret(b"s3cret", &mut OsRng).unwrap_or_default();
+    fn legacy_secrets_hash_and_verify() {
+        let h = hash_legacy_secret(b"s3cret", &mut OsRng).unwrap_or_default();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_secret(b"s3cret", &h));
-        assert!(!verify_secret(b"s3cre7", &h));
-        assert!(!verify_secret(b"s3cret", "not a hash"));
+        assert!(matches!(
+            StoredSecret::parse(&h),
+            Ok(StoredSecret::Argon2id(_))
+        ));
+        assert!(verify_legacy_secret(b"s3cret", &h));
+        assert!(!verify_legacy_secret(b"s3cre7", &h));
+        assert!(!verify_legacy_secret(b"s3cret", "not a hash"));
     }
 
     #[test]

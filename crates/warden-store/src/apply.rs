@@ -116,6 +116,14 @@ pub(crate) async fn make<DB: SqlDb>(
             let value = Arg::Text(hash);
             update_principal::<DB>(conn, id.as_str(), "secret_hash = $1", value, now).await?;
         }
+        Change::UpgradePrincipalSecretHash { id, from, to } => {
+            DB::execute(
+                conn,
+                "UPDATE principals SET secret_hash = $1 WHERE id = $2 AND secret_hash = $3",
+                &[Arg::Text(to), Arg::Text(id.as_str()), Arg::Text(from)],
+            )
+            .await?;
+        }
         Change::RotateSigningKeys {
             new_next,
             now,

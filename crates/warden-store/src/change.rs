@@ -88,6 +88,15 @@ pub enum Change<'a> {
         hash: &'a str,
         now: i64,
     },
+    /// Replaces the stored form of the same secret (a legacy hash by a digest), only if the
+    /// stored value is still `from`: a secret replaced meanwhile stays replaced, and the old
+    /// secret is not brought back. Leaves `updated_at` alone, since the credential is the
+    /// same; a value no longer `from` is left as it is, without an error.
+    UpgradePrincipalSecretHash {
+        id: &'a PrincipalId,
+        from: &'a str,
+        to: &'a str,
+    },
     /// The active key retires (published until `publish_until`), the next key becomes
     /// active, and `new_next` is added as the next key.
     RotateSigningKeys {

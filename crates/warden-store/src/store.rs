@@ -118,6 +118,17 @@ pub trait TenantStore: ChangeStore {
         let change = Change::SetPrincipalSecretHash { id, hash, now };
         apply_bare(self, change).await.map(drop)
     }
+    /// Replaces the stored secret `from` by `to`, if it is still `from` (see
+    /// [`Change::UpgradePrincipalSecretHash`]).
+    async fn upgrade_principal_secret_hash(
+        &self,
+        id: &PrincipalId,
+        from: &str,
+        to: &str,
+    ) -> Result<()> {
+        let change = Change::UpgradePrincipalSecretHash { id, from, to };
+        apply_bare(self, change).await.map(drop)
+    }
 }
 
 /// The authority's token-signing keys.

@@ -11,6 +11,7 @@
 mod admin;
 mod admin_scopes;
 mod audit;
+mod client_secret;
 mod connections;
 mod cutoff;
 mod delegation;

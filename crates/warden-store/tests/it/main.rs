@@ -134,6 +134,24 @@ async fn tenants_and_principals(s: &dyn Store) {
     assert_eq!(got.secret_hash.as_deref(), Some("$argon2id$x"));
     assert_eq!(got.updated_at, 2_003);
 
+    // A legacy hash is upgraded only while it is still the stored value, and the upgrade
+    // leaves `updated_at` alone: the credential is the same.
+    s.upgrade_principal_secret_hash(&agent.id, "$argon2id$x", "$hmac-sha256$y")
+        .await
+        .unwrap();
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    assert_eq!(got.secret_hash.as_deref(), Some("$hmac-sha256$y"));
+    assert_eq!(got.updated_at, 2_003);
+    // A secret replaced meanwhile is not overwritten by an upgrade of the old one.
+    s.set_principal_secret_hash(&agent.id, "$hmac-sha256$new", 2_004)
+        .await
+        .unwrap();
+    s.upgrade_principal_secret_hash(&agent.id, "$argon2id$x", "$hmac-sha256$old")
+        .await
+        .unwrap();
+    let got = s.principal(&agent.id).await.unwrap().unwrap();
+    assert_eq!(got.secret_hash.as_deref(), Some("$hmac-sha256$new"));
+
     let listed: Vec<_> = s
         .list_principals(&t.id)
         .await
