@@ -114,7 +114,7 @@ pub enum Auth {
     BreakGlass(Zeroizing<String>),
     /// A principal's credentials, optionally asking for fewer scopes than its ceiling.
     Principal {
-        credentials: Credentials,
+        credentials: Box<Credentials>,
         scope: Option<String>,
     },
 }
@@ -275,7 +275,9 @@ impl<T: Transport> ApiClient<T> {
         body: Option<&B>,
     ) -> Result<R, ApiError> {
         let body = match body {
-            Some(b) => Body::Json(serde_json::to_vec(b).map_err(|e| ApiError::Decode(e.to_string()))?),
+            Some(b) => {
+                Body::Json(serde_json::to_vec(b).map_err(|e| ApiError::Decode(e.to_string()))?)
+            }
             None => Body::Empty,
         };
         let url = format!("{}{ADMIN_PATH}{path}", self.authority);
@@ -297,8 +299,10 @@ impl<T: Transport> ApiClient<T> {
                 continue;
             }
             if !(200..300).contains(&res.status) {
-                let detail = serde_json::from_slice::<Problem>(&res.body)
-                    .map_or_else(|_| String::from_utf8_lossy(&res.body).into_owned(), |p| p.detail);
+                let detail = serde_json::from_slice::<Problem>(&res.body).map_or_else(
+                    |_| String::from_utf8_lossy(&res.body).into_owned(),
+                    |p| p.detail,
+                );
                 return Err(ApiError::Refused {
                     status: res.status,
                     detail,

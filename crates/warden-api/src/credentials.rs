@@ -106,7 +106,8 @@ impl Credentials {
             nbf: None,
             jti: random_token_id(&mut rand_core::OsRng),
         };
-        jws::encode("JWT", None, &claims, &self.key).map_err(|e| CredentialsError::Sign(e.to_string()))
+        jws::encode("JWT", None, &claims, &self.key)
+            .map_err(|e| CredentialsError::Sign(e.to_string()))
     }
 
     /// Reads a credential file, refusing one that others may read.
@@ -140,7 +141,10 @@ impl Credentials {
             return Err("`x` does not match `d`".into());
         }
         if warden_core::PrincipalId::parse(&file.client_id).is_err() {
-            return Err(format!("client_id `{}` is not a principal id", file.client_id));
+            return Err(format!(
+                "client_id `{}` is not a principal id",
+                file.client_id
+            ));
         }
         Ok(Self {
             client_id: file.client_id,
@@ -202,18 +206,30 @@ mod tests {
 
     #[test]
     fn a_written_file_reads_back_and_is_private() {
-        let dir = std::env::temp_dir().join(format!("warden-api-{}", random_token_id(&mut rand_core::OsRng)));
+        let dir = std::env::temp_dir().join(format!(
+            "warden-api-{}",
+            random_token_id(&mut rand_core::OsRng)
+        ));
         fs::create_dir(&dir).unwrap();
         let path = dir.join("c.json");
         let c = sample();
         c.write_new(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let back = Credentials::read(&path).unwrap();
         assert_eq!(back.client_id(), c.client_id());
         assert_eq!(back.public_jwk().x, c.public_jwk().x);
-        assert!(matches!(c.write_new(&path), Err(CredentialsError::Write(..))));
+        assert!(matches!(
+            c.write_new(&path),
+            Err(CredentialsError::Write(..))
+        ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Credentials::read(&path), Err(CredentialsError::Exposed(_, 0o644))));
+        assert!(matches!(
+            Credentials::read(&path),
+            Err(CredentialsError::Exposed(_, 0o644))
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -223,17 +239,25 @@ mod tests {
         let text = c.to_json().unwrap();
         let other = sample().public_jwk().x;
         let mismatched = text.replace(&c.public_jwk().x, &other);
-        assert!(Credentials::parse(&mismatched).unwrap_err().contains("does not match"));
+        assert!(Credentials::parse(&mismatched)
+            .unwrap_err()
+            .contains("does not match"));
         let bad_id = text.replace(c.client_id(), "someone");
-        assert!(Credentials::parse(&bad_id).unwrap_err().contains("not a principal id"));
+        assert!(Credentials::parse(&bad_id)
+            .unwrap_err()
+            .contains("not a principal id"));
         let extra = text.replacen('{', "{\"admin_token\": \"x\",", 1);
-        assert!(Credentials::parse(&extra).unwrap_err().contains("unknown field"));
+        assert!(Credentials::parse(&extra)
+            .unwrap_err()
+            .contains("unknown field"));
     }
 
     #[test]
     fn an_assertion_names_the_client_and_the_endpoint() {
         let c = sample();
-        let a = c.assertion("http://127.0.0.1:1/oauth2/token", 1_000).unwrap();
+        let a = c
+            .assertion("http://127.0.0.1:1/oauth2/token", 1_000)
+            .unwrap();
         let claims: AssertionClaims = jws::UnverifiedToken::parse(&a)
             .unwrap()
             .claims_unverified()

@@ -21,10 +21,10 @@ use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 use warden_store::{Change, Principal, SigningKeyRecord, Tenant};
 
+use crate::admin_auth::{self, Caller};
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
 use crate::journal::{self, json, Answer, Journal};
-use crate::admin_auth::{self, Caller};
 use crate::{
     admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency, Authority,
 };

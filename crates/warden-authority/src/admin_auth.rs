@@ -172,9 +172,9 @@ impl Caller {
             Self::Principal(p) => p,
         };
         for granted in scopes.iter() {
-            let covered = RESERVED.iter().filter(|r| {
-                Scope::parse(r).is_ok_and(|reserved| granted.covers(&reserved))
-            });
+            let covered = RESERVED
+                .iter()
+                .filter(|r| Scope::parse(r).is_ok_and(|reserved| granted.covers(&reserved)));
             for reserved in covered {
                 if !p.scopes.iter().any(|s| s.as_str() == *reserved) {
                     return Err(forbidden(format!(
@@ -300,9 +300,15 @@ pub fn authenticate(a: &Authority, headers: &axum::http::HeaderMap) -> Result<Ca
         Ok(()) => {}
         Err(warden_core::revocation::Revoked::Honeytoken(p)) => {
             a.honeytoken_used(&p, "admin", None);
-            return Err(Problem::unauthorized("admin token refused: token is revoked"));
+            return Err(Problem::unauthorized(
+                "admin token refused: token is revoked",
+            ));
         }
-        Err(_) => return Err(Problem::unauthorized("admin token refused: token is revoked")),
+        Err(_) => {
+            return Err(Problem::unauthorized(
+                "admin token refused: token is revoked",
+            ))
+        }
     }
     let access = verified
         .access()
@@ -356,8 +362,16 @@ mod tests {
         for ok in [Action::Gateway, Action::RevokePrincipal, Action::ReadTenant] {
             assert!(gw.permit(ok).is_ok(), "{ok:?}");
         }
-        for refused in [Action::Platform, Action::Manage, Action::Revoke, Action::ReadAudit] {
-            assert_eq!(gw.permit(refused).unwrap_err().status, StatusCode::FORBIDDEN);
+        for refused in [
+            Action::Platform,
+            Action::Manage,
+            Action::Revoke,
+            Action::ReadAudit,
+        ] {
+            assert_eq!(
+                gw.permit(refused).unwrap_err().status,
+                StatusCode::FORBIDDEN
+            );
         }
     }
 
@@ -402,7 +416,10 @@ mod tests {
 
     #[test]
     fn literal_scopes_confer_powers_and_wildcards_none() {
-        assert_eq!(Powers::of(&ScopeSet::parse("*:*").unwrap()), Powers::default());
+        assert_eq!(
+            Powers::of(&ScopeSet::parse("*:*").unwrap()),
+            Powers::default()
+        );
         assert!(Powers::of(&ScopeSet::parse("warden:revoke").unwrap()).revoke);
     }
 }

@@ -51,7 +51,10 @@ pub async fn middleware(State(a): State<Arc<Authority>>, req: Request, next: Nex
     let caller = req
         .extensions()
         .get::<crate::admin_auth::Caller>()
-        .map_or_else(|| "anonymous".to_owned(), crate::admin_auth::Caller::audit_name);
+        .map_or_else(
+            || "anonymous".to_owned(),
+            crate::admin_auth::Caller::audit_name,
+        );
     let key = format!("{caller} {key}");
     // The full path, not the one `nest` stripped: keys must not collide across sub-APIs.
     let path = req

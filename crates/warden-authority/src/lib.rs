@@ -246,7 +246,10 @@ impl Authority {
     async fn rotate_keys_if_due(&self, now: i64) -> Result<(), KeyringError> {
         let state = self.keys.current();
         let of = |s: warden_store::KeyState| state.records.iter().find(|r| r.state == s);
-        let (Some(active), Some(next)) = (of(warden_store::KeyState::Active), of(warden_store::KeyState::Next)) else {
+        let (Some(active), Some(next)) = (
+            of(warden_store::KeyState::Active),
+            of(warden_store::KeyState::Next),
+        ) else {
             return Ok(());
         };
         let since = active.activated_at.unwrap_or(active.created_at);
@@ -263,7 +266,11 @@ impl Authority {
             publish_until: now.saturating_add(self.retired_key_publish_secs()),
             next_created_by: Some(next_created_by),
         };
-        match self.store.apply(change, &warden_store::ChangeRecord::default()).await {
+        match self
+            .store
+            .apply(change, &warden_store::ChangeRecord::default())
+            .await
+        {
             Ok(_) => {}
             // Another replica rotated first.
             Err(warden_store::StoreError::Conflict(_)) => return Ok(()),

@@ -97,12 +97,10 @@ impl Gateway {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
-        if !presented
-            .is_some_and(|t| {
-                self.admin_token_hash
-                    .is_some_and(|h| constant_time_eq(&sha256(t.as_bytes()), &h))
-            })
-        {
+        if !presented.is_some_and(|t| {
+            self.admin_token_hash
+                .is_some_and(|h| constant_time_eq(&sha256(t.as_bytes()), &h))
+        }) {
             return Err(AdminError::Unauthenticated);
         }
         let now = self.now();

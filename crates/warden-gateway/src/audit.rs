@@ -371,7 +371,9 @@ impl Drop for AuditSlot<'_> {
 /// Gives a held place back; the caller holds the queue's lock.
 fn release(shared: &Shared) {
     let reserved = shared.reserved.load(Ordering::Relaxed);
-    shared.reserved.store(reserved.saturating_sub(1), Ordering::Relaxed);
+    shared
+        .reserved
+        .store(reserved.saturating_sub(1), Ordering::Relaxed);
 }
 
 impl Drop for AuditSink {

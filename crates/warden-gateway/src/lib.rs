@@ -15,9 +15,9 @@
 //! in `dispatch`.
 
 mod admin;
-pub mod authority;
 pub mod alert;
 pub mod audit;
+pub mod authority;
 pub mod behaviour;
 pub mod config;
 mod deny;
@@ -562,10 +562,7 @@ async fn register_key(
         .await
         .map(drop)
         .map_err(|e| {
-            StartError::Authority(
-                api.authority().to_owned(),
-                format!("key registration: {e}"),
-            )
+            StartError::Authority(api.authority().to_owned(), format!("key registration: {e}"))
         })
 }
 

@@ -137,8 +137,12 @@ pub(crate) async fn make<DB: SqlDb>(
             )
             .await?
             .ok_or(StoreError::NotFound("next signing key"))?;
-            if next_created_by.is_some_and(|by| DB::int(&next, "created_at").is_ok_and(|at| at > by)) {
-                return Err(StoreError::Conflict("next signing key published too recently"));
+            if next_created_by
+                .is_some_and(|by| DB::int(&next, "created_at").is_ok_and(|at| at > by))
+            {
+                return Err(StoreError::Conflict(
+                    "next signing key published too recently",
+                ));
             }
             let next = DB::text(&next, "kid")?;
             DB::execute(
@@ -204,7 +208,12 @@ pub(crate) async fn make<DB: SqlDb>(
                 &[Arg::Text(&key.kid)],
             )
             .await?
-            .map(|row| Ok::<_, sqlx::Error>((DB::text(&row, "public_key")?, DB::opt_text(&row, "principal_id")?)))
+            .map(|row| {
+                Ok::<_, sqlx::Error>((
+                    DB::text(&row, "public_key")?,
+                    DB::opt_text(&row, "principal_id")?,
+                ))
+            })
             .transpose()?;
             let mine = (
                 key.public_key.clone(),

@@ -191,7 +191,10 @@ impl<B: Backend> GatewayKeyStore for B {
                     public_key: B::Db::text(r, "public_key")?,
                     gateway: B::Db::text(r, "gateway")?,
                     principal: B::Db::opt_text(r, "principal_id")?
-                        .map(|id| PrincipalId::parse(&id).map_err(|e| corrupt(format!("gateway key owner: {e}"))))
+                        .map(|id| {
+                            PrincipalId::parse(&id)
+                                .map_err(|e| corrupt(format!("gateway key owner: {e}")))
+                        })
                         .transpose()?,
                     registered_at: B::Db::int(r, "registered_at")?,
                     expires_at: B::Db::int(r, "expires_at")?,

@@ -191,7 +191,10 @@ async fn builtin_gateway_auth(
     let scope = Some(warden_api::scope::GATEWAY.to_owned());
     if path.exists() {
         let credentials = warden_api::Credentials::read(&path)?;
-        return Ok(warden_api::client::Auth::Principal { credentials, scope });
+        return Ok(warden_api::client::Auth::Principal {
+            credentials: Box::new(credentials),
+            scope,
+        });
     }
     let admin = crate::admin_client::AdminClient::new(authority_url, admin_token);
     let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
@@ -213,7 +216,9 @@ async fn builtin_gateway_auth(
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|p| p.get("name").and_then(serde_json::Value::as_str) == Some(BUILTIN_GATEWAY))
+                .find(|p| {
+                    p.get("name").and_then(serde_json::Value::as_str) == Some(BUILTIN_GATEWAY)
+                })
                 .and_then(|p| p.get("id").and_then(serde_json::Value::as_str))
                 .ok_or_else(|| anyhow::anyhow!("the built-in gateway is enrolled but not listed"))?
                 .to_owned();
@@ -229,10 +234,12 @@ async fn builtin_gateway_auth(
         }
         Err(e) => return Err(e).context("enrolling the built-in gateway"),
     };
-    let credentials =
-        warden_api::Credentials::new(client_id, Some(authority_url.to_owned()), key);
+    let credentials = warden_api::Credentials::new(client_id, Some(authority_url.to_owned()), key);
     credentials.write_new(&path)?;
-    Ok(warden_api::client::Auth::Principal { credentials, scope })
+    Ok(warden_api::client::Auth::Principal {
+        credentials: Box::new(credentials),
+        scope,
+    })
 }
 
 /// Opens the audit log in the data directory, cutting a torn tail a crash left behind.

@@ -52,7 +52,11 @@ async fn a_tenant_admin_of_one_tenant_finds_nothing_of_another_and_changes_nothi
             format!("/tenants/{b}/principals"),
             Some(json!({ "kind": "agent", "name": "implant" })),
         ),
-        (Method::POST, format!("/principals/{}/disable", theirs.id), None),
+        (
+            Method::POST,
+            format!("/principals/{}/disable", theirs.id),
+            None,
+        ),
         (
             Method::POST,
             format!("/principals/{}/revoke", theirs.id),
@@ -72,7 +76,10 @@ async fn a_tenant_admin_of_one_tenant_finds_nothing_of_another_and_changes_nothi
     let (_, shown) = h
         .admin(Method::GET, &format!("/principals/{}", theirs.id), None)
         .await;
-    assert_eq!((shown["disabled"].as_bool(), shown["scopes"].as_str()), (Some(false), Some("crm:read")));
+    assert_eq!(
+        (shown["disabled"].as_bool(), shown["scopes"].as_str()),
+        (Some(false), Some("crm:read"))
+    );
     assert!(shown["revoked"].is_null(), "{shown}");
     let (_, principals) = h
         .admin(Method::GET, &format!("/tenants/{b}/principals"), None)
@@ -91,7 +98,12 @@ async fn a_tenant_admin_of_one_tenant_finds_nothing_of_another_and_changes_nothi
     assert_eq!(s, 201, "{v}");
     // But not the platform.
     let got = h
-        .admin_as(&token, Method::POST, "/tenants", Some(json!({ "name": "initech" })))
+        .admin_as(
+            &token,
+            Method::POST,
+            "/tenants",
+            Some(json!({ "name": "initech" })),
+        )
         .await;
     problem(&got, 403, "warden:admin");
     let got = h.admin_as(&token, Method::POST, "/keys/rotate", None).await;
@@ -106,10 +118,21 @@ async fn no_caller_grants_a_power_it_does_not_hold() {
     let token = h.admin_token(&admin, "warden:tenant:admin").await;
     let mine = h.agent(&a, "bot", "crm:read").await;
     let user = h
-        .agent_with(&a, "ann", json!({ "kind": "user", "scopes": "warden:admin crm:read" }))
+        .agent_with(
+            &a,
+            "ann",
+            json!({ "kind": "user", "scopes": "warden:admin crm:read" }),
+        )
         .await;
 
-    for scopes in ["warden:admin", "warden:gateway", "*:*", "warden:*", "*:admin", "warden:console"] {
+    for scopes in [
+        "warden:admin",
+        "warden:gateway",
+        "*:*",
+        "warden:*",
+        "*:admin",
+        "warden:console",
+    ] {
         let got = h
             .admin_as(
                 &token,
@@ -163,7 +186,11 @@ async fn a_gateway_token_does_a_gateways_calls_and_nothing_else() {
     let token = h.admin_token(&gw, "warden:gateway").await;
 
     for (method, path, body) in [
-        (Method::POST, "/tenants".to_owned(), Some(json!({ "name": "mine" }))),
+        (
+            Method::POST,
+            "/tenants".to_owned(),
+            Some(json!({ "name": "mine" })),
+        ),
         (Method::GET, format!("/tenants/{t}/principals"), None),
         (Method::GET, format!("/principals/{}", bot.id), None),
         (
@@ -173,7 +200,11 @@ async fn a_gateway_token_does_a_gateways_calls_and_nothing_else() {
         ),
         (Method::POST, format!("/principals/{}/secret", bot.id), None),
         (Method::GET, "/keys".to_owned(), None),
-        (Method::POST, "/tokens/revoke".to_owned(), Some(json!({ "jti": "x" }))),
+        (
+            Method::POST,
+            "/tokens/revoke".to_owned(),
+            Some(json!({ "jti": "x" })),
+        ),
         (Method::GET, format!("/tenants/{t}/access-report"), None),
     ] {
         let got = h.admin_as(&token, method.clone(), &path, body).await;
@@ -242,7 +273,8 @@ async fn admin_tokens_of_the_wrong_audience_expired_revoked_or_powerless_are_ref
     assert_oauth_error(&got, 400, "invalid_target");
     // Garbage.
     problem(
-        &h.admin_as("wadm_not-the-token", Method::GET, "/tenants", None).await,
+        &h.admin_as("wadm_not-the-token", Method::GET, "/tenants", None)
+            .await,
         401,
         "admin token refused",
     );
@@ -268,12 +300,22 @@ async fn admin_tokens_of_the_wrong_audience_expired_revoked_or_powerless_are_ref
         .await;
     assert_eq!(s, 200, "{v}");
     problem(
-        &h.admin_as(&token, Method::POST, "/tenants", Some(json!({ "name": "x" }))).await,
+        &h.admin_as(
+            &token,
+            Method::POST,
+            "/tenants",
+            Some(json!({ "name": "x" })),
+        )
+        .await,
         401,
         "revoked",
     );
     let (_, listed) = h.admin(Method::GET, "/tenants", None).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1, "nothing was created: {listed}");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing was created: {listed}"
+    );
 }
 
 #[tokio::test]
@@ -287,26 +329,54 @@ async fn a_narrow_scope_reaches_only_what_it_names() {
     let audit = h.admin_token(&auditor, "warden:audit:read").await;
 
     problem(
-        &h.admin_as(&revoke, Method::POST, &format!("/principals/{}/disable", bot.id), None).await,
+        &h.admin_as(
+            &revoke,
+            Method::POST,
+            &format!("/principals/{}/disable", bot.id),
+            None,
+        )
+        .await,
         403,
         "warden:tenant:admin",
     );
     problem(
-        &h.admin_as(&revoke, Method::GET, &format!("/tenants/{t}/access-report"), None).await,
+        &h.admin_as(
+            &revoke,
+            Method::GET,
+            &format!("/tenants/{t}/access-report"),
+            None,
+        )
+        .await,
         403,
         "warden:audit:read",
     );
     let (s, v) = h
-        .admin_as(&audit, Method::GET, &format!("/tenants/{t}/access-report"), None)
+        .admin_as(
+            &audit,
+            Method::GET,
+            &format!("/tenants/{t}/access-report"),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     problem(
-        &h.admin_as(&audit, Method::POST, &format!("/principals/{}/revoke", bot.id), None).await,
+        &h.admin_as(
+            &audit,
+            Method::POST,
+            &format!("/principals/{}/revoke", bot.id),
+            None,
+        )
+        .await,
         403,
         "warden:revoke",
     );
     let (s, v) = h
-        .admin_as(&revoke, Method::POST, &format!("/principals/{}/revoke", bot.id), None)
+        .admin_as(
+            &revoke,
+            Method::POST,
+            &format!("/principals/{}/revoke", bot.id),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
 }
@@ -335,7 +405,10 @@ async fn every_change_is_on_record_under_its_callers_name() {
         .filter_map(|v| v.get("entry").cloned())
         .filter(|e| e["kind"] == "lifecycle")
         .collect();
-    let actors: Vec<&str> = entries.iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    let actors: Vec<&str> = entries
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
     // The tenant and the administrator were made with break-glass; the agent by the admin.
     assert_eq!(actors, ["break-glass", "break-glass", admin.id.as_str()]);
 }
@@ -363,7 +436,10 @@ async fn a_gateways_key_is_its_principals_and_goes_with_it() {
     assert_eq!(register(&h, &theirs, &key).await.0, 409);
     // Enrolling a second gateway of the same name is refused.
     let (s, v) = h
-        .admin_post("/gateways", json!({ "name": "edge-1", "public_key": public_jwk(&new_key()) }))
+        .admin_post(
+            "/gateways",
+            json!({ "name": "edge-1", "public_key": public_jwk(&new_key()) }),
+        )
         .await;
     assert_eq!(s, 409, "{v}");
 
@@ -377,7 +453,11 @@ async fn a_gateways_key_is_its_principals_and_goes_with_it() {
         .unwrap();
     assert_eq!(stream.status(), 200);
     let (s, v) = h
-        .admin(Method::POST, &format!("/principals/{}/disable", edge.id), None)
+        .admin(
+            Method::POST,
+            &format!("/principals/{}/disable", edge.id),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(!published(h.jwks().await));
@@ -418,14 +498,21 @@ async fn the_revocation_stream_is_for_gateways() {
 #[tokio::test]
 async fn the_system_tenant_is_warden_s_own() {
     let h = Harness::start().await;
-    let got = h.admin_post("/tenants", json!({ "name": "warden-system" })).await;
+    let got = h
+        .admin_post("/tenants", json!({ "name": "warden-system" }))
+        .await;
     problem(&got, 422, "reserved");
     h.enroll_gateway("edge-1").await;
     let t = h.tenant("acme").await;
     let admin = administrator(&h, &t, "acme-admin", "warden:tenant:admin").await;
     let token = h.admin_token(&admin, "warden:tenant:admin").await;
     let got = h
-        .admin_as(&token, Method::GET, "/tenants/warden-system/principals", None)
+        .admin_as(
+            &token,
+            Method::GET,
+            "/tenants/warden-system/principals",
+            None,
+        )
         .await;
     assert_eq!(got.0, 404, "{}", got.1);
 }

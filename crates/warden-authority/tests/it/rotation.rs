@@ -30,7 +30,10 @@ async fn the_active_key_rotates_on_schedule_once_and_its_tokens_keep_verifying()
     let bot = h.agent(&t, "bot", "crm:read").await;
     let watcher = h.introspector("acme").await;
     let (_, keys) = h.admin(Method::GET, "/keys", None).await;
-    let (active, next) = (kid_in(&keys, "active").unwrap(), kid_in(&keys, "next").unwrap());
+    let (active, next) = (
+        kid_in(&keys, "active").unwrap(),
+        kid_in(&keys, "next").unwrap(),
+    );
 
     // Not yet due: nothing changes.
     h.clock.advance(30 * DAY - 60);
@@ -42,8 +45,16 @@ async fn the_active_key_rotates_on_schedule_once_and_its_tokens_keep_verifying()
     h.clock.advance(61);
     h.authority.maintain().await;
     let (_, keys) = h.admin(Method::GET, "/keys", None).await;
-    assert_eq!(kid_in(&keys, "active").as_deref(), Some(next.as_str()), "{keys}");
-    assert_eq!(kid_in(&keys, "retired").as_deref(), Some(active.as_str()), "{keys}");
+    assert_eq!(
+        kid_in(&keys, "active").as_deref(),
+        Some(next.as_str()),
+        "{keys}"
+    );
+    assert_eq!(
+        kid_in(&keys, "retired").as_deref(),
+        Some(active.as_str()),
+        "{keys}"
+    );
     let newest_next = kid_in(&keys, "next").unwrap();
     // The old key is still published, and its token still good.
     assert!(h.jwks().await.get(&active).is_some());
@@ -106,7 +117,10 @@ async fn a_client_key_past_its_tenants_max_age_is_refused_until_rotated() {
         .await;
     crate::support::assert_oauth_error(&got, 401, "invalid_client");
     let why = got.1["error_description"].as_str().unwrap();
-    assert!(why.contains("max_client_key_age") && why.contains("rotate-key"), "{why}");
+    assert!(
+        why.contains("max_client_key_age") && why.contains("rotate-key"),
+        "{why}"
+    );
 
     let key = warden_test::keys::new_key();
     let (s, v) = h
@@ -136,7 +150,11 @@ async fn a_client_key_past_its_tenants_max_age_is_refused_until_rotated() {
     let (s, v) = set(serde_json::json!(10)).await;
     assert_eq!(s, 422, "{v}");
     let (s, v) = set(serde_json::json!(2 * DAY)).await;
-    assert_eq!((s, v["max_client_key_age_secs"].as_i64()), (200, Some(2 * DAY)), "{v}");
+    assert_eq!(
+        (s, v["max_client_key_age_secs"].as_i64()),
+        (200, Some(2 * DAY)),
+        "{v}"
+    );
     h.clock.advance(3 * DAY);
     let got = h
         .token_with_assertion(&h.assertion(&bot), Some("crm:read"))

@@ -41,7 +41,7 @@ GET = "crm:contacts:read"
         gate: warden_test::gateway::gate(true),
     };
     let credentials = Auth::Principal {
-        credentials: auth.credentials(&edge),
+        credentials: Box::new(auth.credentials(&edge)),
         scope: Some("warden:gateway".into()),
     };
     let (url, gateway) = launch_as(
@@ -79,7 +79,11 @@ GET = "crm:contacts:read"
 
     // The gateway's published key goes with its principal.
     let (s, v) = auth
-        .admin(Method::POST, &format!("/principals/{}/disable", edge.id), None)
+        .admin(
+            Method::POST,
+            &format!("/principals/{}/disable", edge.id),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(auth.jwks().await.get(gateway.key_id()).is_none());
@@ -90,7 +94,11 @@ async fn a_gateway_whose_credentials_are_refused_does_not_start() {
     let auth = TestAuthority::start().await;
     let edge = auth.enroll_gateway("edge-1").await;
     let (s, v) = auth
-        .admin(Method::POST, &format!("/principals/{}/disable", edge.id), None)
+        .admin(
+            Method::POST,
+            &format!("/principals/{}/disable", edge.id),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let toml = format!("[gateway]\nauthority = \"{}\"\n", auth.url);
@@ -99,7 +107,7 @@ async fn a_gateway_whose_credentials_are_refused_does_not_start() {
         gate: warden_test::gateway::gate(true),
     };
     let credentials = Auth::Principal {
-        credentials: auth.credentials(&edge),
+        credentials: Box::new(auth.credentials(&edge)),
         scope: Some("warden:gateway".into()),
     };
     let refused = launch_as(

@@ -693,7 +693,11 @@ async fn a_single_use_token_refused_for_an_audit_backlog_is_not_spent() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(served, Some(reqwest::StatusCode::OK), "the one-shot token was burnt by a 503");
+    assert_eq!(
+        served,
+        Some(reqwest::StatusCode::OK),
+        "the one-shot token was burnt by a 503"
+    );
     assert_eq!(env.get("/crm/a", Some(&once)).await.status(), 401);
 }
 
@@ -704,9 +708,7 @@ async fn the_gateway_reports_which_principals_it_served_for_access_reviews() {
     assert_eq!(env.get("/crm/a", Some(&token)).await.status(), 200);
     let served_at = env.now();
     let mut reported_until = 0;
-    env.gateway
-        .report_use(&mut reported_until)
-        .await;
+    env.gateway.report_use(&mut reported_until).await;
     assert_eq!(reported_until, served_at);
     let tenants: Value = env
         .http

@@ -387,10 +387,15 @@ async fn gateway_keys(s: &dyn Store) {
     ));
     let keys = s.gateway_keys(400).await.unwrap();
     assert_eq!(keys.len(), 1);
-    assert_eq!((keys[0].principal.as_ref(), keys[0].expires_at), (Some(&edge.id), 500));
+    assert_eq!(
+        (keys[0].principal.as_ref(), keys[0].expires_at),
+        (Some(&edge.id), 500)
+    );
     s.set_principal_disabled(&edge.id, true, 400).await.unwrap();
     assert!(s.gateway_keys(400).await.unwrap().is_empty());
-    s.set_principal_disabled(&edge.id, false, 401).await.unwrap();
+    s.set_principal_disabled(&edge.id, false, 401)
+        .await
+        .unwrap();
     assert_eq!(s.gateway_keys(401).await.unwrap().len(), 1);
 }
 
@@ -605,11 +610,20 @@ async fn client_key_age(s: &dyn Store) {
     assert_eq!(stored.key_registered_at, Some(5_000));
 
     let set = |secs| Change::SetTenantMaxClientKeyAge { id: &t.id, secs };
-    s.apply(set(Some(3_600)), &ChangeRecord::default()).await.unwrap();
+    s.apply(set(Some(3_600)), &ChangeRecord::default())
+        .await
+        .unwrap();
     let stored = s.tenant(&t.id).await.unwrap().unwrap();
     assert_eq!(stored.max_client_key_age_secs, Some(3_600));
     s.apply(set(None), &ChangeRecord::default()).await.unwrap();
-    assert_eq!(s.tenant(&t.id).await.unwrap().unwrap().max_client_key_age_secs, None);
+    assert_eq!(
+        s.tenant(&t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .max_client_key_age_secs,
+        None
+    );
 }
 
 macro_rules! conformance {

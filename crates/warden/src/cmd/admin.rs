@@ -59,7 +59,10 @@ pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
         "public_key": public,
     });
     let created = admin
-        .post(&format!("/tenants/{}/principals", seg(&tenant)), Some(&body))
+        .post(
+            &format!("/tenants/{}/principals", seg(&tenant)),
+            Some(&body),
+        )
         .await?;
     let id = created
         .get("id")

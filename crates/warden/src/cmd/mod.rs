@@ -142,7 +142,7 @@ fn connect(common: &Common) -> anyhow::Result<AdminClient> {
                 None => dir.server_info()?.authority_url,
             };
             let auth = warden_api::client::Auth::Principal {
-                credentials,
+                credentials: Box::new(credentials),
                 scope: None,
             };
             Ok(AdminClient::with_auth(&url, auth))

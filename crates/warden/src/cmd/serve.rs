@@ -158,9 +158,13 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
     };
     init_logging(log_json);
     fdlimit::raise();
-    let auth = match (common.credentials, admin_token_file, std::env::var("WARDEN_ADMIN_TOKEN").ok()) {
+    let auth = match (
+        common.credentials,
+        admin_token_file,
+        std::env::var("WARDEN_ADMIN_TOKEN").ok(),
+    ) {
         (Some(path), _, _) => warden_api::client::Auth::Principal {
-            credentials: warden_api::Credentials::read(&path)?,
+            credentials: Box::new(warden_api::Credentials::read(&path)?),
             scope: Some(warden_api::scope::GATEWAY.into()),
         },
         (None, Some(f), _) => warden_api::client::Auth::BreakGlass(

@@ -599,7 +599,10 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
     assert_eq!(verified["status"], "ok");
     // The built-in gateway ran as a principal of its own, its credentials kept private.
     let credentials = std::fs::metadata(data.join("gateway.credentials.json")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&credentials.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&credentials.permissions()) & 0o777,
+        0o600
+    );
 }
 
 #[test]
