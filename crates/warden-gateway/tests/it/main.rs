@@ -11,6 +11,7 @@
 mod behaviour;
 mod dpop;
 mod limits;
+mod ops;
 mod pipeline;
 mod policy;
 mod revocation;
