@@ -7,7 +7,7 @@
 //! Every label set a request can move is made at start, so the token path takes a handle it
 //! already holds: no lookup, no allocation.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -111,8 +111,11 @@ async fn the_ops_listener_serves_health_metrics_and_the_admin_api() {
     );
     assert_eq!(admin(Method::GET, "/_warden/restrictions", None).await, 401);
     assert_eq!(
-        admin(Method::GET, "/_warden/restrictions", Some(&token)).await,
+        admin(Method::GET, "/_warden/restrictions", Some(token.as_str())).await,
         401
     );
-    assert_eq!(admin(Method::GET, "/crm/a", Some(&token)).await, 404);
+    assert_eq!(
+        admin(Method::GET, "/crm/a", Some(token.as_str())).await,
+        404
+    );
 }
