@@ -140,8 +140,9 @@ impl Default for Metrics {
         let issued_by =
             GrantLabel::ALL.map(|g| issued.get_or_create(&[("grant_type", g.name())]).clone());
         let refused = Family::<Labels, Counter>::default();
+        // Made now, so every code reads 0 before its first refusal; the guard is let go.
         for code in ERROR_CODES {
-            refused.get_or_create(&[("error", code)]);
+            drop(refused.get_or_create(&[("error", code)]));
         }
         let token_seconds: HistogramFamily = Family::new_with_constructor(token_histogram);
         let token_seconds_by = GrantLabel::ALL.map(|g| {
