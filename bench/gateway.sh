@@ -147,11 +147,28 @@ die() {
   exit 1
 }
 
-read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT HAP_PORT BASE_GW_PORT < <(python3 -c '
+read -r UP_PORT PROXY_PORT GW_PORT FRONT_PORT GW2_PORT GW3_PORT BARE_PORT HAP_PORT BASE_GW_PORT \
+  GW_OPS_PORT GW2_OPS_PORT GW3_OPS_PORT BASE_GW_OPS_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(9)]
+socks = [socket.socket() for _ in range(13)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
+
+# The ops flags of a binary (a base binary from before the ops listener has none, and serves
+# /healthz on its public port): `ops_flags BIN OPS_PORT` prints them; `health_url BIN PORT
+# OPS_PORT` where its /healthz is.
+ops_flags() { # bin ops_port
+  if "$1" serve --help 2>/dev/null | grep -q -- --gateway-ops-listen; then
+    echo "--ops-listen 127.0.0.1:0 --gateway-ops-listen 127.0.0.1:$2"
+  fi
+}
+health_url() { # bin port ops_port
+  if "$1" serve --help 2>/dev/null | grep -q -- --gateway-ops-listen; then
+    echo "http://127.0.0.1:$3/healthz"
+  else
+    echo "http://127.0.0.1:$2/healthz"
+  fi
+}
 
 wait_http() { # name url
   local _
@@ -249,8 +266,9 @@ audience = "api"
 [gateway.route.scopes]
 GET = "api:read"
 EOF
+# shellcheck disable=SC2046 # the ops flags are words
 taskset -c 1 "$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --config "$TMP/warden.toml" \
-  --gateway-listen "127.0.0.1:$GW_PORT" >"$TMP/warden.log" 2>&1 &
+  --gateway-listen "127.0.0.1:$GW_PORT" $(ops_flags "$WARDEN_BIN" "$GW_OPS_PORT") >"$TMP/warden.log" 2>&1 &
 WARDEN_PID=$!
 PIDS+=("$WARDEN_PID")
 
@@ -282,16 +300,17 @@ start_nginx front 1
 wait_http "upstream nginx" "http://127.0.0.1:$UP_PORT/"
 wait_http "proxy nginx" "http://127.0.0.1:$PROXY_PORT/"
 wait_http "bare proxy" "http://127.0.0.1:$BARE_PORT/"
-wait_http "warden gateway" "http://127.0.0.1:$GW_PORT/healthz"
+wait_http "warden gateway" "http://127.0.0.1:$GW_OPS_PORT/healthz"
 wait_http "front nginx" "http://127.0.0.1:$FRONT_PORT/"
 
 # A second gateway, without policies, against the same authority: CPU 1.
 AUTHORITY_URL=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["authority_url"])' "$DATA/server.json")
 grep -v '^policy_dir' "$TMP/warden.toml" | sed "s|$TMP/audit.jsonl|$TMP/audit-nopolicy.jsonl|" >"$TMP/warden-nopolicy.toml"
 taskset -c 1 "$WARDEN_BIN" gateway --authority "$AUTHORITY_URL" --config "$TMP/warden-nopolicy.toml" \
-  --listen "127.0.0.1:$GW2_PORT" --admin-token-file "$DATA/admin.token" >"$TMP/warden-nopolicy.log" 2>&1 &
+  --listen "127.0.0.1:$GW2_PORT" --ops-listen "127.0.0.1:$GW2_OPS_PORT" \
+  --admin-token-file "$DATA/admin.token" >"$TMP/warden-nopolicy.log" 2>&1 &
 PIDS+=($!)
-wait_http "warden gateway without policies" "http://127.0.0.1:$GW2_PORT/healthz"
+wait_http "warden gateway without policies" "http://127.0.0.1:$GW2_OPS_PORT/healthz"
 
 # A third, as the second but with behavioural telemetry on: 2c vs 2b is its cost.
 sed "s|$TMP/audit-nopolicy.jsonl|$TMP/audit-behaviour.jsonl|" "$TMP/warden-nopolicy.toml" >"$TMP/warden-behaviour.toml"
@@ -303,9 +322,10 @@ head, sep, routes = text.partition("[[gateway.route]]")
 open(p, "w").write(head + "[gateway.behaviour]\nenabled = true\n\n" + sep + routes)
 PY
 taskset -c 1 "$WARDEN_BIN" gateway --authority "$AUTHORITY_URL" --config "$TMP/warden-behaviour.toml" \
-  --listen "127.0.0.1:$GW3_PORT" --admin-token-file "$DATA/admin.token" >"$TMP/warden-behaviour.log" 2>&1 &
+  --listen "127.0.0.1:$GW3_PORT" --ops-listen "127.0.0.1:$GW3_OPS_PORT" \
+  --admin-token-file "$DATA/admin.token" >"$TMP/warden-behaviour.log" 2>&1 &
 PIDS+=($!)
-wait_http "warden gateway with behaviour" "http://127.0.0.1:$GW3_PORT/healthz"
+wait_http "warden gateway with behaviour" "http://127.0.0.1:$GW3_OPS_PORT/healthz"
 
 # With BASE_BIN: case 2's gateway again, from the base binary (`warden serve`, its own
 # authority and data dir, the same config but for the audit file's name): CPU 1, idle but
@@ -314,11 +334,13 @@ BASE_PID=""
 if [[ -n "$BASE_BIN" ]]; then
   BASE_DATA=$TMP/data-base
   sed "s|$TMP/audit.jsonl|$TMP/audit-base.jsonl|" "$TMP/warden.toml" >"$TMP/warden-base.toml"
+  # shellcheck disable=SC2046 # the ops flags are words
   taskset -c 1 "$BASE_BIN" serve --data-dir "$BASE_DATA" --listen 127.0.0.1:0 --config "$TMP/warden-base.toml" \
-    --gateway-listen "127.0.0.1:$BASE_GW_PORT" >"$TMP/warden-base.log" 2>&1 &
+    --gateway-listen "127.0.0.1:$BASE_GW_PORT" $(ops_flags "$BASE_BIN" "$BASE_GW_OPS_PORT") \
+    >"$TMP/warden-base.log" 2>&1 &
   BASE_PID=$!
   PIDS+=("$BASE_PID")
-  wait_http "base warden gateway" "http://127.0.0.1:$BASE_GW_PORT/healthz"
+  wait_http "base warden gateway" "$(health_url "$BASE_BIN" "$BASE_GW_PORT" "$BASE_GW_OPS_PORT")"
 fi
 
 # ---- identity: tenant, agent, token ------------------------------------------------
@@ -719,7 +741,7 @@ unset C D
 # ---- report ------------------------------------------------------------------------------
 # `warden serve` puts its gateway's decisions in the chained audit log of its data directory.
 audit_lines=$({ cat "$TMP/audit.jsonl" "$DATA/audit/audit.jsonl" 2>/dev/null || true; } | wc -l)
-health=$(curl -s "http://127.0.0.1:$GW_PORT/healthz")
+health=$(curl -s "http://127.0.0.1:$GW_OPS_PORT/healthz")
 read -r rps1 p50_1 p99_1 < <(wrk_fields "$TMP/plain.wrk")
 read -r rps1b p50_1b p99_1b < <(wrk_fields "$TMP/bare.wrk")
 read -r rps2 p50_2 p99_2 < <(wrk_fields "$TMP/cached.wrk")

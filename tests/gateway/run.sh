@@ -105,13 +105,15 @@ echo "gateway: python $("$PY" -c 'import sys; print(sys.version.split()[0])'), P
 # `jget FILE EXPR`: evaluates a Python expression over the JSON document `d` in FILE.
 jget() { "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-# Free loopback ports, taken at once so they differ: gateway, upstream, two nginx servers.
-read -r GW_PORT UP_PORT NGINX_PORT NAIVE_PORT < <("$PY" -c '
+# Free loopback ports, taken at once so they differ: gateway, upstream, two nginx servers,
+# the gateway's ops listener.
+read -r GW_PORT UP_PORT NGINX_PORT NAIVE_PORT GW_OPS_PORT < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(5)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 GATEWAY_URL=http://127.0.0.1:$GW_PORT
+GATEWAY_OPS_URL=http://127.0.0.1:$GW_OPS_PORT
 UPSTREAM_URL=http://127.0.0.1:$UP_PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 NAIVE_URL=http://127.0.0.1:$NAIVE_PORT
@@ -153,8 +155,9 @@ audience = "crm"
 [gateway.route.scopes]
 GET = "crm:admin:read"
 EOF
-"$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 \
-  --config "$TMP/warden.toml" --gateway-listen "127.0.0.1:$GW_PORT" >"$TMP/server.log" 2>&1 &
+"$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+  --config "$TMP/warden.toml" --gateway-listen "127.0.0.1:$GW_PORT" \
+  --gateway-ops-listen "127.0.0.1:$GW_OPS_PORT" >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 
 AUTHORITY_URL=
@@ -168,7 +171,11 @@ for _ in $(seq 100); do
 done
 [[ -n "$AUTHORITY_URL" ]] || die "warden serve did not write $DATA/server.json within 10 s"
 # server.json is written before the gateway has registered its key and bound its port.
-wait_http "the gateway" "$SERVER_PID" "$GATEWAY_URL/healthz"
+wait_http "the gateway" "$SERVER_PID" "$GATEWAY_OPS_URL/healthz"
+# The ops endpoints are on their own listener; on the public one /metrics is a path like any.
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$GATEWAY_OPS_URL/metrics") == 200 ]] ||
+  die "the gateway's ops listener does not serve /metrics"
+curl -s "$GATEWAY_URL/metrics" | grep -q warden_gateway_ && die "the public gateway port serves /metrics"
 echo "gateway: warden $("$WARDEN_BIN" --version | awk '{print $NF}'): authority $AUTHORITY_URL, gateway $GATEWAY_URL"
 
 # ---- the Python upstream ------------------------------------------------------------

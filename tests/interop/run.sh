@@ -85,7 +85,7 @@ PYEOF
 
 # ---- the server ------------------------------------------------------------
 DATA=$TMP/data
-"$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 >"$TMP/server.log" 2>&1 &
+"$WARDEN_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 
 json_field() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

@@ -156,6 +156,8 @@ enum Msg {
 struct Shared {
     tx: mpsc::Sender<Msg>,
     queue: Arc<Semaphore>,
+    /// The queue's size: what `queue` had before any entry took a place.
+    queue_capacity: usize,
     durable: AtomicU64,
     health: Health,
     max_entry_bytes: usize,
@@ -241,6 +243,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             tx,
             queue: Arc::new(Semaphore::new(opts.queue_capacity)),
+            queue_capacity: opts.queue_capacity,
             durable: AtomicU64::new(report.entries),
             health: Health::default(),
             max_entry_bytes: opts.max_entry_bytes,
@@ -351,6 +354,13 @@ impl AuditLog {
     /// Outages, failed writes and entries refused over the log's life.
     pub fn stats(&self) -> LogStats {
         self.shared.health.stats()
+    }
+
+    /// Entries queued and not yet durable (each holds a place until it is).
+    pub fn queued(&self) -> usize {
+        self.shared
+            .queue_capacity
+            .saturating_sub(self.shared.queue.available_permits())
     }
 
     /// How many times a sink refused a batch.

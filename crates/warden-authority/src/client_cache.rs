@@ -28,15 +28,22 @@ pub struct ClientCache {
     max_entries: usize,
     generation: AtomicU64,
     entries: Mutex<HashMap<PrincipalId, (Instant, Arc<Client>)>>,
+    /// How long a miss's store lookup took.
+    lookups: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl ClientCache {
-    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+    pub fn new(
+        ttl: Duration,
+        max_entries: usize,
+        lookups: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
         Self {
             ttl,
             max_entries,
             generation: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
+            lookups,
         }
     }
 
@@ -50,10 +57,16 @@ impl ClientCache {
             return Ok(Some(hit));
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let Some(principal) = store.principal(id).await? else {
-            return Ok(None);
+        let started = Instant::now();
+        let found = match store.principal(id).await? {
+            Some(principal) => store
+                .tenant(&principal.tenant)
+                .await?
+                .map(|tenant| (principal, tenant)),
+            None => None,
         };
-        let Some(tenant) = store.tenant(&principal.tenant).await? else {
+        self.lookups.observe(started.elapsed().as_secs_f64());
+        let Some((principal, tenant)) = found else {
             return Ok(None);
         };
         let key = principal

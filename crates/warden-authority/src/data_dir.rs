@@ -48,6 +48,10 @@ pub enum DataDirError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub authority_url: String,
+    /// The ops listener (`/healthz`, `/readyz`, `/metrics`); absent in a file an older
+    /// server wrote.
+    #[serde(default)]
+    pub ops_url: Option<String>,
     pub pid: u32,
 }
 

@@ -134,9 +134,15 @@ impl IntoResponse for OAuthError {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
         }
+        res.extensions_mut().insert(OAuthErrorCode(self.code));
         res
     }
 }
+
+/// The `error` an [`OAuthError`] answer carries, kept on the response for the metrics of the
+/// endpoint that answered (it never reaches the client).
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthErrorCode(pub &'static str);
 
 /// A problem+json refusal (RFC 9457).
 #[derive(Debug)]

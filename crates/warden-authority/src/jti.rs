@@ -20,9 +20,13 @@ pub struct JtiRecorder {
 }
 
 impl JtiRecorder {
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
+    /// Starts the recorder; each batch's store round trip is observed in `took`.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        took: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, took));
         Self { tx }
     }
 
@@ -39,13 +43,20 @@ impl JtiRecorder {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(AssertionJti, Reply)>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<(AssertionJti, Reply)>,
+    took: prometheus_client::metrics::histogram::Histogram,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Waits for the first request, then takes whatever else is already queued: no timer,
     // so a lone request is not delayed.
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (entries, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match store.record_assertion_jtis(&entries).await {
+        let started = std::time::Instant::now();
+        let recorded = store.record_assertion_jtis(&entries).await;
+        took.observe(started.elapsed().as_secs_f64());
+        match recorded {
             Ok(fresh) => {
                 for (reply, f) in replies.into_iter().zip(fresh) {
                     let _ = reply.send(Ok(f));

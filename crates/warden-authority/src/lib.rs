@@ -31,6 +31,7 @@ pub mod journal;
 mod jti;
 pub mod keys;
 mod metadata;
+pub mod metrics;
 mod oauth;
 pub mod readiness;
 pub mod revocation;
@@ -62,6 +63,8 @@ pub struct Authority {
     audit: warden_audit::AuditLog,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
+    /// What `/metrics` on the ops listener reports.
+    pub metrics: metrics::Metrics,
     clients: client_cache::ClientCache,
     jtis: jti::JtiRecorder,
     dpop_replay: std::sync::Mutex<warden_core::replay::ReplayCache>,
@@ -101,8 +104,12 @@ impl Authority {
             config.issuer.clone(),
             Arc::clone(&keys),
         );
-        let clients =
-            client_cache::ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
+        let metrics = metrics::Metrics::default();
+        let clients = client_cache::ClientCache::new(
+            config.client_cache_ttl,
+            config.client_cache_entries,
+            metrics.store_histogram(metrics::StoreOp::ClientLookup),
+        );
         let revocations = Arc::new(revocation::RevocationHub::load(store.as_ref()).await?);
         revocations.spawn_follower(Arc::clone(&store));
         let authority = Arc::new(Self {
@@ -114,7 +121,11 @@ impl Authority {
                 config.dpop_replay_capacity,
             )),
             clients,
-            jtis: jti::JtiRecorder::spawn(Arc::clone(&store)),
+            jtis: jti::JtiRecorder::spawn(
+                Arc::clone(&store),
+                metrics.store_histogram(metrics::StoreOp::RecordJtis),
+            ),
+            metrics,
             config,
             store,
             keys,
@@ -406,7 +417,9 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The authority's HTTP surface.
+/// The authority's public HTTP surface. Of the ops endpoints only the plain liveness
+/// `/healthz` is here (for load balancers); `/readyz` and `/metrics` are on
+/// [`readiness::ops_router`], served on a listener of its own.
 pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .merge(metadata::routes())

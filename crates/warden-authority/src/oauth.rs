@@ -16,9 +16,10 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::client_auth::authenticate;
-use crate::error::OAuthError;
+use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grant::Issue;
 use crate::http::{media_type, read_body};
+use crate::metrics::GrantLabel;
 use crate::token_request::{truncate, Grant, TokenRequest};
 use crate::Authority;
 
@@ -35,24 +36,37 @@ async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
     let peer = peer.map(|p| p.0 .0.ip());
+    let mut grant = GrantLabel::None;
     // No token leaves that is not on record: while the log cannot write, refuse up front
     // (the outage is logged and counted once, by the log).
-    if let Some(why) = crate::readiness::audit_down(&a) {
-        return OAuthError::unavailable(why).into_response();
-    }
-    match decide(&a, &headers, body, peer).await {
-        Ok(issue) => crate::issue::issue(&a, issue, peer).await,
-        Err(e) => crate::issue::refuse(&a, e, peer),
-    }
+    let res = if let Some(why) = crate::readiness::audit_down(&a) {
+        OAuthError::unavailable(why).into_response()
+    } else {
+        match decide(&a, &headers, body, peer, &mut grant).await {
+            Ok(issue) => crate::issue::issue(&a, issue, peer).await,
+            Err(e) => crate::issue::refuse(&a, e, peer),
+        }
+    };
+    // Every answer that is not a token is an `OAuthError`'s, and says which.
+    let error = res
+        .extensions()
+        .get::<OAuthErrorCode>()
+        .map(|c| c.0)
+        .or_else(|| (!res.status().is_success()).then_some("server_error"));
+    a.metrics.token_answered(grant, error, started.elapsed());
+    res
 }
 
-/// Every phase before the issue path: what the request, once authenticated, is to get.
+/// Every phase before the issue path: what the request, once authenticated, is to get;
+/// `grant` is set as soon as the grant is known.
 async fn decide(
     a: &Authority,
     headers: &HeaderMap,
     body: Body,
     peer: Option<std::net::IpAddr>,
+    grant_read: &mut GrantLabel,
 ) -> Result<Issue, OAuthError> {
     let form = read_form(a, headers, body).await?;
     let request = TokenRequest::parse(headers, &form);
@@ -63,6 +77,10 @@ async fn decide(
         }
     }
     let grant = request.grant?;
+    *grant_read = match &grant {
+        Grant::ClientCredentials(_) => GrantLabel::ClientCredentials,
+        Grant::Exchange(_) => GrantLabel::Exchange,
+    };
     let client = authenticate(a, request.client, peer).await?;
     let jkt = crate::dpop::proven_key(a, headers)?;
     match grant {

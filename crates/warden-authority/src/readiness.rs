@@ -1,10 +1,14 @@
 //! Whether the authority can do its work, for orchestrators and operators: `/healthz` (the
 //! process answers), `/readyz` (it can issue and record: 503 with the reasons when not) and
-//! `/metrics` (Prometheus text). Also the gate that refuses changes the audit log could not
+//! `/metrics` (Prometheus text, [`crate::metrics`]). All three are on the ops listener
+//! ([`ops_router`], loopback by default); the public router keeps only `/healthz`, which says
+//! nothing but `ok`, for load balancers that probe the port they send traffic to. Readiness
+//! names internal causes (store errors, the audit log's) and the figures describe traffic, so
+//! neither is served to clients. Also the gate that refuses changes the audit log could not
 //! record, before they are applied.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -22,11 +26,19 @@ use crate::Authority;
 /// longest gap between two of the audit log's recovery probes.
 pub const RETRY_AFTER_SECS: u32 = 2;
 
+/// What the public router serves of this module: the plain liveness answer.
 pub fn routes() -> Router<Arc<Authority>> {
+    Router::new().route("/healthz", get(healthz))
+}
+
+/// The authority's ops listener: `/healthz`, `/readyz` and `/metrics`; anything else 404.
+pub fn ops_router(authority: Arc<Authority>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(crate::http::not_found)
+        .with_state(authority)
 }
 
 async fn healthz() -> &'static str {
@@ -44,8 +56,16 @@ async fn readyz(State(a): State<Arc<Authority>>) -> Response {
     if let Some(why) = audit_down(&a) {
         reasons.push(why);
     }
-    if let Err(e) = a.store.revocations_since(i64::MAX, 1).await {
+    let started = Instant::now();
+    let probe = a.store.revocations_since(i64::MAX, 1).await;
+    a.metrics
+        .store_histogram(crate::metrics::StoreOp::Readiness)
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = probe {
         reasons.push(format!("the store does not answer: {e}"));
+    }
+    if let Some(why) = signing_key_unusable(&a).await {
+        reasons.push(why);
     }
     let ready = reasons.is_empty();
     let status = if ready {
@@ -57,6 +77,24 @@ async fn readyz(State(a): State<Arc<Authority>>) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// Why the active signing key cannot sign tokens verifiers accept, if it cannot: a probe
+/// message is signed through the same [`crate::Signer`] the issue path uses (a key held in a
+/// KMS is asked, too), and the key must be among those the JWKS publishes.
+async fn signing_key_unusable(a: &Authority) -> Option<String> {
+    let state = a.keys.current();
+    let signer = a.keys.signer();
+    let kid = signer.kid().to_owned();
+    if state.signing.get(&kid).is_none() {
+        return Some(format!(
+            "the active signing key `{kid}` is not among the published keys"
+        ));
+    }
+    match signer.sign(b"warden readiness probe").await {
+        Ok(_) => None,
+        Err(e) => Some(format!("the signing key `{kid}` cannot sign: {e}")),
+    }
 }
 
 /// Why the audit log cannot record now, if it cannot.
@@ -73,45 +111,10 @@ pub fn audit_down(a: &Authority) -> Option<String> {
 }
 
 async fn metrics(State(a): State<Arc<Authority>>) -> Response {
-    let mut out = String::new();
-    {
-        let log = a.audit_log();
-        let stats = log.stats();
-        let writable = u8::from(log.status().is_writable());
-        let _ = write!(
-            out,
-            "# HELP warden_audit_writable 1 when the audit log can write, 0 during an outage.\n\
-             # TYPE warden_audit_writable gauge\n\
-             warden_audit_writable {writable}\n\
-             # HELP warden_audit_outages_total Times the audit log could not write and refused entries.\n\
-             # TYPE warden_audit_outages_total counter\n\
-             warden_audit_outages_total {}\n\
-             # HELP warden_audit_failed_writes_total Audit writes (batches and recovery probes) that failed.\n\
-             # TYPE warden_audit_failed_writes_total counter\n\
-             warden_audit_failed_writes_total {}\n\
-             # HELP warden_audit_refused_entries_total Audit entries refused while the log could not write.\n\
-             # TYPE warden_audit_refused_entries_total counter\n\
-             warden_audit_refused_entries_total {}\n\
-             # HELP warden_audit_durable_entries Entries durable in the audit log.\n\
-             # TYPE warden_audit_durable_entries gauge\n\
-             warden_audit_durable_entries {}\n",
-            stats.outages,
-            stats.failed_writes,
-            stats.refused_entries,
-            log.durable_seq().0,
-        );
-    }
-    let _ = write!(
-        out,
-        "# HELP warden_revocation_cursor The newest revocation event this authority has applied.\n\
-         # TYPE warden_revocation_cursor gauge\n\
-         warden_revocation_cursor {}\n",
-        a.revocations.head()
-    );
-    let mut res = out.into_response();
+    let mut res = crate::metrics::text(&a).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE_TEXT),
     );
     res
 }

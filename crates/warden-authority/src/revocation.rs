@@ -227,6 +227,7 @@ pub async fn stream(
         (None, after) => after.unwrap_or(0),
     };
     let subscription = Subscription {
+        _subscribed: a.metrics.subscribed(),
         authority: Arc::clone(&a),
         head: a.revocations.subscribe(),
         cursor,
@@ -245,6 +246,8 @@ pub async fn stream(
 }
 
 struct Subscription {
+    /// Counts this stream in `/metrics` while it is open.
+    _subscribed: crate::metrics::Subscribed,
     authority: Arc<Authority>,
     head: watch::Receiver<i64>,
     cursor: i64,

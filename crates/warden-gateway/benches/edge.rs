@@ -85,7 +85,9 @@ GET = "crm:contacts:read"
     );
     let mut list = Vec::new();
     for i in 0..gateways {
-        let (url, gw) = launch_with(
+        let warden_test::gateway::Served {
+            url, gateway: gw, ..
+        } = launch_with(
             &toml,
             &format!("bench-{i}"),
             Arc::new(SystemClock),

@@ -1,4 +1,5 @@
-//! The gateway's own admin surface, for behaviour restrictions: list them, lift them.
+//! The gateway's own admin surface, for behaviour restrictions: list them, lift them. It is
+//! served on the ops listener only ([`crate::ops`]).
 //!
 //! `GET /_warden/restrictions` lists every restriction in force; `DELETE
 //! /_warden/restrictions/{identity}` lifts all of an identity's (a quarantined token stays
@@ -17,7 +18,7 @@ use crate::audit::AuditEvent;
 use crate::http_client::{full, Body};
 use crate::Gateway;
 
-/// Where the admin surface lives; it shadows any route with this prefix.
+/// Where the admin surface lives on the ops listener.
 pub const PREFIX: &str = "/_warden";
 const RESTRICTIONS: &str = "/_warden/restrictions";
 /// Longest identity accepted in a path (`sub~actor`).

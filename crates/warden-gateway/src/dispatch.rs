@@ -1,6 +1,7 @@
-//! Which handler a request goes to — forward auth, health, metrics, the admin API, or the
-//! reverse proxy — and, for the proxy, the path normalized, the client address found, the
-//! pipeline asked, and the allowed request forwarded.
+//! Which handler a request on the public listener goes to — forward auth or the reverse
+//! proxy — and, for the proxy, the path normalized, the client address found, the pipeline
+//! asked, and the allowed request forwarded. `/healthz`, `/metrics` and `/_warden` are not
+//! served here but on the ops listener ([`crate::ops`]): here they are paths like any other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,18 +32,6 @@ impl Gateway {
                 .is_some_and(|rest| rest.starts_with('/'))
         {
             return self.forward_auth(&req, peer).await;
-        }
-        if raw == "/healthz" {
-            return self.health();
-        }
-        if raw == "/metrics" {
-            return self.metrics();
-        }
-        if raw
-            .strip_prefix(crate::admin::PREFIX)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        {
-            return self.admin(&req, &raw, peer);
         }
         let path = match crate::path::normalize(&raw) {
             Ok(p) => p,

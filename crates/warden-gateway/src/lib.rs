@@ -11,8 +11,9 @@
 //! (one-time values) → `swap` (a short internal token for that upstream) → `audit` →
 //! `forward`. Every decision is handed to the audit sink without waiting on disk. The same
 //! pipeline answers forward-auth requests (`/authz`) for nginx, Traefik and Envoy
-//! (`forward_auth`); `/healthz` and `/metrics` are in `health`, the choice between them all
-//! in `dispatch`.
+//! (`forward_auth`); the choice between them is in `dispatch`. `/healthz` (`health`),
+//! `/metrics` (`metrics`) and the `/_warden` admin API (`admin`) are served only on the ops
+//! listener (`ops`, [`Gateway::serve_ops`]), never on the public one.
 
 mod admin;
 pub mod alert;
@@ -26,7 +27,9 @@ mod forward_auth;
 mod health;
 mod http_client;
 pub mod jwks;
+mod metrics;
 pub mod net;
+mod ops;
 mod path;
 pub mod pipeline;
 mod proxy;
@@ -118,6 +121,8 @@ pub struct Gateway {
     bound: std::sync::OnceLock<SocketAddr>,
     /// Client connections open, against `config.max_connections` (read by `/metrics`).
     pub connections: ConnectionLimit,
+    /// Pipeline decisions by phase, for `/metrics`.
+    decisions: metrics::Decisions,
     client: HttpClient,
     clock: Arc<dyn Clock>,
 }
@@ -192,6 +197,7 @@ impl Gateway {
             key: parts.key,
             bound: std::sync::OnceLock::new(),
             connections: ConnectionLimit::new(config.max_connections),
+            decisions: metrics::Decisions::new(),
             // Building a client does no I/O; it connects when first used.
             client: http_client::new_client(),
             clock: parts.clock,

@@ -169,6 +169,20 @@ impl TestAuthority {
         format!("{}/oauth2/token", self.url)
     }
 
+    /// Serves the authority's ops endpoints (`/healthz`, `/readyz`, `/metrics`) on a fresh
+    /// loopback port, until the test ends: their base URL.
+    pub async fn serve_ops(&self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(server::serve(
+            listener,
+            warden_authority::readiness::ops_router(Arc::clone(&self.authority)),
+            self.config.limits.clone(),
+            std::future::pending(),
+        ));
+        url
+    }
+
     pub fn now(&self) -> i64 {
         self.time.now()
     }

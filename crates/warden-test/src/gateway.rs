@@ -1,4 +1,4 @@
-//! A real gateway from a TOML text on a free loopback port, auditing to memory.
+//! A real gateway from a TOML text on free loopback ports (public and ops), auditing to memory.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -46,8 +46,17 @@ impl AuditWriter for MemoryAudit {
 /// A running gateway of the test's own.
 pub struct Launched {
     pub url: String,
+    /// The ops listener: `/healthz`, `/metrics`, `/_warden`.
+    pub ops_url: String,
     pub gateway: Arc<Gateway>,
     pub audit: Arc<Mutex<Vec<AuditEvent>>>,
+}
+
+/// A gateway serving on both its listeners.
+pub struct Served {
+    pub url: String,
+    pub ops_url: String,
+    pub gateway: Arc<Gateway>,
 }
 
 /// Starts a gateway from `toml` (origin `test.toml`) with the bootstrap admin token,
@@ -59,35 +68,40 @@ pub async fn launch(toml: &str, clock: Arc<dyn Clock>, gate: Gate) -> Result<Lau
         events: Arc::clone(&events),
         gate,
     };
-    let (url, gateway) = launch_with(toml, "test-gateway", clock, Box::new(writer)).await?;
+    let Served {
+        url,
+        ops_url,
+        gateway,
+    } = launch_with(toml, "test-gateway", clock, Box::new(writer)).await?;
     Ok(Launched {
         url,
+        ops_url,
         gateway,
         audit: events,
     })
 }
 
 /// Starts a gateway named `name` from `toml` with the bootstrap admin token, auditing to
-/// `writer`, and serves it on a fresh loopback port: its URL and the gateway.
+/// `writer`, and serves it and its ops endpoints on fresh loopback ports.
 pub async fn launch_with(
     toml: &str,
     name: &str,
     clock: Arc<dyn Clock>,
     writer: Box<dyn AuditWriter>,
-) -> Result<(String, Arc<Gateway>), StartError> {
+) -> Result<Served, StartError> {
     let auth = Auth::BreakGlass(ADMIN.to_owned().into());
     launch_as(toml, name, clock, writer, auth).await
 }
 
 /// Starts a gateway authenticating to the authority as `auth` (its own credentials, say),
-/// auditing to `writer`, and serves it on a fresh loopback port.
+/// auditing to `writer`, and serves it and its ops endpoints on fresh loopback ports.
 pub async fn launch_as(
     toml: &str,
     name: &str,
     clock: Arc<dyn Clock>,
     writer: Box<dyn AuditWriter>,
     auth: Auth,
-) -> Result<(String, Arc<Gateway>), StartError> {
+) -> Result<Served, StartError> {
     let config = GatewayConfig::parse(toml, "test.toml", None).unwrap();
     let gateway = Gateway::start(
         config,
@@ -102,7 +116,14 @@ pub async fn launch_as(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(Arc::clone(&gateway).serve(listener, std::future::pending()));
-    Ok((url, gateway))
+    let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_url = format!("http://{}", ops.local_addr().unwrap());
+    tokio::spawn(Arc::clone(&gateway).serve_ops(ops, std::future::pending()));
+    Ok(Served {
+        url,
+        ops_url,
+        gateway,
+    })
 }
 
 /// An audit writer that keeps nothing, for benchmarks.

@@ -48,10 +48,12 @@ pub async fn run() -> anyhow::Result<Outcome> {
             database: None,
             audit_stdout: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: None,
             token_ttl_secs: None,
             config: None,
             gateway_listen: None,
+            gateway_ops_listen: None,
             max_connections: None,
         },
     )
@@ -256,6 +258,12 @@ pub async fn run() -> anyhow::Result<Outcome> {
     )
     .await;
 
+    let ops = ops_endpoints(&http, &url, &running.ops_url).await;
+    steps.record(
+        "ops endpoints on their own listener: ready, counting, and not public",
+        ops,
+    );
+
     let _ = running.shutdown.send(());
     let _ = running.task.await;
     let audit = (|| {
@@ -409,6 +417,32 @@ async fn delegation(
         "revoking ann ends the agent's delegated token too (cascade)",
         revoked,
     );
+}
+
+/// `/readyz` and `/metrics` answer on the ops listener, and `/metrics` is not on the public
+/// port.
+async fn ops_endpoints(http: &reqwest::Client, url: &str, ops: &str) -> anyhow::Result<String> {
+    let ready = http.get(format!("{ops}/readyz")).send().await?;
+    if ready.status() != reqwest::StatusCode::OK {
+        bail!("{ops}/readyz answered {}", ready.status());
+    }
+    let metrics = http
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let issued = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("warden_authority_tokens_issued_total{grant_type=\"client_credentials\"}")
+        })
+        .unwrap_or("no issuance counted");
+    let public = http.get(format!("{url}/metrics")).send().await?.status();
+    if public != reqwest::StatusCode::NOT_FOUND {
+        bail!("{url}/metrics answered {public}, not 404");
+    }
+    Ok(format!("{ops}/readyz 200, {url}/metrics 404\n{issued}"))
 }
 
 async fn discover(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {

@@ -1,4 +1,5 @@
-//! Running the all-in-one server: data directory, store, authority, HTTP listener.
+//! Running the all-in-one server: data directory, store, authority, HTTP listener, and the
+//! ops listeners (the authority's `--ops-listen`, the gateway's `ops_listen`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use warden_authority::config::Fault;
 use warden_authority::config::Limits;
 use warden_authority::data_dir::{DataDir, ServerInfo, MASTER_KEY_ENV};
 use warden_authority::journal::OutboxDrain;
+use warden_authority::readiness::ops_router;
 use warden_authority::{router, server, Authority, AuthorityConfig};
 use warden_core::time::SystemClock;
 use warden_gateway::{Gateway, GatewayConfig, StartOptions};
@@ -27,11 +29,15 @@ pub struct ServeOptions {
     /// A `postgres://` (or `sqlite://`) URL; default: SQLite in the data directory.
     pub database: Option<String>,
     pub listen: SocketAddr,
+    /// The authority's ops listener: `/healthz`, `/readyz`, `/metrics`.
+    pub ops_listen: SocketAddr,
     pub issuer: Option<String>,
     pub token_ttl_secs: Option<i64>,
     /// `warden.toml` with a `[gateway]` table: runs the gateway in the same process.
     pub config: Option<PathBuf>,
     pub gateway_listen: Option<SocketAddr>,
+    /// The gateway's ops listener, in place of the config's `ops_listen`.
+    pub gateway_ops_listen: Option<SocketAddr>,
     /// The authority's connection cap (default [`Limits::DEFAULT_MAX_CONNECTIONS`]), lowered
     /// to fit the open-file limit.
     pub max_connections: Option<usize>,
@@ -40,7 +46,8 @@ pub struct ServeOptions {
 /// A started server; dropping `shutdown` or sending on it stops the listener.
 pub struct Running {
     pub authority_url: String,
-    pub gateway_url: Option<String>,
+    pub ops_url: String,
+    pub gateway: Option<GatewayUrls>,
     pub admin_token: String,
     pub shutdown: oneshot::Sender<()>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -65,6 +72,10 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let local = listener.local_addr()?;
+    let ops_listener = TcpListener::bind(opts.ops_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the ops endpoints", opts.ops_listen))?;
+    let ops_url = format!("http://{}", ops_listener.local_addr()?);
     let issuer = opts.issuer.unwrap_or_else(|| format!("http://{local}"));
     let mut config = AuthorityConfig::new(issuer.clone());
     if let Some(ttl) = opts.token_ttl_secs {
@@ -122,22 +133,37 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     let maintenance = authority.spawn_maintenance(Duration::from_secs(60));
     dir.write_server_info(&ServerInfo {
         authority_url: format!("http://{local}"),
+        ops_url: Some(ops_url.clone()),
         pid: std::process::id(),
     })?;
     let (tx, rx) = oneshot::channel::<()>();
     let (gw_tx, gw_rx) = oneshot::channel::<()>();
+    let ops = ops_router(Arc::clone(&authority));
     let app = router(authority);
     let authority_url = format!("http://{local}");
+    let ops_limits = Limits {
+        max_connections: OPS_MAX_CONNECTIONS,
+        ..limits.clone()
+    };
     let authority_task = tokio::spawn(server::serve(listener, app, limits, async {
         let _ = rx.await;
     }));
+    let ops_task = tokio::spawn(server::serve(
+        ops_listener,
+        ops,
+        ops_limits,
+        std::future::pending(),
+    ));
     let gateway = match &opts.config {
         Some(path) => Some(
             start_gateway(
                 path,
                 &authority_url,
                 builtin_gateway_auth(&dir, &authority_url, &admin_token).await?,
-                opts.gateway_listen,
+                Listen {
+                    public: opts.gateway_listen,
+                    ops: opts.gateway_ops_listen,
+                },
                 Some(audit.clone()),
                 listeners,
             )
@@ -145,14 +171,15 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         ),
         None => None,
     };
-    let gateway_url = gateway.as_ref().map(|(url, _)| url.clone());
+    let gateway_urls = gateway.as_ref().map(|g| g.urls.clone());
     let task = tokio::spawn(async move {
         let _ = gw_rx.await;
         let _ = tx.send(());
-        if let Some((_, handle)) = gateway {
-            handle.abort();
+        if let Some(g) = gateway {
+            g.handle.abort();
         }
         let result = authority_task.await;
+        ops_task.abort();
         maintenance.abort();
         // A final signed checkpoint covers everything written.
         if let Err(e) = audit.close().await {
@@ -164,8 +191,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
             .context("server failed")
     });
     Ok(Running {
-        gateway_url,
+        gateway: gateway_urls,
         authority_url,
+        ops_url,
         admin_token: admin_token.to_string(),
         shutdown: gw_tx,
         task,
@@ -270,16 +298,40 @@ fn open_audit(
     Ok(log)
 }
 
+/// Where a gateway listens, in place of its config's `listen` and `ops_listen`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listen {
+    pub public: Option<SocketAddr>,
+    pub ops: Option<SocketAddr>,
+}
+
+/// The addresses a gateway answers on, as bound (so a port 0 reads as the one chosen).
+#[derive(Debug, Clone)]
+pub struct GatewayUrls {
+    pub url: String,
+    /// `/healthz`, `/metrics` and `/_warden`.
+    pub ops_url: String,
+}
+
+/// A started gateway: its addresses and the task serving both listeners.
+pub struct RunningGateway {
+    pub urls: GatewayUrls,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Connections an ops listener holds open at once: scrapers and probes, a handful each.
+const OPS_MAX_CONNECTIONS: usize = 64;
+
 /// Starts a gateway against `authority_url` with the routes of `config`; `listeners` is how
 /// many listeners (this one included) share the process's descriptors.
 pub async fn start_gateway(
     config: &Path,
     authority_url: &str,
     auth: warden_api::client::Auth,
-    listen: Option<SocketAddr>,
+    listen: Listen,
     audit: Option<warden_audit::AuditLog>,
     listeners: u64,
-) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+) -> anyhow::Result<RunningGateway> {
     let mut config = GatewayConfig::load(config, Some(authority_url))?;
     // A client connection may hold an upstream connection too: two descriptors.
     config.max_connections = crate::fdlimit::fit("gateway", config.max_connections, 2, listeners);
@@ -289,13 +341,25 @@ pub async fn start_gateway(
             "audit_log is not used by `warden serve`: gateway decisions join the chained audit log in the data directory"
         );
     }
-    if let Some(l) = listen {
+    if let Some(l) = listen.public {
         config.listen = l;
+    }
+    if let Some(l) = listen.ops {
+        config.ops_listen = l;
     }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} for the gateway", config.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
+    let ops_listener = TcpListener::bind(config.ops_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the gateway's ops endpoints",
+                config.ops_listen
+            )
+        })?;
+    let ops_url = format!("http://{}", ops_listener.local_addr()?);
     let gateway = Gateway::start(
         config,
         StartOptions {
@@ -312,6 +376,17 @@ pub async fn start_gateway(
         },
     )
     .await?;
-    let handle = tokio::spawn(gateway.serve(listener, std::future::pending()));
-    Ok((url, handle))
+    let ops = Arc::clone(&gateway).serve_ops(ops_listener, std::future::pending());
+    let public = gateway.serve(listener, std::future::pending());
+    // Either listener failing ends both: a gateway nobody can probe is not left serving.
+    let handle = tokio::spawn(async move {
+        tokio::select! {
+            r = public => r,
+            r = ops => r,
+        }
+    });
+    Ok(RunningGateway {
+        urls: GatewayUrls { url, ops_url },
+        handle,
+    })
 }

@@ -17,6 +17,7 @@ mod cutoff;
 mod delegation;
 mod honeytoken;
 mod journal;
+mod ops;
 mod reinstate;
 mod report;
 mod revocation;

@@ -63,6 +63,9 @@ struct File {
 struct RawGateway {
     #[serde(default)]
     listen: Option<SocketAddr>,
+    /// Where `/healthz`, `/metrics` and the `/_warden` admin API are served.
+    #[serde(default)]
+    ops_listen: Option<SocketAddr>,
     /// Base URL of the authority (its JWKS, and where the gateway registers its key).
     #[serde(default)]
     authority: Option<String>,
@@ -239,6 +242,9 @@ pub struct Upstream {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// The operators' listener (`/healthz`, `/metrics`, `/_warden`), apart from the public
+    /// one so that neither the figures nor the admin API are reachable by clients.
+    pub ops_listen: SocketAddr,
     pub authority: String,
     pub issuer: String,
     pub audience: String,
@@ -283,6 +289,11 @@ pub const MAX_CONNECTIONS: usize = 1_000_000;
 pub const MAX_INTERNAL_TTL: i64 = 60;
 
 impl GatewayConfig {
+    /// Loopback: the ops endpoints are for the host's own agents (a Prometheus scraper, a
+    /// sidecar, an operator's shell) unless a deployment says otherwise.
+    pub const DEFAULT_OPS_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
+
     /// Parses and validates `text`; `origin` names it in errors (usually the file path).
     /// `authority`, when given (the all-in-one server, or `--authority`), overrides the file's.
     pub fn parse(text: &str, origin: &str, authority: Option<&str>) -> Result<Self, ConfigError> {
@@ -458,6 +469,7 @@ impl GatewayConfig {
             listen: g
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            ops_listen: g.ops_listen.unwrap_or(Self::DEFAULT_OPS_LISTEN),
             issuer: g.issuer.unwrap_or_else(|| authority.clone()),
             authority,
             audience,

@@ -203,3 +203,25 @@ fn behaviour_is_off_by_default_and_strict_when_on() {
         assert!(error_of(&bad).contains(key), "{key}: {}", error_of(&bad));
     }
 }
+
+#[test]
+fn the_ops_listener_defaults_to_loopback_and_takes_any_address() {
+    let c = GatewayConfig::parse(GOOD, "warden.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(
+        c.ops_listen,
+        "127.0.0.1:9901".parse().unwrap_or_else(|_| unreachable!())
+    );
+    assert!(c.ops_listen.ip().is_loopback());
+    let text = GOOD.replace(
+        "listen = \"127.0.0.1:8443\"",
+        "listen = \"127.0.0.1:8443\"\nops_listen = \"127.0.0.1:0\"",
+    );
+    let c =
+        GatewayConfig::parse(&text, "warden.toml", None).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(c.ops_listen.port(), 0);
+    let bad = GOOD.replace(
+        "listen = \"127.0.0.1:8443\"",
+        "listen = \"127.0.0.1:8443\"\nops_listen = \"loopback\"",
+    );
+    assert!(GatewayConfig::parse(&bad, "warden.toml", None).is_err());
+}

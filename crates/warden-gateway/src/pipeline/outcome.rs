@@ -101,6 +101,10 @@ impl Gateway {
                 }
             }
         }
+        match &outcome {
+            Ok(_) => self.decisions.allowed(),
+            Err(r) => self.decisions.denied(r.deny.phase()),
+        }
         outcome.map_err(|r| r.deny)
     }
 

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use warden_core::jwks::JwkSet;
 use warden_core::KeySet;
 
-use crate::support::{eventually, Env, Options, ADMIN};
+use crate::support::{eventually, metric, Env, Options, ADMIN};
 
 const READ: &str = "crm:contacts:read";
 const READ_WRITE: &str = "crm:contacts:read crm:contacts:write";
@@ -136,9 +136,7 @@ async fn learn(env: &Env, token: &str, windows: usize, per_window: &[(Method, &s
 }
 
 async fn admin(env: &Env, method: Method, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = env
-        .http
-        .request(method, format!("{}{path}", env.gateway_url));
+    let mut req = env.http.request(method, format!("{}{path}", env.ops_url));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -521,12 +519,9 @@ async fn steady_traffic_for_hundreds_of_windows_raises_nothing() {
     assert!(eventually(|| audit.lock().unwrap().len() >= requests).await);
     assert!(!audit.lock().unwrap().iter().any(|e| e.decision == "alert"));
     assert!(hook.received.lock().unwrap().is_empty());
-    let metrics = env.get("/metrics", None).await.text().await.unwrap();
-    assert!(
-        metrics.contains("warden_gateway_alerts_raised_total 0"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("warden_gateway_behaviour_identities 1"));
+    let metrics = env.metrics().await;
+    assert_eq!(metric(&metrics, "warden_gateway_alerts_raised_total"), 0.0);
+    assert_eq!(metric(&metrics, "warden_gateway_behaviour_identities"), 1.0);
 }
 
 #[tokio::test]
@@ -541,7 +536,7 @@ async fn the_admin_surface_refuses_bad_requests() {
     let list = "/_warden/restrictions";
     let res = env
         .http
-        .get(format!("{}{list}", env.gateway_url))
+        .get(format!("{}{list}", env.ops_url))
         .basic_auth("admin", Some(ADMIN))
         .send()
         .await

@@ -44,7 +44,7 @@ GET = "crm:contacts:read"
         credentials: Box::new(auth.credentials(&edge)),
         scope: Some("warden:gateway".into()),
     };
-    let (url, gateway) = launch_as(
+    let warden_test::gateway::Served { url, gateway, .. } = launch_as(
         &toml,
         "edge-1",
         Arc::clone(&auth.clock) as _,

@@ -12,6 +12,7 @@ mod behaviour;
 mod credentials;
 mod dpop;
 mod limits;
+mod ops;
 mod pipeline;
 mod policy;
 mod revocation;

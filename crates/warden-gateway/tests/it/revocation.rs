@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use warden_core::claims::Actor;
 use warden_store::{NewRevocation, RevocationStore, RevocationTarget};
 
-use crate::support::{eventually, Env, Options};
+use crate::support::{eventually, metric, Env, Options};
 
 async fn seq_of(env: &Env, path: &str, body: Value) -> i64 {
     let (status, answer) = env.admin_post(path, body).await;
@@ -123,7 +123,7 @@ async fn a_stale_view_fails_closed_routes_and_says_so() {
     .await;
     let token = env.token("crm:contacts:read").await;
     assert_eq!(env.get("/crm/a", Some(&token)).await.status(), 200);
-    assert_eq!(env.get("/healthz", None).await.status(), 200);
+    assert_eq!(env.ops_get("/healthz").await.status(), 200);
 
     env.stop_authority();
     assert!(eventually(|| !env.gateway.revocations.is_fresh()).await);
@@ -132,15 +132,15 @@ async fn a_stale_view_fails_closed_routes_and_says_so() {
     assert_eq!(res.headers()["retry-after"], "1");
     // A route configured to fail open keeps serving.
     assert_eq!(env.get("/open/a", Some(&token)).await.status(), 200);
-    let health = env.get("/healthz", None).await;
+    let health = env.ops_get("/healthz").await;
     assert_eq!(health.status(), 503);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "revocation_view_stale");
     assert_eq!(health["revocation"]["fresh"], false);
-    let metrics = env.get("/metrics", None).await.text().await.unwrap();
-    assert!(
-        metrics.contains("warden_gateway_revocation_view_fresh 0"),
-        "{metrics}"
+    let metrics = env.metrics().await;
+    assert_eq!(
+        metric(&metrics, "warden_gateway_revocation_view_fresh"),
+        0.0
     );
 
     env.start_authority().await;

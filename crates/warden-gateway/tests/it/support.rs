@@ -22,6 +22,8 @@ pub struct Env {
     pub auth: TestAuthority,
     pub authority_url: String,
     pub gateway_url: String,
+    /// The gateway's ops listener: `/healthz`, `/metrics`, `/_warden`.
+    pub ops_url: String,
     pub gateway: Arc<Gateway>,
     /// The echo upstream every route of [`routes_toml`] forwards to.
     pub upstream_url: String,
@@ -140,6 +142,7 @@ impl Env {
                 http: auth.http.clone(),
                 auth,
                 gateway_url: launched.url,
+                ops_url: launched.ops_url,
                 gateway: launched.gateway,
                 upstream_url,
                 audit: launched.audit,
@@ -211,6 +214,29 @@ impl Env {
         }
         req.send().await.unwrap()
     }
+
+    /// A GET to the gateway's ops listener.
+    pub async fn ops_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.ops_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `/metrics` text of the ops listener.
+    pub async fn metrics(&self) -> String {
+        let res = self.ops_get("/metrics").await;
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    }
+}
+
+/// The value of the sample `name` (with its labels, if any) in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// Starts a gateway from `toml` on the test's clock, auditing to memory behind `gate`.

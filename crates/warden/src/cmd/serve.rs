@@ -17,6 +17,10 @@ pub(super) struct ServeArgs {
     /// Address of the authority (OAuth endpoints, JWKS, lifecycle API).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the authority's ops endpoints (`/healthz`, `/readyz`, `/metrics`); keep it
+    /// off the public network. Port 0 picks a free port, printed at start.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    ops_listen: SocketAddr,
     /// The `iss` of issued tokens (default: http://LISTEN).
     #[arg(long)]
     issuer: Option<String>,
@@ -36,6 +40,10 @@ pub(super) struct ServeArgs {
     /// Address of the gateway (default: the config's `listen`, else 127.0.0.1:8443).
     #[arg(long, requires = "config")]
     gateway_listen: Option<SocketAddr>,
+    /// Address of the gateway's ops endpoints (`/healthz`, `/metrics`, `/_warden`; default:
+    /// the config's `ops_listen`, else 127.0.0.1:9901).
+    #[arg(long, requires = "config")]
+    gateway_ops_listen: Option<SocketAddr>,
     /// Connections the authority holds open at once (default 10000, lowered to fit the
     /// open-file limit); one more is answered 503 and closed. The gateway's cap is
     /// `max_connections` in its config.
@@ -63,6 +71,11 @@ pub(super) struct GatewayArgs {
     config: Option<PathBuf>,
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address of the ops endpoints (`/healthz`, `/metrics`, `/_warden`; default: the
+    /// config's `ops_listen`, else 127.0.0.1:9901). Port 0 picks a free port, printed at
+    /// start.
+    #[arg(long)]
+    ops_listen: Option<SocketAddr>,
     /// Break-glass instead of credentials: a file holding the authority's bootstrap admin
     /// token (or env WARDEN_ADMIN_TOKEN).
     #[arg(long, env = "WARDEN_ADMIN_TOKEN_FILE", conflicts_with = "credentials")]
@@ -94,12 +107,14 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     let ServeArgs {
         common,
         listen,
+        ops_listen,
         issuer,
         token_ttl,
         audit_stdout,
         database,
         config,
         gateway_listen,
+        gateway_ops_listen,
         max_connections,
         log_json,
     } = args;
@@ -111,21 +126,24 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             audit_stdout,
             database,
             listen,
+            ops_listen,
             issuer,
             token_ttl_secs: token_ttl,
             config,
             gateway_listen,
+            gateway_ops_listen,
             max_connections,
         },
     )
     .await?;
-    if let Some(g) = &running.gateway_url {
-        eprintln!("warden gateway on {g}");
+    if let Some(g) = &running.gateway {
+        eprintln!("warden gateway on {}  (ops: {})", g.url, g.ops_url);
     }
     tracing::info!(authority = %running.authority_url, data_dir = %common.data_dir.display(), "warden serving");
     eprintln!(
-        "warden authority on {}  (data: {}, admin token: {}/admin.token)",
+        "warden authority on {}  (ops: {}, data: {}, admin token: {}/admin.token)",
         running.authority_url,
+        running.ops_url,
         common.data_dir.display(),
         common.data_dir.display()
     );
@@ -147,6 +165,7 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
         authority,
         config,
         listen,
+        ops_listen,
         admin_token_file,
         log_json,
     } = args;
@@ -180,11 +199,17 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
              or break-glass: --admin-token-file or WARDEN_ADMIN_TOKEN"
         ),
     };
-    let (url, handle) =
-        crate::serve::start_gateway(&config, &authority, auth, listen, None, 1).await?;
-    eprintln!("warden gateway on {url} (authority {authority})");
+    let listen = crate::serve::Listen {
+        public: listen,
+        ops: ops_listen,
+    };
+    let running = crate::serve::start_gateway(&config, &authority, auth, listen, None, 1).await?;
+    eprintln!(
+        "warden gateway on {} (ops: {}, authority {authority})",
+        running.urls.url, running.urls.ops_url
+    );
     tokio::select! {
-        r = handle => { r??; }
+        r = running.handle => { r??; }
         () = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(Outcome::Done)

@@ -49,6 +49,8 @@ impl Logged {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--ops-listen",
+                "127.0.0.1:0",
                 "--log-json",
                 "--data-dir",
             ])

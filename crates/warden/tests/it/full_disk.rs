@@ -33,10 +33,11 @@ fn get(addr: &str, path: &str) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
-fn authority_addr(data: &Path) -> String {
+/// The address `field` of `server.json` names: `authority_url` or `ops_url`.
+fn server_addr(data: &Path, field: &str) -> String {
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
-    info["authority_url"]
+    info[field]
         .as_str()
         .unwrap()
         .trim_start_matches("http://")
@@ -55,7 +56,12 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
         child: cmd.spawn().unwrap(),
     };
     wait_started(&data);
-    let addr = authority_addr(&data);
+    // Readiness and the figures are on the ops listener; the public port has neither.
+    let addr = server_addr(&data, "ops_url");
+    let public = server_addr(&data, "authority_url");
+    assert_eq!(get(&public, "/readyz").0, 404);
+    assert_eq!(get(&public, "/metrics").0, 404);
+    assert_eq!(get(&public, "/healthz").0, 200);
 
     json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
     let (id, key) = create_agent(&data, work.path(), "acme", "mailer", "email:send");

@@ -40,11 +40,18 @@ impl Drop for Server {
 
 fn serve(data: &Path, master_key: Option<&str>) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env_remove("WARDEN_MASTER_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--ops-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data)
+    .env_remove("WARDEN_MASTER_KEY")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     if let Some(k) = master_key {
         cmd.env("WARDEN_MASTER_KEY", k);
     }
@@ -431,7 +438,11 @@ fn invalid_gateway_config_is_refused_at_start_with_line_and_reason() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--ops-listen",
+            "127.0.0.1:0",
             "--gateway-listen",
+            "127.0.0.1:0",
+            "--gateway-ops-listen",
             "127.0.0.1:0",
             "--config",
         ])
@@ -485,8 +496,12 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--ops-listen",
+            "127.0.0.1:0",
             "--gateway-listen",
             &format!("127.0.0.1:{gw_port}"),
+            "--gateway-ops-listen",
+            "127.0.0.1:0",
             "--config",
         ])
         .arg(&config)
@@ -709,6 +724,12 @@ fn replicas_on_one_postgresql_share_revocations() {
         let data = dir.path().join(name);
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--ops-listen",
+                "127.0.0.1:0",
+                "--gateway-ops-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--issuer", &issuer, "--database", &database])
             .args(["--gateway-listen", &format!("127.0.0.1:{gateway_port}")])
             .arg("--config")
