@@ -94,11 +94,15 @@ async fn metrics(State(a): State<Arc<Authority>>) -> Response {
              warden_audit_refused_entries_total {}\n\
              # HELP warden_audit_durable_entries Entries durable in the audit log.\n\
              # TYPE warden_audit_durable_entries gauge\n\
-             warden_audit_durable_entries {}\n",
+             warden_audit_durable_entries {}\n\
+             # HELP warden_audit_witness_failures_total Checkpoints an audit witness did not take or was not delivered.\n\
+             # TYPE warden_audit_witness_failures_total counter\n\
+             warden_audit_witness_failures_total {}\n",
             stats.outages,
             stats.failed_writes,
             stats.refused_entries,
             log.durable_seq().0,
+            log.witness_failures(),
         );
     }
     let _ = write!(
