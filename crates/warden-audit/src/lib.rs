@@ -13,7 +13,9 @@ pub use export::{export, Batch, JsonLinesSink, Sink};
 pub use health::{LogStats, LogStatus};
 pub use log::{AppendError, AuditLog, OpenError, Options, TryAppendError};
 pub use record::{CheckpointSigner, Digest, KeyRing, SignedCheckpoint};
-pub use verify::{verify_dir, verify_dir_with, verify_file, Finding, Report, TornTail, VerifyError};
+pub use verify::{
+    verify_dir, verify_dir_with, verify_file, Finding, Report, TornTail, VerifyError,
+};
 pub use witness::{
     parse_witness, FileWitness, LatestCheckpoint, UrlWitness, Witness, WitnessError,
 };

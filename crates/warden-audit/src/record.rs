@@ -272,7 +272,11 @@ mod tests {
         let ring = KeyRing::new().with(key.public_key());
         let parsed = SignedCheckpoint::parse(&line).unwrap();
         assert_eq!(parsed.verify(&ring).unwrap(), &cp);
-        assert_eq!(parsed.line(), line.as_bytes(), "witnesses get the exact bytes");
+        assert_eq!(
+            parsed.line(),
+            line.as_bytes(),
+            "witnesses get the exact bytes"
+        );
         let forged =
             SignedCheckpoint::parse(&line.replace(r#""count":3"#, r#""count":2"#)).unwrap();
         assert_eq!(

@@ -395,7 +395,10 @@ fn scan(
                     c.head_line = line;
                     c.expected += 1;
                     let kept = anchors.get(&seq).map_or(&[][..], Vec::as_slice);
-                    if kept.iter().any(|a| Digest::from_b64(&a.head) != Some(c.head)) {
+                    if kept
+                        .iter()
+                        .any(|a| Digest::from_b64(&a.head) != Some(c.head))
+                    {
                         return tampered(Finding::Edited { seq, line });
                     }
                     continue;

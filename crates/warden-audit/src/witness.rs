@@ -55,7 +55,11 @@ pub trait Witness: Send + Sync {
 /// Reads what a witness kept: one checkpoint line, or several (an append-only list). A torn
 /// last line (a crash mid-append) is ignored.
 pub fn parse_witness(text: &str) -> Result<Vec<SignedCheckpoint>, serde_json::Error> {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         match SignedCheckpoint::parse(line) {
@@ -227,7 +231,6 @@ impl UrlWitness {
             .spawn(move || deliver_all(&s, &client, &runtime, retry))?;
         Ok(Self { shared })
     }
-
 }
 
 impl Drop for UrlWitness {

@@ -510,7 +510,10 @@ mod tests {
             ["req-0", "req-1", "req-2", "req-3", "req-4"],
             "drain returned before the queue was written"
         );
-        assert!(sink.drain(Duration::from_secs(10)), "nothing queued: at once");
+        assert!(
+            sink.drain(Duration::from_secs(10)),
+            "nothing queued: at once"
+        );
     }
 
     #[test]

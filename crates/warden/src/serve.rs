@@ -68,7 +68,10 @@ impl Witnesses {
                 _ => Path::new("."),
             };
             let parent = std::fs::canonicalize(parent).with_context(|| {
-                format!("audit witness `{}`: its directory must exist", file.display())
+                format!(
+                    "audit witness `{}`: its directory must exist",
+                    file.display()
+                )
             })?;
             if parent.starts_with(&home) {
                 anyhow::bail!(
@@ -237,7 +240,10 @@ fn open_audit(
 /// A standalone gateway's own audit log in `dir`: `audit.jsonl`, `checkpoints.jsonl`, and
 /// its signing key `audit.key` (a private JWK, 0600, created on first use) with the public
 /// half in `audit.pub.jwk`, which `warden audit verify --log-dir DIR` reads.
-pub fn open_gateway_audit(dir: &Path, witnesses: &Witnesses) -> anyhow::Result<warden_audit::AuditLog> {
+pub fn open_gateway_audit(
+    dir: &Path,
+    witnesses: &Witnesses,
+) -> anyhow::Result<warden_audit::AuditLog> {
     create_private_dir(dir)?;
     let private = dir.join("audit.key");
     let public = dir.join(warden_authority::data_dir::AUDIT_PUBLIC_KEY_FILE);
@@ -272,8 +278,7 @@ fn open_log(
     to_stdout: bool,
     witnesses: Vec<Arc<dyn warden_audit::Witness>>,
 ) -> anyhow::Result<warden_audit::AuditLog> {
-    std::fs::create_dir_all(path)
-        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create `{}`", path.display()))?;
     let mut options = warden_audit::Options {
         witnesses,
         ..warden_audit::Options::default()

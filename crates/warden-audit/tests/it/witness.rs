@@ -64,10 +64,17 @@ async fn every_checkpoint_reaches_the_witnesses_and_a_cut_log_is_caught() {
 
     let in_file = parse_witness(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let counts: Vec<u64> = in_file.iter().map(|c| c.checkpoint.count).collect();
-    assert_eq!(counts, [5, 10, 12], "every checkpoint, the final one included");
+    assert_eq!(
+        counts,
+        [5, 10, 12],
+        "every checkpoint, the final one included"
+    );
     let last_posted = posted.lock().unwrap().last().cloned().unwrap();
     let from_url = parse_witness(&last_posted).unwrap();
-    assert_eq!(from_url[0].checkpoint.count, 12, "delivered before close resolved");
+    assert_eq!(
+        from_url[0].checkpoint.count, 12,
+        "delivered before close resolved"
+    );
 
     let report = verify_dir_with(dir.path(), &ring(), &in_file).unwrap();
     assert_eq!((report.entries, report.unsigned_entries()), (12, 0));
@@ -96,10 +103,9 @@ async fn every_checkpoint_reaches_the_witnesses_and_a_cut_log_is_caught() {
 async fn a_rewritten_sidecar_cannot_stand_in_for_a_witness_at_the_same_count() {
     let dir = tempfile::tempdir().unwrap();
     crate::write_ordered(dir.path(), 4, 100).await;
-    let honest = parse_witness(
-        &std::fs::read_to_string(dir.path().join("checkpoints.jsonl")).unwrap(),
-    )
-    .unwrap();
+    let honest =
+        parse_witness(&std::fs::read_to_string(dir.path().join("checkpoints.jsonl")).unwrap())
+            .unwrap();
     // The attacker rewrites entry 2, re-chains, and re-signs both files with the host's key.
     let mut lines = crate::log_lines(dir.path());
     lines.truncate(4);
@@ -107,7 +113,12 @@ async fn a_rewritten_sidecar_cannot_stand_in_for_a_witness_at_the_same_count() {
     let mut head = warden_audit::Digest::GENESIS;
     for (i, l) in lines.iter_mut().enumerate() {
         let at = l.find(r#","entry":"#).unwrap();
-        *l = format!(r#"{{"seq":{},"prev":"{}"{}"#, i + 1, head.to_b64(), &l[at..]);
+        *l = format!(
+            r#"{{"seq":{},"prev":"{}"{}"#,
+            i + 1,
+            head.to_b64(),
+            &l[at..]
+        );
         head = warden_audit::Digest::of_line(l.as_bytes());
     }
     let cp = warden_audit::record::Checkpoint {

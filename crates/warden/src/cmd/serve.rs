@@ -182,8 +182,7 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     let mut started =
-        crate::serve::start_gateway(&config, &authority, &token, listen, audit.clone(), 1)
-            .await?;
+        crate::serve::start_gateway(&config, &authority, &token, listen, audit.clone(), 1).await?;
     eprintln!("warden gateway on {} (authority {authority})", started.url);
     let served = tokio::select! {
         r = &mut started.handle => r.map_err(anyhow::Error::from).and_then(|r| r.map_err(Into::into)),

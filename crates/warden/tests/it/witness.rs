@@ -146,7 +146,11 @@ fn forge(audit: &Path, key: &warden_core::SigningKey, entries: &[String]) {
     let mut log = String::new();
     let mut head = Digest::GENESIS;
     for (i, e) in entries.iter().enumerate() {
-        let line = format!(r#"{{"seq":{},"prev":"{}","entry":{e}}}"#, i + 1, head.to_b64());
+        let line = format!(
+            r#"{{"seq":{},"prev":"{}","entry":{e}}}"#,
+            i + 1,
+            head.to_b64()
+        );
         head = Digest::of_line(line.as_bytes());
         log.push_str(&line);
         log.push('\n');
@@ -210,7 +214,10 @@ fn a_cut_emptied_or_re_signed_log_passes_alone_and_is_caught_by_each_witness() {
     let entries = entry_bodies(&audit.join("audit.jsonl"));
     assert!(entries.len() >= 8, "{entries:?}");
     // The URL witness took the final checkpoint before the server exited.
-    let served = url.kept.latest().expect("the URL witness holds a checkpoint");
+    let served = url
+        .kept
+        .latest()
+        .expect("the URL witness holds a checkpoint");
     let served = SignedCheckpoint::parse(std::str::from_utf8(&served).unwrap()).unwrap();
     assert_eq!(served.checkpoint.count, entries.len() as u64);
 
@@ -237,9 +244,11 @@ fn a_cut_emptied_or_re_signed_log_passes_alone_and_is_caught_by_each_witness() {
 
     let third = entries.len() / 3;
     let mut rewritten = entries.clone();
-    let victim = entries.iter().position(|e| e.contains("/admin/v1/tenants")).unwrap();
-    rewritten[victim] =
-        rewritten[victim].replacen("/admin/v1/tenants", "/admin/v1/tenantz", 1);
+    let victim = entries
+        .iter()
+        .position(|e| e.contains("/admin/v1/tenants"))
+        .unwrap();
+    rewritten[victim] = rewritten[victim].replacen("/admin/v1/tenants", "/admin/v1/tenantz", 1);
     let cut = entries.len() - third;
     let attacks: [(&str, Vec<String>, String); 3] = [
         (
@@ -287,7 +296,10 @@ fn a_log_with_entries_no_checkpoint_signs_is_not_ok() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["status"], "unsigned", "{report}");
-    assert!(report["unsigned_entries"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["unsigned_entries"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("after the last signed checkpoint"), "{err}");
     let out = warden(&data, &["audit", "verify", "--allow-unsigned"]);
@@ -321,7 +333,11 @@ fn start_gateway(data: &Path, config: &Path, audit_dir: &Path) -> (Server, Strin
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("server.json")).unwrap()).unwrap();
     let mut child = Command::new(BIN)
-        .args(["gateway", "--authority", info["authority_url"].as_str().unwrap()])
+        .args([
+            "gateway",
+            "--authority",
+            info["authority_url"].as_str().unwrap(),
+        ])
         .arg("--config")
         .arg(config)
         .args(["--listen", "127.0.0.1:0", "--admin-token-file"])
