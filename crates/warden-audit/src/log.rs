@@ -21,10 +21,11 @@ use crate::entry::{Entry, Seq};
 use crate::export::{Batch, Sink};
 use crate::health::{outage_entry, Health, LogStats, LogStatus, Retry};
 use crate::record::{
-    checkpoint_line, write_entry_line, Checkpoint, CheckpointSigner, Digest, CHECKPOINT_FILE,
-    LOG_FILE,
+    checkpoint_line, write_entry_line, Checkpoint, CheckpointSigner, Digest, SignedCheckpoint,
+    CHECKPOINT_FILE, LOG_FILE,
 };
 use crate::verify::{scan_chain, Finding, Report, VerifyError};
+use crate::witness::Witness;
 
 /// Limits and cadence of a log. Every field has a default.
 pub struct Options {
@@ -43,6 +44,12 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Receive every durable batch, on the writer thread, in order.
     pub sinks: Vec<Box<dyn Sink>>,
+    /// Receive every checkpoint once it is durable (the last of a batch, when a batch
+    /// signs several), on the writer thread.
+    pub witnesses: Vec<Arc<dyn Witness>>,
+    /// How long [`AuditLog::close`] waits for witnesses to take the final checkpoint.
+    /// Default 5 s.
+    pub witness_flush: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +62,8 @@ impl Default for Options {
             max_entry_bytes: 16 * 1024,
             clock: Arc::new(SystemClock),
             sinks: Vec::new(),
+            witnesses: Vec::new(),
+            witness_flush: Duration::from_secs(5),
         }
     }
 }
@@ -68,6 +77,10 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("max_entry_bytes", &self.max_entry_bytes)
             .field("sinks", &self.sinks.len())
+            .field(
+                "witnesses",
+                &self.witnesses.iter().map(|w| w.name()).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +175,9 @@ struct Shared {
     health: Health,
     max_entry_bytes: usize,
     sink_failures: AtomicU64,
+    witness_failures: AtomicU64,
+    /// The writer's witnesses, for the failures they count themselves.
+    witnesses: Vec<Arc<dyn Witness>>,
 }
 
 /// A handle on an open audit log. Cheap to clone; the writer stops when [`AuditLog::close`]
@@ -248,6 +264,8 @@ impl AuditLog {
             health: Health::default(),
             max_entry_bytes: opts.max_entry_bytes,
             sink_failures: AtomicU64::new(0),
+            witness_failures: AtomicU64::new(0),
+            witnesses: opts.witnesses.clone(),
         });
         let writer = Writer {
             file,
@@ -261,6 +279,8 @@ impl AuditLog {
             shared: Arc::clone(&shared),
             clock: Arc::clone(&opts.clock),
             sinks: opts.sinks,
+            witnesses: opts.witnesses,
+            witness_flush: opts.witness_flush,
             checkpoint_every: opts.checkpoint_every,
             checkpoint_interval: opts.checkpoint_interval,
             max_batch: opts.max_batch,
@@ -368,6 +388,14 @@ impl AuditLog {
         self.shared.sink_failures.load(Ordering::Relaxed)
     }
 
+    /// How many times a witness did not take a checkpoint, gave up delivering one (a
+    /// [`crate::UrlWitness`] after its retries), or had not delivered the final one when the
+    /// log closed.
+    pub fn witness_failures(&self) -> u64 {
+        let own: u64 = self.shared.witnesses.iter().map(|w| w.failures()).sum();
+        self.shared.witness_failures.load(Ordering::Relaxed) + own
+    }
+
     /// Signs a checkpoint over everything queued before this call (none if nothing is
     /// unsigned); resolves with the entries it covers once it is durable.
     pub async fn checkpoint(&self) -> Result<u64, AppendError> {
@@ -461,6 +489,8 @@ struct Writer {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
     sinks: Vec<Box<dyn Sink>>,
+    witnesses: Vec<Arc<dyn Witness>>,
+    witness_flush: Duration,
     checkpoint_every: u64,
     checkpoint_interval: Duration,
     max_batch: usize,
@@ -513,6 +543,7 @@ impl Writer {
                         self.probe();
                     }
                     let _ = self.commit(&mut Vec::new(), true);
+                    self.flush_witnesses();
                     return;
                 }
             };
@@ -556,6 +587,8 @@ impl Writer {
                     let _ = ack.send(result.map(|()| self.seq));
                 }
                 Control::Close(ack) => {
+                    // The final checkpoint leaves with the process, or the wait is bounded.
+                    self.flush_witnesses();
                     let _ = ack.send(result.map(|()| self.seq));
                     return;
                 }
@@ -608,6 +641,9 @@ impl Writer {
                 let _ = ack.send(Ok(Seq(first_seq + i as u64)));
             }
         }
+        if let Some(&(s, e)) = cp_lines.last() {
+            self.hand_to_witnesses(s, e);
+        }
         let b = Batch::new(&self.buf, first_seq, self.seq);
         for sink in &mut self.sinks {
             if sink.deliver(&b).is_err() {
@@ -615,6 +651,37 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Hands the durable checkpoint line at `buf[s..e]` to every witness; a refusal is
+    /// counted and logged, never returned.
+    fn hand_to_witnesses(&self, s: usize, e: usize) {
+        if self.witnesses.is_empty() {
+            return;
+        }
+        let line = self.buf.get(s..e).unwrap_or_default();
+        let parsed = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| SignedCheckpoint::parse(l.trim_end()).ok());
+        let Some(cp) = parsed else {
+            // The writer built this line itself; it always parses.
+            return;
+        };
+        for w in &self.witnesses {
+            if let Err(e) = w.witness(&cp) {
+                self.shared.witness_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, checkpoint = cp.checkpoint.seq, "audit witness refused a checkpoint");
+            }
+        }
+    }
+
+    fn flush_witnesses(&self) {
+        for w in &self.witnesses {
+            if let Err(e) = w.flush(self.witness_flush) {
+                self.shared.witness_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "audit witness did not take the final checkpoint in time");
+            }
+        }
     }
 
     /// Appends the buffer to the log and `side` to the sidecar, each made durable; the log

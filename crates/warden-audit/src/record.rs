@@ -122,6 +122,11 @@ impl SignedCheckpoint {
         })
     }
 
+    /// The line exactly as signed (no newline): what witnesses keep, and serve on `GET`.
+    pub fn line(&self) -> Vec<u8> {
+        frame(self.raw.get().as_bytes(), &self.sig)
+    }
+
     /// Checks the signature under the key its `kid` names.
     pub fn verify(&self, keys: &KeyRing) -> Result<&Checkpoint, SignatureProblem> {
         let key = keys
@@ -169,9 +174,14 @@ pub(crate) fn checkpoint_line(signer: &dyn CheckpointSigner, cp: &Checkpoint) ->
     // A struct of strings and integers always serializes.
     let raw = serde_json::to_vec(cp).unwrap_or_default();
     let sig = URL_SAFE_NO_PAD.encode(signer.sign(&signing_input(&raw)));
+    frame(&raw, &sig)
+}
+
+/// `{"checkpoint":RAW,"sig":"SIG"}`, the one shape of a checkpoint line.
+fn frame(raw: &[u8], sig: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(raw.len() + sig.len() + 32);
     line.extend_from_slice(b"{\"checkpoint\":");
-    line.extend_from_slice(&raw);
+    line.extend_from_slice(raw);
     line.extend_from_slice(b",\"sig\":\"");
     line.extend_from_slice(sig.as_bytes());
     line.extend_from_slice(b"\"}");
@@ -262,6 +272,11 @@ mod tests {
         let ring = KeyRing::new().with(key.public_key());
         let parsed = SignedCheckpoint::parse(&line).unwrap();
         assert_eq!(parsed.verify(&ring).unwrap(), &cp);
+        assert_eq!(
+            parsed.line(),
+            line.as_bytes(),
+            "witnesses get the exact bytes"
+        );
         let forged =
             SignedCheckpoint::parse(&line.replace(r#""count":3"#, r#""count":2"#)).unwrap();
         assert_eq!(

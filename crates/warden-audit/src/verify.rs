@@ -126,20 +126,43 @@ pub struct Report {
     pub signed_entries: u64,
     /// Checkpoints from outside the log that were checked against it.
     pub anchors: u64,
+    /// The most entries any of those anchors covers (0 without anchors).
+    pub anchored_entries: u64,
     pub torn_tail: Option<TornTail>,
     /// Bytes of complete lines (where the next write goes, once a torn tail is cut).
     pub valid_len: u64,
 }
 
+impl Report {
+    /// Entries after the last checkpoint in the log: chained, but signed by nothing yet. A
+    /// running server has up to a minute's; a clean stop leaves none; a crash, or a log cut
+    /// together with its later checkpoints, leaves some — only a witness tells those apart.
+    pub fn unsigned_entries(&self) -> u64 {
+        self.entries.saturating_sub(self.signed_entries)
+    }
+}
+
 /// Verifies `dir/audit.jsonl`, using `dir/checkpoints.jsonl` (if present) as anchors, so a
 /// log cut after a checkpoint is caught.
 pub fn verify_dir(dir: &Path, keys: &KeyRing) -> Result<Report, VerifyError> {
+    verify_dir_with(dir, keys, &[])
+}
+
+/// [`verify_dir`], also checking the log against `witnessed` checkpoints kept elsewhere
+/// (see [`crate::witness`]): the log must hold at least as many entries as each covers, with
+/// the same head at that count, or it was cut, emptied or rewritten.
+pub fn verify_dir_with(
+    dir: &Path,
+    keys: &KeyRing,
+    witnessed: &[SignedCheckpoint],
+) -> Result<Report, VerifyError> {
     let anchors_path = dir.join(CHECKPOINT_FILE);
-    let anchors = if anchors_path.exists() {
+    let mut anchors = if anchors_path.exists() {
         read_anchors(&anchors_path)?
     } else {
         Vec::new()
     };
+    anchors.extend_from_slice(witnessed);
     verify_file(&dir.join(LOG_FILE), keys, &anchors)
 }
 
@@ -175,12 +198,14 @@ pub fn verify_file(
     keys: &KeyRing,
     anchors: &[SignedCheckpoint],
 ) -> Result<Report, VerifyError> {
-    let mut by_count = BTreeMap::new();
+    // Several anchors may cover the same count (the sidecar's copy and a witness's): each
+    // is checked, so a rewritten sidecar cannot stand in for what a witness kept.
+    let mut by_count: BTreeMap<u64, Vec<Checkpoint>> = BTreeMap::new();
     for a in anchors {
         let cp = a
             .verify(keys)
             .map_err(|p| VerifyError::Tampered(signature_finding(p, &a.checkpoint, 0)))?;
-        by_count.insert(cp.count, cp.clone());
+        by_count.entry(cp.count).or_default().push(cp.clone());
     }
     scan(path, Some(keys), &by_count)
 }
@@ -315,7 +340,7 @@ struct Chain {
 fn scan(
     path: &Path,
     keys: Option<&KeyRing>,
-    anchors: &BTreeMap<u64, Checkpoint>,
+    anchors: &BTreeMap<u64, Vec<Checkpoint>>,
 ) -> Result<Report, VerifyError> {
     let io_err = |source| VerifyError::Io {
         path: path.to_owned(),
@@ -369,10 +394,12 @@ fn scan(
                     c.head = Digest::of_line(&lines.buf);
                     c.head_line = line;
                     c.expected += 1;
-                    if let Some(a) = anchors.get(&seq) {
-                        if Digest::from_b64(&a.head) != Some(c.head) {
-                            return tampered(Finding::Edited { seq, line });
-                        }
+                    let kept = anchors.get(&seq).map_or(&[][..], Vec::as_slice);
+                    if kept
+                        .iter()
+                        .any(|a| Digest::from_b64(&a.head) != Some(c.head))
+                    {
+                        return tampered(Finding::Edited { seq, line });
                     }
                     continue;
                 }
@@ -426,7 +453,7 @@ fn scan(
         return tampered(Finding::Truncated {
             present,
             covered,
-            checkpoint: a.seq,
+            checkpoint: a.iter().map(|a| a.seq).max().unwrap_or(0),
         });
     }
     Ok(Report {
@@ -434,7 +461,8 @@ fn scan(
         head: c.head,
         checkpoints: c.checkpoints,
         signed_entries: c.signed_entries,
-        anchors: anchors.len() as u64,
+        anchors: anchors.values().map(|v| v.len() as u64).sum(),
+        anchored_entries: anchors.keys().next_back().copied().unwrap_or(0),
         torn_tail,
         valid_len: lines.offset,
     })

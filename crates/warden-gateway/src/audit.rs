@@ -244,6 +244,11 @@ struct Shared {
     closed: AtomicBool,
     /// Entries let through unrecorded since the writer last wrote a `gap` entry.
     dropped: AtomicU64,
+    /// Entries queued and entries the writer is done with (written or failed), over the
+    /// sink's life, so that a stop can wait for what was queued before it.
+    queued: AtomicU64,
+    done: Mutex<u64>,
+    written: Condvar,
 }
 
 pub struct AuditSink {
@@ -265,6 +270,9 @@ impl AuditSink {
             reserved: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            done: Mutex::new(0),
+            written: Condvar::new(),
         });
         let w = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -281,6 +289,7 @@ impl AuditSink {
                     let take = q.len().min(MAX_BATCH);
                     q.drain(..take).collect::<Vec<_>>()
                 };
+                let taken = batch.len() as u64;
                 let lost = w.dropped.swap(0, Ordering::AcqRel);
                 if lost > 0 {
                     batch.push(gap_event(lost));
@@ -295,6 +304,8 @@ impl AuditSink {
                 if let Err(e) = writer.write_batch(batch) {
                     tracing::error!(error = %e, entries, "audit write failed");
                 }
+                *lock(&w.done) += taken;
+                w.written.notify_all();
             })
             .ok();
         Self {
@@ -328,6 +339,7 @@ impl AuditSink {
 
     fn push(&self, q: &mut Vec<AuditEvent>, event: AuditEvent) {
         q.push(event);
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
         // Half full: do not wait for the timer.
         if q.len() == self.shared.capacity / 2 + 1 {
             self.shared.wake.notify_one();
@@ -342,6 +354,27 @@ impl AuditSink {
 
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Waits (blocking, at most `timeout`) until every entry queued before this call has
+    /// been handed to the writer and written; whether it got there. A stop calls it before
+    /// closing the log, so that the last decisions are under the final checkpoint.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        let target = self.shared.queued.load(Ordering::Acquire);
+        self.shared.wake.notify_one();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut done = lock(&self.shared.done);
+        while *done < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = match self.shared.written.wait_timeout(done, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
     }
 }
 
@@ -502,6 +535,37 @@ mod tests {
             "{reasons}"
         );
         assert_eq!(lines[2]["entry"]["decision"], "deny");
+    }
+
+    struct Slow(Arc<Mutex<Vec<String>>>);
+
+    impl AuditWriter for Slow {
+        fn write_batch(&mut self, events: Vec<AuditEvent>) -> std::io::Result<()> {
+            // Holds the batch a while, as a log behind on its fsyncs would.
+            std::thread::sleep(Duration::from_millis(30));
+            lock(&self.0).extend(events.into_iter().map(|e| e.request_id));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn drain_returns_once_everything_queued_before_it_is_written() {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let sink = AuditSink::spawn(64, Box::new(Slow(Arc::clone(&kept))));
+        for i in 0..5 {
+            let queued = sink.try_record(event(&format!("req-{i}"), "/crm/a".into()));
+            assert!(queued.is_ok());
+        }
+        assert!(sink.drain(Duration::from_secs(10)));
+        assert_eq!(
+            *lock(&kept),
+            ["req-0", "req-1", "req-2", "req-3", "req-4"],
+            "drain returned before the queue was written"
+        );
+        assert!(
+            sink.drain(Duration::from_secs(10)),
+            "nothing queued: at once"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         ServeOptions {
             database: None,
             audit_stdout: false,
+            witnesses: serve::Witnesses::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: None,

@@ -26,6 +26,8 @@ pub const FAULT_ENV: &str = "WARDEN_FAULT";
 pub struct ServeOptions {
     /// Mirror every durable audit batch to stdout as JSON lines (for a SIEM pipeline).
     pub audit_stdout: bool,
+    /// Where every audit checkpoint is handed, besides the log itself.
+    pub witnesses: Witnesses,
     /// A `postgres://` (or `sqlite://`) URL; default: SQLite in the data directory.
     pub database: Option<String>,
     pub listen: SocketAddr,
@@ -51,6 +53,55 @@ pub struct Running {
     pub admin_token: String,
     pub shutdown: oneshot::Sender<()>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The witnesses an operator named: files to append each checkpoint to, URLs to POST it to.
+#[derive(Debug, Clone, Default)]
+pub struct Witnesses {
+    pub files: Vec<PathBuf>,
+    pub urls: Vec<String>,
+}
+
+impl Witnesses {
+    /// Opens each witness. A file inside `log_home` (the data directory, or the gateway's
+    /// audit directory) is refused: whoever can cut the log there can cut its witness too.
+    pub fn open(&self, log_home: &Path) -> anyhow::Result<Vec<Arc<dyn warden_audit::Witness>>> {
+        let mut out: Vec<Arc<dyn warden_audit::Witness>> = Vec::new();
+        let home = std::fs::canonicalize(log_home)
+            .with_context(|| format!("cannot resolve `{}`", log_home.display()))?;
+        for file in &self.files {
+            let parent = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let parent = std::fs::canonicalize(parent).with_context(|| {
+                format!(
+                    "audit witness `{}`: its directory must exist",
+                    file.display()
+                )
+            })?;
+            if parent.starts_with(&home) {
+                anyhow::bail!(
+                    "audit witness `{}` is inside `{}`: a witness must live where the log's host cannot cut it with the log",
+                    file.display(),
+                    log_home.display()
+                );
+            }
+            let w = warden_audit::FileWitness::open(file)
+                .with_context(|| format!("cannot open audit witness `{}`", file.display()))?;
+            out.push(Arc::new(w));
+        }
+        for url in &self.urls {
+            // The HTTP client is built without TLS: an https witness would fail every POST.
+            if !url.starts_with("http://") {
+                anyhow::bail!("audit witness URL `{url}` must start with http://");
+            }
+            let w = warden_audit::UrlWitness::spawn(url, warden_audit::witness::Retry::default())
+                .with_context(|| format!("cannot start audit witness `{url}`"))?;
+            out.push(Arc::new(w));
+        }
+        Ok(out)
+    }
 }
 
 pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Running> {
@@ -99,7 +150,8 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         listeners,
     );
     let limits = config.limits.clone();
-    let audit = open_audit(&dir, &master, opts.audit_stdout)?;
+    let witnesses = opts.witnesses.open(dir.path())?;
+    let audit = open_audit(&dir, &master, opts.audit_stdout, witnesses)?;
     let authority = Authority::start(
         config,
         store,
@@ -176,14 +228,16 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         let _ = gw_rx.await;
         let _ = tx.send(());
         if let Some(g) = gateway {
-            g.handle.abort();
+            g.stop().await;
         }
         let result = authority_task.await;
         ops_task.abort();
         maintenance.abort();
-        // A final signed checkpoint covers everything written.
-        if let Err(e) = audit.close().await {
-            tracing::error!(error = %e, "closing the audit log failed");
+        // A final signed checkpoint covers everything written, and has been handed to the
+        // witnesses, before this task ends (and `warden serve` waits for it to end).
+        match audit.close().await {
+            Ok(entries) => tracing::info!(entries, "audit log closed under a final checkpoint"),
+            Err(e) => tracing::error!(error = %e, "closing the audit log failed"),
         }
         dir.remove_server_info();
         result
@@ -275,18 +329,64 @@ fn open_audit(
     dir: &DataDir,
     master: &warden_core::crypto::SealingKey,
     to_stdout: bool,
+    witnesses: Vec<Arc<dyn warden_audit::Witness>>,
 ) -> anyhow::Result<warden_audit::AuditLog> {
     let key = dir.audit_key(master)?;
-    let path = dir.audit_dir();
-    std::fs::create_dir_all(&path)
-        .with_context(|| format!("cannot create `{}`", path.display()))?;
-    let mut options = warden_audit::Options::default();
+    open_log(&dir.audit_dir(), Arc::new(key), to_stdout, witnesses)
+}
+
+/// A standalone gateway's own audit log in `dir`: `audit.jsonl`, `checkpoints.jsonl`, and
+/// its signing key `audit.key` (a private JWK, 0600, created on first use) with the public
+/// half in `audit.pub.jwk`, which `warden audit verify --log-dir DIR` reads.
+pub fn open_gateway_audit(
+    dir: &Path,
+    witnesses: &Witnesses,
+) -> anyhow::Result<warden_audit::AuditLog> {
+    create_private_dir(dir)?;
+    let private = dir.join("audit.key");
+    let public = dir.join(warden_authority::data_dir::AUDIT_PUBLIC_KEY_FILE);
+    if !private.exists() {
+        crate::keyfile::generate(&private, &public)?;
+    }
+    let key = crate::keyfile::read_private(&private)?;
+    let jwk = warden_core::jwks::Jwk::from_public_key(&key.public_key(), None);
+    std::fs::write(&public, serde_json::to_vec_pretty(&jwk)?)
+        .with_context(|| format!("cannot write `{}`", public.display()))?;
+    open_log(dir, Arc::new(key), false, witnesses.open(dir)?)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create `{}`", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))
+}
+
+fn open_log(
+    path: &Path,
+    key: Arc<dyn warden_audit::CheckpointSigner>,
+    to_stdout: bool,
+    witnesses: Vec<Arc<dyn warden_audit::Witness>>,
+) -> anyhow::Result<warden_audit::AuditLog> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    let mut options = warden_audit::Options {
+        witnesses,
+        ..warden_audit::Options::default()
+    };
     if to_stdout {
         options
             .sinks
             .push(Box::new(warden_audit::JsonLinesSink(std::io::stdout())));
     }
-    let (log, report) = warden_audit::AuditLog::open(&path, Arc::new(key), options)
+    let (log, report) = warden_audit::AuditLog::open(path, key, options)
         .with_context(|| format!("cannot open the audit log in `{}`", path.display()))?;
     if let Some(torn) = report.torn_tail {
         tracing::warn!(
@@ -317,6 +417,24 @@ pub struct GatewayUrls {
 pub struct RunningGateway {
     pub urls: GatewayUrls,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    gateway: Arc<Gateway>,
+}
+
+/// How long a stop waits for the gateway's queued decisions to reach the audit log.
+const DRAIN_DECISIONS: Duration = Duration::from_secs(5);
+
+impl RunningGateway {
+    /// Stops accepting connections, then waits (bounded) until the decisions queued so far
+    /// are handed to the audit log, so that the final checkpoint covers them.
+    pub async fn stop(self) {
+        self.handle.abort();
+        let gateway = self.gateway;
+        let drained =
+            tokio::task::spawn_blocking(move || gateway.audit.drain(DRAIN_DECISIONS)).await;
+        if !matches!(drained, Ok(true)) {
+            tracing::warn!("the gateway's last decisions did not reach the audit log in time");
+        }
+    }
 }
 
 /// Connections an ops listener holds open at once: scrapers and probes, a handful each.
@@ -338,7 +456,7 @@ pub async fn start_gateway(
     if let (Some(_), Some(file)) = (&audit, &config.audit_log) {
         tracing::warn!(
             file = %file.display(),
-            "audit_log is not used by `warden serve`: gateway decisions join the chained audit log in the data directory"
+            "audit_log is not used: gateway decisions join the chained audit log"
         );
     }
     if let Some(l) = listen.public {
@@ -377,7 +495,7 @@ pub async fn start_gateway(
     )
     .await?;
     let ops = Arc::clone(&gateway).serve_ops(ops_listener, std::future::pending());
-    let public = gateway.serve(listener, std::future::pending());
+    let public = Arc::clone(&gateway).serve(listener, std::future::pending());
     // Either listener failing ends both: a gateway nobody can probe is not left serving.
     let handle = tokio::spawn(async move {
         tokio::select! {
@@ -388,5 +506,6 @@ pub async fn start_gateway(
     Ok(RunningGateway {
         urls: GatewayUrls { url, ops_url },
         handle,
+        gateway,
     })
 }

@@ -12,6 +12,7 @@
 mod crash;
 mod full_disk;
 mod tamper;
+mod witness;
 mod writer;
 
 use std::path::Path;

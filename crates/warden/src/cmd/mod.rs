@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Revoke(args) => revoke::run(args).await,
         Command::Delegation(args) => delegation::run(args).await,
         Command::DpopProof(args) => token::dpop_proof(args),
-        Command::Audit(args) => audit::run(args),
+        Command::Audit(args) => audit::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Honeytoken(args) => honeytoken::run(args).await,
         Command::Keys(args) => keys::run(args).await,

@@ -30,6 +30,8 @@ pub(super) struct ServeArgs {
     /// Mirror every durable audit batch to stdout as JSON lines (for a SIEM pipeline).
     #[arg(long)]
     audit_stdout: bool,
+    #[command(flatten)]
+    witnesses: WitnessArgs,
     /// The store: `postgres://USER:PASS@HOST/DB` for replicas sharing one PostgreSQL
     /// (they must share WARDEN_MASTER_KEY too); default: SQLite in the data directory.
     #[arg(long, env = "WARDEN_DATABASE_URL")]
@@ -82,6 +84,37 @@ pub(super) struct GatewayArgs {
     admin_token_file: Option<PathBuf>,
     #[arg(long)]
     log_json: bool,
+    /// Keep the gateway's decisions in its own hash-chained, checkpointed audit log in this
+    /// directory (signing key `audit.key` created there, 0600); verify it with
+    /// `warden audit verify --log-dir DIR`. Without it, the config's `audit_log` file (plain
+    /// JSON lines) or the process log.
+    #[arg(long, env = "WARDEN_GATEWAY_AUDIT_DIR")]
+    audit_dir: Option<PathBuf>,
+    #[command(flatten)]
+    witnesses: WitnessArgs,
+}
+
+/// Where each audit checkpoint is handed besides the log: `warden audit verify --witness`
+/// checks the log against them.
+#[derive(Debug, clap::Args)]
+struct WitnessArgs {
+    /// Append every signed audit checkpoint to this file, outside the data directory (make
+    /// it append-only, or keep it on another machine's mount). Repeatable.
+    #[arg(long = "audit-witness-file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// POST every signed audit checkpoint (JSON) to this URL; a failure is retried a few
+    /// times, then logged and counted, and never holds the log. Repeatable.
+    #[arg(long = "audit-witness-url", value_name = "URL")]
+    urls: Vec<String>,
+}
+
+impl From<WitnessArgs> for crate::serve::Witnesses {
+    fn from(w: WitnessArgs) -> Self {
+        Self {
+            files: w.files,
+            urls: w.urls,
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -111,6 +144,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         issuer,
         token_ttl,
         audit_stdout,
+        witnesses,
         database,
         config,
         gateway_listen,
@@ -124,6 +158,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         &common.data_dir,
         crate::serve::ServeOptions {
             audit_stdout,
+            witnesses: witnesses.into(),
             database,
             listen,
             ops_listen,
@@ -147,11 +182,17 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         common.data_dir.display(),
         common.data_dir.display()
     );
+    let crate::serve::Running {
+        shutdown, mut task, ..
+    } = running;
     tokio::select! {
-        r = running.task => r??,
+        r = &mut task => r??,
         () = shutdown_signal() => {
-            let _ = running.shutdown.send(());
             tracing::info!("shutting down");
+            let _ = shutdown.send(());
+            // Returning here would end the process under the audit writer: the final
+            // checkpoint is durable, and handed to the witnesses, only once the task ends.
+            task.await??;
         }
     }
     Ok(Outcome::Done)
@@ -168,6 +209,8 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
         ops_listen,
         admin_token_file,
         log_json,
+        audit_dir,
+        witnesses,
     } = args;
     if let Some(GatewayAction::Enroll(args)) = action {
         return enroll(args, &common).await;
@@ -203,15 +246,32 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
         public: listen,
         ops: ops_listen,
     };
-    let running = crate::serve::start_gateway(&config, &authority, auth, listen, None, 1).await?;
+    let audit = match &audit_dir {
+        Some(dir) => Some(crate::serve::open_gateway_audit(dir, &witnesses.into())?),
+        None => None,
+    };
+    let mut running =
+        crate::serve::start_gateway(&config, &authority, auth, listen, audit.clone(), 1).await?;
     eprintln!(
         "warden gateway on {} (ops: {}, authority {authority})",
         running.urls.url, running.urls.ops_url
     );
-    tokio::select! {
-        r = running.handle => { r??; }
-        () = shutdown_signal() => tracing::info!("shutting down"),
+    let served = tokio::select! {
+        r = &mut running.handle => r.map_err(anyhow::Error::from).and_then(|r| r.map_err(Into::into)),
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            running.stop().await;
+            Ok(())
+        }
+    };
+    if let Some(log) = audit {
+        // As for `warden serve`: the final checkpoint is durable before the process exits.
+        match log.close().await {
+            Ok(entries) => tracing::info!(entries, "audit log closed under a final checkpoint"),
+            Err(e) => tracing::error!(error = %e, "closing the audit log failed"),
+        }
     }
+    served?;
     Ok(Outcome::Done)
 }
 

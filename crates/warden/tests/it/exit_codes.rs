@@ -73,8 +73,9 @@ fn an_admin_command_without_a_server_exits_2_with_a_one_line_reason() {
     assert!(one_line_error(&out).contains("audit.pub.jwk"));
 }
 
-/// A server that ran and stopped: a refused request and an unreachable server are errors
-/// (2); the audit log it left verifies (0), and once edited does not (1).
+/// A server that ran and was killed: a refused request and an unreachable server are errors
+/// (2); the audit log it left has unsigned entries (1, or 0 when they are accepted), and once
+/// edited does not verify (1).
 #[test]
 fn a_tampered_audit_log_exits_1_a_sound_one_0_and_a_stopped_server_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +96,10 @@ fn a_tampered_audit_log_exits_1_a_sound_one_0_and_a_stopped_server_2() {
     assert_eq!(code(&out), Some(2), "{out:?}");
     assert!(one_line_error(&out).contains("cannot reach the authority"));
 
+    // Killed, it signed nothing after its last checkpoint: a failed check until accepted.
     let out = warden(&data, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(1), "{out:?}");
+    let out = warden(&data, &["audit", "verify", "--allow-unsigned"]);
     assert_eq!(code(&out), Some(0), "{out:?}");
 
     let log = data.join("audit").join("audit.jsonl");
@@ -103,7 +107,7 @@ fn a_tampered_audit_log_exits_1_a_sound_one_0_and_a_stopped_server_2() {
     let edited = text.replacen("POST /admin/v1/tenants", "POST /admin/v1/tenantz", 1);
     assert_ne!(text, edited);
     std::fs::write(&log, edited).unwrap();
-    let out = warden(&data, &["audit", "verify"]);
+    let out = warden(&data, &["audit", "verify", "--allow-unsigned"]);
     assert_eq!(code(&out), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);

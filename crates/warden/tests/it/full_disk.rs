@@ -146,7 +146,7 @@ fn a_full_disk_gets_retryable_answers_changes_nothing_unrecorded_and_recovers_by
         "{metrics}"
     );
 
-    drop(server);
+    assert!(server.stop().success());
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         !log.contains("corrupt"),

@@ -18,6 +18,8 @@ mod descriptors;
 mod exit_codes;
 #[cfg(target_os = "linux")]
 mod full_disk;
+#[cfg(unix)]
+mod witness;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -31,6 +33,29 @@ struct Server {
     child: Child,
 }
 
+impl Server {
+    /// Stops the server as an operator does, with SIGTERM, and waits for it to exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Dropped, a server is killed (SIGKILL): what a crash leaves. [`Server::stop`] is a clean stop.
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -511,7 +536,7 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _server = Server { child };
+    let server = Server { child };
     wait_started(&data);
     json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
     let (id, key) = create_agent(&data, dir.path(), "acme", "a", "crm:contacts:read");
@@ -610,8 +635,13 @@ fn serve_with_a_config_runs_the_gateway_in_front_of_an_upstream() {
         assert!(Instant::now() < deadline, "no gateway decision in {text}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // While it runs, the last entries await their checkpoint; a clean stop signs them all.
+    let running = warden(&data, &["audit", "verify", "--json", "--allow-unsigned"]);
+    assert_eq!(running.status.code(), Some(0), "{running:?}");
+    assert!(server.stop().success());
     let verified = json_of(&warden(&data, &["audit", "verify", "--json"]));
-    assert_eq!(verified["status"], "ok");
+    assert_eq!(verified["status"], "ok", "{verified}");
+    assert_eq!(verified["unsigned_entries"], 0, "{verified}");
     // The built-in gateway ran as a principal of its own, its credentials kept private.
     let credentials = std::fs::metadata(data.join("gateway.credentials.json")).unwrap();
     assert_eq!(
@@ -796,9 +826,10 @@ fn audit_verify_accepts_the_servers_log_and_names_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     {
-        let _server = start(&data);
+        let server = start(&data);
         json_of(&warden(&data, &["tenant", "create", "acme", "--json"]));
         json_of(&warden(&data, &["tenant", "create", "globex", "--json"]));
+        assert!(server.stop().success());
     }
     let verified = json_of(&warden(&data, &["audit", "verify", "--json"]));
     assert_eq!(verified["status"], "ok", "{verified}");
