@@ -277,6 +277,11 @@ pub fn text(a: &Arc<Authority>) -> String {
             Value::Gauge(i64::try_from(log.durable_seq().0).unwrap_or(i64::MAX)),
         ),
         (
+            "warden_audit_witness_failures",
+            "checkpoints an audit witness did not take or was not delivered",
+            Value::Counter(log.witness_failures()),
+        ),
+        (
             "warden_audit_queue_depth",
             "audit entries queued and not yet durable",
             Value::Gauge(count(log.queued())),

@@ -12,7 +12,10 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use warden_core::claims::AccessClaims;
 use warden_core::crypto::{constant_time_eq, sha256};
+use warden_core::jws::UnverifiedToken;
+use warden_core::Validation;
 
 use crate::audit::AuditEvent;
 use crate::http_client::{full, Body};
@@ -31,6 +34,49 @@ enum AdminError {
     NotFound(String),
     MethodNotAllowed(&'static str),
     BadIdentity(String),
+}
+
+impl Gateway {
+    /// The break-glass token, when this gateway holds it, or an admin token of the
+    /// authority's (`aud` exactly `<issuer>/admin/v1`, `warden:admin` read literally, live,
+    /// not delegated, not bound), verified here against the published keys: a gateway
+    /// running on its own credentials is administered the way the authority is.
+    fn admits(&self, token: &str, now: i64) -> bool {
+        if self
+            .admin_token_hash
+            .is_some_and(|h| constant_time_eq(&sha256(token.as_bytes()), &h))
+        {
+            return true;
+        }
+        let audience = warden_api::scope::admin_audience(&self.config.issuer);
+        let validation = Validation::access_token(&self.config.issuer, vec![audience]);
+        let Ok(parsed) = UnverifiedToken::parse(token) else {
+            return false;
+        };
+        // Gateways publish their internal-token keys in the same set; none of them speaks
+        // for the authority.
+        if parsed
+            .header()
+            .kid
+            .as_deref()
+            .is_none_or(|kid| kid.starts_with("gw-"))
+        {
+            return false;
+        }
+        let Ok(verified) = parsed.verify_with::<AccessClaims>(&self.jwks.keys(), &validation, now)
+        else {
+            return false;
+        };
+        let claims = verified.claims();
+        claims.aud.iter().count() == 1
+            && claims.act.is_none()
+            && claims.cnf.is_none()
+            && claims
+                .scope
+                .split(' ')
+                .any(|s| s == warden_api::scope::ADMIN)
+            && self.revocations.check(claims).is_ok()
+    }
 }
 
 impl AdminError {
@@ -98,13 +144,10 @@ impl Gateway {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
-        if !presented.is_some_and(|t| {
-            self.admin_token_hash
-                .is_some_and(|h| constant_time_eq(&sha256(t.as_bytes()), &h))
-        }) {
+        let now = self.now();
+        if !presented.is_some_and(|t| self.admits(t, now)) {
             return Err(AdminError::Unauthenticated);
         }
-        let now = self.now();
         if raw == RESTRICTIONS {
             if req.method() != Method::GET {
                 return Err(AdminError::MethodNotAllowed("GET"));

@@ -44,7 +44,11 @@ GET = "crm:contacts:read"
         credentials: Box::new(auth.credentials(&edge)),
         scope: Some("warden:gateway".into()),
     };
-    let warden_test::gateway::Served { url, gateway, .. } = launch_as(
+    let warden_test::gateway::Served {
+        url,
+        ops_url,
+        gateway,
+    } = launch_as(
         &toml,
         "edge-1",
         Arc::clone(&auth.clock) as _,
@@ -76,6 +80,27 @@ GET = "crm:contacts:read"
     let seq = v["seq"].as_i64().unwrap();
     assert!(eventually(|| gateway.revocations.cursor() >= seq).await);
     assert_eq!(get().await.unwrap().status(), 401);
+
+    // Holding no break-glass token, its admin surface takes the authority's admin tokens:
+    // `warden:admin`, and nothing narrower.
+    let root = auth
+        .agent_with(
+            &tenant,
+            "root",
+            json!({ "kind": "service", "scopes": "warden:admin warden:tenant:admin" }),
+        )
+        .await;
+    let restrictions = |token: String| {
+        auth.http
+            .get(format!("{ops_url}/_warden/restrictions"))
+            .bearer_auth(token)
+            .send()
+    };
+    let admin = auth.admin_token(&root, "warden:admin").await;
+    assert_eq!(restrictions(admin).await.unwrap().status(), 200);
+    let narrower = auth.admin_token(&root, "warden:tenant:admin").await;
+    assert_eq!(restrictions(narrower).await.unwrap().status(), 401);
+    assert_eq!(restrictions(token.clone()).await.unwrap().status(), 401);
 
     // The gateway's published key goes with its principal.
     let (s, v) = auth
