@@ -248,7 +248,7 @@ wait_quiet() { # name
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 proc_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
 
-# `measure NAME PID URL [wrk args...]`: warm-up, then the measured run; writes $TMP/NAME.wrk
+# `measure NAME PID URL [wrk args...]` (after the URL, so a script's own `-- ARGS` reach it): warm-up, then the measured run; writes $TMP/NAME.wrk
 # and $TMP/NAME.ticks (the server's CPU ticks during the run). WARMUP=0 skips the warm-up
 # (case 3: its assertions are single-use).
 measure() {
@@ -256,10 +256,10 @@ measure() {
   shift 3
   wait_quiet "$name"
   if ((WARMUP > 0)); then
-    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$@" "$url" >/dev/null 2>&1 || true
+    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url" "$@" >/dev/null 2>&1 || true
   fi
   t0=$(proc_ticks "$pid")
-  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$TMP/$name.wrk" 2>&1 ||
+  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" "$@" >"$TMP/$name.wrk" 2>&1 ||
     die "wrk failed for $name: $(tail -n 5 "$TMP/$name.wrk")"
   t1=$(proc_ticks "$pid")
   echo $((t1 - t0)) >"$TMP/$name.ticks"
