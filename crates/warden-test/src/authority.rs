@@ -194,14 +194,7 @@ impl TestAuthority {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/admin/v1{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        answer(req.send().await.unwrap()).await
+        self.admin_as(ADMIN, method, path, body).await
     }
 
     /// POSTs `body` to the lifecycle API.
