@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use warden_core::id::random_token_id;
 use zeroize::Zeroizing;
 
+use crate::admin::{segment, Call};
 use crate::credentials::Credentials;
 use crate::gateway::{
-    EnrollGateway, EnrolledGateway, RegisterGatewayKey, RegisteredGatewayKey, RevokePrincipal,
-    TenantRef, UsageAccepted, UsageReport,
+    EnrollGateway, EnrolledGateway, RegisterGatewayKey, RegisteredGatewayKey, TenantRef,
+    UsageAccepted, UsageReport,
 };
 use crate::problem::{OAuthError, Problem};
 use crate::scope::{admin_audience, ADMIN_PATH};
@@ -27,6 +29,8 @@ pub struct Request {
     pub method: Method,
     pub url: String,
     pub bearer: Option<Zeroizing<String>>,
+    /// Sent as `Idempotency-Key`: the authority answers a repeat with the first answer.
+    pub idempotency_key: Option<String>,
     pub body: Body,
 }
 
@@ -209,6 +213,7 @@ impl<T: Transport> ApiClient<T> {
                 method: Method::Post,
                 url: meta.token_endpoint.clone(),
                 bearer: None,
+                idempotency_key: None,
                 body: Body::Form(form),
             })
             .await
@@ -249,6 +254,7 @@ impl<T: Transport> ApiClient<T> {
                 method: Method::Get,
                 url: format!("{}/.well-known/oauth-authorization-server", self.authority),
                 bearer: None,
+                idempotency_key: None,
                 body: Body::Empty,
             })
             .await
@@ -265,9 +271,21 @@ impl<T: Transport> ApiClient<T> {
         Ok(meta)
     }
 
-    /// One admin API call under `/admin/v1`; a 401 to a principal's cached token is retried
-    /// once with a fresh token (the old one may have been revoked with a key rotation, or
-    /// outlived its renewal point on a paused machine).
+    /// One call of the admin API. A mutating one carries a fresh `Idempotency-Key` (the same
+    /// on the retry after a 401), so that no retry can apply it twice.
+    pub async fn admin<R: DeserializeOwned>(&self, call: &Call) -> Result<R, ApiError> {
+        let body = call
+            .body()
+            .map_err(|e| ApiError::Decode(e.to_string()))?
+            .map_or(Body::Empty, Body::Json);
+        let key = call
+            .mutates()
+            .then(|| random_token_id(&mut rand_core::OsRng));
+        self.send_admin(call.method(), &call.path(), body, key)
+            .await
+    }
+
+    /// One admin API call under `/admin/v1` with a body of the caller's type.
     pub async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         method: Method,
@@ -280,6 +298,19 @@ impl<T: Transport> ApiClient<T> {
             }
             None => Body::Empty,
         };
+        self.send_admin(method, path, body, None).await
+    }
+
+    /// A 401 to a principal's cached token is retried once with a fresh token (the old one
+    /// may have been revoked with a key rotation, or outlived its renewal point on a paused
+    /// machine).
+    async fn send_admin<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        idempotency_key: Option<String>,
+    ) -> Result<R, ApiError> {
         let url = format!("{}{ADMIN_PATH}{path}", self.authority);
         let mut retried = false;
         loop {
@@ -289,6 +320,7 @@ impl<T: Transport> ApiClient<T> {
                     method,
                     url: url.clone(),
                     bearer: Some(self.bearer().await?),
+                    idempotency_key: idempotency_key.clone(),
                     body: body.clone(),
                 })
                 .await
@@ -328,7 +360,7 @@ impl<T: Transport> ApiClient<T> {
     pub async fn revoke_principal(
         &self,
         id: &str,
-        req: &RevokePrincipal,
+        req: &crate::admin::Reason,
     ) -> Result<serde_json::Value, ApiError> {
         self.call(Method::Post, &format!("/principals/{id}/revoke"), Some(req))
             .await
@@ -336,7 +368,7 @@ impl<T: Transport> ApiClient<T> {
 
     /// A tenant by id or name.
     pub async fn tenant(&self, key: &str) -> Result<TenantRef, ApiError> {
-        self.call::<(), _>(Method::Get, &format!("/tenants/{key}"), None)
+        self.call::<(), _>(Method::Get, &format!("/tenants/{}", segment(key)), None)
             .await
     }
 

@@ -34,14 +34,6 @@ pub struct UsageAccepted {
     pub accepted: u64,
 }
 
-/// `POST /admin/v1/principals/{id}/revoke`, as a quarantine raises it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevokePrincipal {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
 /// `POST /admin/v1/gateways`: enroll a gateway as a service principal of the system tenant
 /// with the scope `warden:gateway` and the given public key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -178,6 +178,8 @@ struct Shared {
     witness_failures: AtomicU64,
     /// The writer's witnesses, for the failures they count themselves.
     witnesses: Vec<Arc<dyn Witness>>,
+    /// The newest checkpoint made durable by this process, for those who relay it.
+    latest: tokio::sync::watch::Sender<Option<Arc<SignedCheckpoint>>>,
 }
 
 /// A handle on an open audit log. Cheap to clone; the writer stops when [`AuditLog::close`]
@@ -266,6 +268,7 @@ impl AuditLog {
             sink_failures: AtomicU64::new(0),
             witness_failures: AtomicU64::new(0),
             witnesses: opts.witnesses.clone(),
+            latest: tokio::sync::watch::channel(None).0,
         });
         let writer = Writer {
             file,
@@ -394,6 +397,12 @@ impl AuditLog {
     pub fn witness_failures(&self) -> u64 {
         let own: u64 = self.shared.witnesses.iter().map(|w| w.failures()).sum();
         self.shared.witness_failures.load(Ordering::Relaxed) + own
+    }
+
+    /// The newest checkpoint this process made durable (none before the first), changing
+    /// with each: an authority relays it to its gateways, each a witness.
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Option<Arc<SignedCheckpoint>>> {
+        self.shared.latest.subscribe()
     }
 
     /// Signs a checkpoint over everything queued before this call (none if nothing is
@@ -656,9 +665,6 @@ impl Writer {
     /// Hands the durable checkpoint line at `buf[s..e]` to every witness; a refusal is
     /// counted and logged, never returned.
     fn hand_to_witnesses(&self, s: usize, e: usize) {
-        if self.witnesses.is_empty() {
-            return;
-        }
         let line = self.buf.get(s..e).unwrap_or_default();
         let parsed = std::str::from_utf8(line)
             .ok()
@@ -673,6 +679,7 @@ impl Writer {
                 tracing::warn!(error = %e, checkpoint = cp.checkpoint.seq, "audit witness refused a checkpoint");
             }
         }
+        self.shared.latest.send_replace(Some(Arc::new(cp)));
     }
 
     fn flush_witnesses(&self) {

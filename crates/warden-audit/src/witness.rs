@@ -7,6 +7,7 @@
 //! what [`parse_witness`] reads. This module must never block or fail the writer: a witness
 //! that talks to the network queues and returns, and every failure is counted and logged.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -32,8 +33,8 @@ pub enum WitnessError {
 }
 
 /// Keeps checkpoints somewhere the log's host cannot quietly rewrite. Implemented by
-/// [`FileWitness`], [`UrlWitness`] and [`LatestCheckpoint`]; a gateway that keeps the latest
-/// checkpoint it saw on the revocation stream is one more implementation.
+/// [`FileWitness`], [`UrlWitness`] and [`LatestCheckpoint`] (which a gateway fills from the
+/// revocation stream).
 pub trait Witness: Send + Sync {
     /// Names the witness in logs and errors (`file:/path`, `url:http://…`).
     fn name(&self) -> String;
@@ -112,23 +113,45 @@ impl Witness for FileWitness {
     }
 }
 
-/// Keeps the latest checkpoint in memory, for a server to answer `GET` with
-/// ([`LatestCheckpoint::latest`] as JSON): the seam through which a gateway will witness.
-/// An older checkpoint than the one kept (a lower `count`) is refused, so a replayed or
-/// forged-from-the-past one cannot replace it.
+/// Keeps the latest checkpoint of each log in memory (one per signing key: replicas of an
+/// authority each sign their own log), for a server to answer `GET` with
+/// ([`LatestCheckpoint::latest`]): how a gateway witnesses the logs it hears from.
+/// An older checkpoint than the one kept for its key (a lower `count`) is refused, so a
+/// replayed one, or one from a log that was cut back and re-signed, cannot replace it.
 #[derive(Debug, Default)]
 pub struct LatestCheckpoint {
-    latest: Mutex<Option<SignedCheckpoint>>,
+    /// By `kid`; at most [`LatestCheckpoint::MAX_LOGS`], the least recently signed dropped.
+    kept: Mutex<BTreeMap<String, SignedCheckpoint>>,
 }
 
 impl LatestCheckpoint {
+    /// Logs kept at once: far more than an authority has replicas, and a bound on what a
+    /// stream of made-up keys could make it hold.
+    pub const MAX_LOGS: usize = 64;
+
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The checkpoint line to serve, exactly as signed.
+    /// The checkpoint lines to serve, exactly as signed, one a line, the most recently
+    /// signed last; `None` before the first.
     pub fn latest(&self) -> Option<Vec<u8>> {
-        lock(&self.latest).as_ref().map(SignedCheckpoint::line)
+        let kept = lock(&self.kept);
+        let mut all: Vec<&SignedCheckpoint> = kept.values().collect();
+        all.sort_by_key(|c| c.checkpoint.time);
+        let mut out = Vec::new();
+        for (i, cp) in all.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(&cp.line());
+        }
+        (!all.is_empty()).then_some(out)
+    }
+
+    /// The latest checkpoint kept for the log signed by `kid`.
+    pub fn latest_for(&self, kid: &str) -> Option<Vec<u8>> {
+        lock(&self.kept).get(kid).map(SignedCheckpoint::line)
     }
 }
 
@@ -138,17 +161,28 @@ impl Witness for LatestCheckpoint {
     }
 
     fn witness(&self, checkpoint: &SignedCheckpoint) -> Result<(), WitnessError> {
-        let mut kept = lock(&self.latest);
-        if kept
-            .as_ref()
-            .is_some_and(|k| k.checkpoint.count > checkpoint.checkpoint.count)
-        {
-            return Err(WitnessError::Refused {
-                name: self.name(),
-                reason: "older than the checkpoint kept".into(),
-            });
+        let mut kept = lock(&self.kept);
+        let kid = &checkpoint.checkpoint.kid;
+        if let Some(k) = kept.get(kid) {
+            if k.checkpoint.count > checkpoint.checkpoint.count {
+                return Err(WitnessError::Refused {
+                    name: self.name(),
+                    reason: format!(
+                        "it covers {} entries, but a checkpoint of the same log covering {} was seen before: the log went back",
+                        checkpoint.checkpoint.count, k.checkpoint.count
+                    ),
+                });
+            }
+        } else if kept.len() >= Self::MAX_LOGS {
+            let oldest = kept
+                .iter()
+                .min_by_key(|(_, c)| c.checkpoint.time)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                kept.remove(&k);
+            }
         }
-        *kept = Some(checkpoint.clone());
+        kept.insert(kid.clone(), checkpoint.clone());
         Ok(())
     }
 }
@@ -361,7 +395,11 @@ mod tests {
     use warden_core::SigningKey;
 
     fn signed(count: u64) -> SignedCheckpoint {
-        let key = SigningKey::from_bytes(&[7u8; 32]).unwrap_or_else(|e| unreachable!("{e}"));
+        signed_by(&[7u8; 32], count)
+    }
+
+    fn signed_by(seed: &[u8; 32], count: u64) -> SignedCheckpoint {
+        let key = SigningKey::from_bytes(seed).unwrap_or_else(|e| unreachable!("{e}"));
         let cp = Checkpoint {
             seq: count,
             count,
@@ -399,6 +437,26 @@ mod tests {
         let served = String::from_utf8(w.latest().unwrap_or_default()).unwrap_or_default();
         let back = parse_witness(&served).unwrap_or_default();
         assert_eq!(back.first().map(|c| c.checkpoint.count), Some(5));
+    }
+
+    #[test]
+    fn each_log_keeps_its_own_latest_checkpoint() {
+        let w = LatestCheckpoint::new();
+        let other = signed_by(&[9u8; 32], 2);
+        assert!(w.witness(&signed(5)).is_ok());
+        // Another replica's log is younger, not older.
+        assert!(w.witness(&other).is_ok());
+        let served = String::from_utf8(w.latest().unwrap_or_default()).unwrap_or_default();
+        let mut counts: Vec<u64> = parse_witness(&served)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.checkpoint.count)
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [2, 5]);
+        let one = w.latest_for(&other.checkpoint.kid).unwrap_or_default();
+        assert_eq!(one, other.line());
+        assert!(w.witness(&signed(4)).is_err(), "still refused per log");
     }
 
     #[test]

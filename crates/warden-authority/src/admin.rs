@@ -14,8 +14,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
+use warden_api::admin::{
+    CreatePrincipal, CreateTenant, SetClientKeyAge, SetPublicKey, SetScopes, SetTokenTtl,
+};
+use warden_api::gateway::RegisterGatewayKey;
 use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
@@ -256,14 +260,6 @@ pub(crate) async fn resolve_principal(
         .ok_or_else(|| Problem::not_found(format!("principal `{key}` not found")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateTenant {
-    name: String,
-    #[serde(default)]
-    max_token_ttl_secs: Option<i64>,
-}
-
 async fn create_tenant(
     State(a): State<Arc<Authority>>,
     journal: Journal,
@@ -383,12 +379,6 @@ async fn set_tenant_disabled(
     Ok(answer)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetTtl {
-    max_token_ttl_secs: i64,
-}
-
 async fn set_tenant_ttl(
     State(a): State<Arc<Authority>>,
     caller: Caller,
@@ -397,7 +387,7 @@ async fn set_tenant_ttl(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Answer> {
-    let req: SetTtl = json_body(&a, &headers, body).await?;
+    let req: SetTokenTtl = json_body(&a, &headers, body).await?;
     check_ttl(&a, req.max_token_ttl_secs)?;
     let mut t = resolve_tenant(&a, &caller, &t).await?;
     t.max_token_ttl_secs = req.max_token_ttl_secs;
@@ -409,13 +399,6 @@ async fn set_tenant_ttl(
         .commit(&a, change, StatusCode::OK, &|_| json(&t))
         .await?;
     Ok(answer)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetClientKeyAge {
-    /// `null` returns the tenant to the authority's default.
-    max_client_key_age_secs: Option<i64>,
 }
 
 /// Shortest `max_client_key_age` a tenant may set: a day, so that no setting locks every
@@ -449,21 +432,6 @@ async fn set_client_key_age(
         .commit(&a, change, StatusCode::OK, &|_| json(&t))
         .await?;
     Ok(answer)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatePrincipal {
-    kind: String,
-    name: String,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    scopes: Option<String>,
-    #[serde(default)]
-    audiences: Option<Vec<String>>,
-    #[serde(default)]
-    public_key: Option<Jwk>,
 }
 
 pub(crate) fn parse_scopes(s: &str) -> ApiResult<ScopeSet> {
@@ -620,12 +588,6 @@ async fn set_principal_disabled(
     Ok(answer)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetScopes {
-    scopes: String,
-}
-
 async fn set_scopes(
     State(a): State<Arc<Authority>>,
     caller: Caller,
@@ -651,12 +613,6 @@ async fn set_scopes(
         .await?;
     tracing::info!(principal = %p.id, scopes = %scopes, "scope ceiling set");
     Ok(answer)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetPublicKey {
-    public_key: Jwk,
 }
 
 async fn set_public_key(
@@ -774,14 +730,6 @@ pub(crate) async fn reload_gateway_keys(a: &Authority) -> ApiResult<()> {
 
 /// Longest a gateway key stays published without being registered again.
 const MAX_GATEWAY_KEY_TTL: i64 = 24 * 3600;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterGatewayKey {
-    gateway: String,
-    public_key: Jwk,
-    ttl_secs: i64,
-}
 
 /// A gateway publishes the key of its internal tokens through the authority's JWKS.
 async fn register_gateway_key(

@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use rand_core::OsRng;
-use serde::Deserialize;
 use serde_json::json;
+use warden_api::admin::CreateHoneytoken;
 use warden_core::claims::{AccessClaims, Audience};
 use warden_core::id::random_token_id;
 use warden_core::{jws, PrincipalId, PrincipalKind, ScopeSet};
@@ -21,16 +21,6 @@ use crate::admin::{json_body, resolve_tenant, validate_name, ApiResult};
 use crate::error::Problem;
 use crate::journal::{json, Answer, Journal};
 use crate::Authority;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateHoneytoken {
-    /// A name an attacker would find plausible, e.g. `billing-export`.
-    name: String,
-    /// Scopes the bait token claims to carry; it is refused everywhere regardless.
-    #[serde(default)]
-    scopes: Option<String>,
-}
 
 pub async fn create(
     State(a): State<Arc<Authority>>,

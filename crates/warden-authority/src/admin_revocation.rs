@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use rand_core::OsRng;
-use serde::Deserialize;
+use warden_api::admin::{CreateGrant, Reason, Reinstate, RevokeToken};
 use warden_core::id::random_token_id;
 use warden_core::PrincipalKind;
 use warden_store::{
@@ -23,16 +23,6 @@ use crate::admin_auth::Caller;
 use crate::error::Problem;
 use crate::journal::{json, Answer, Journal};
 use crate::Authority;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGrant {
-    user: String,
-    agent: String,
-    scopes: String,
-    #[serde(default)]
-    expires_in: Option<i64>,
-}
 
 pub async fn create_grant(
     State(a): State<Arc<Authority>>,
@@ -172,13 +162,6 @@ async fn visible_grant(a: &Authority, caller: &Caller, id: &str) -> ApiResult<De
         .ok_or_else(|| Problem::not_found(format!("delegation grant `{id}` not found")))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Reason {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 async fn reason(a: &Authority, headers: &HeaderMap, body: Body) -> ApiResult<Option<String>> {
     let r: Reason = optional_json_body(a, headers, body).await?;
     if r.reason.as_ref().is_some_and(|r| r.len() > 500) {
@@ -275,14 +258,6 @@ pub async fn revoke_principal(
     Ok(answer)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Reinstate {
-    /// A new public key (JWK), replacing the one the principal had when it was revoked.
-    #[serde(default)]
-    public_key: Option<warden_core::jwks::Jwk>,
-}
-
 /// `POST /admin/v1/principals/{id}/reinstate`: lifts a revocation; the principal may ask for
 /// tokens again, with the new key when one is given. Tokens issued before the revocation stay
 /// ended.
@@ -356,14 +331,6 @@ pub(crate) fn tokens_of_tenant(
         reason: Some("tenant disabled".into()),
         created_at: now,
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeToken {
-    jti: String,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 pub async fn revoke_token(

@@ -14,6 +14,7 @@ mod admin_report;
 mod admin_revocation;
 pub mod alerts;
 mod auth_throttle;
+pub mod checkpoint_relay;
 mod client_auth;
 mod client_cache;
 mod client_credentials;
@@ -61,6 +62,8 @@ pub struct Authority {
     /// Where every issuance, refusal and change is recorded; the authority has no other way
     /// to run.
     audit: warden_audit::AuditLog,
+    /// The audit log's checkpoints, out to every gateway on the revocation stream.
+    pub checkpoints: Arc<checkpoint_relay::CheckpointRelay>,
     pub clock: Arc<dyn Clock>,
     pub revocations: Arc<revocation::RevocationHub>,
     /// What `/metrics` on the ops listener reports.
@@ -114,6 +117,7 @@ impl Authority {
         revocations.spawn_follower(Arc::clone(&store));
         let authority = Arc::new(Self {
             activity: activity::ActivityRecorder::default(),
+            checkpoints: Arc::new(checkpoint_relay::CheckpointRelay::new(audit.checkpoints())),
             audit,
             alerts,
             revocations,
@@ -153,6 +157,25 @@ impl Authority {
                 }
             }
         });
+    }
+
+    /// Signs a checkpoint over everything logged so far and waits, at most `limit`, until
+    /// every gateway on the stream has been sent it: a clean stop calls it before it closes
+    /// the streams, so each gateway witnesses the log as it was at the stop. False if the
+    /// log could not sign or some gateway was not reached in time (it is logged).
+    pub async fn checkpoint_to_gateways(&self, limit: std::time::Duration) -> bool {
+        if let Err(e) = self.audit.checkpoint().await {
+            tracing::warn!(error = %e, "no checkpoint for the gateways at the stop");
+            return false;
+        }
+        let all = self.checkpoints.all_delivered(limit).await;
+        if !all {
+            tracing::warn!(
+                waited_ms = limit.as_millis(),
+                "some gateway on the revocation stream was not sent the last checkpoint"
+            );
+        }
+        all
     }
 
     pub fn now(&self) -> i64 {

@@ -7,9 +7,10 @@
 //! order. Lifecycle calls wait until the follower has applied their event, so when a revoke
 //! call answers, every connected stream has been woken with it.
 //!
-//! Stream protocol: `event: revocation` with `id: <seq>` and the event as JSON, and
-//! `event: heartbeat` with `{"cursor","time"}` at least every heartbeat interval, so a
-//! subscriber can tell a quiet stream from a dead one. A subscriber resumes with
+//! Stream protocol ([`warden_api::stream`]): `event: revocation` with `id: <seq>` and the
+//! event as JSON; `event: heartbeat` with `{"cursor","time"}` at least every heartbeat
+//! interval, so a subscriber can tell a quiet stream from a dead one; and `event:
+//! checkpoint` with each signed audit checkpoint ([`crate::checkpoint_relay`]). A subscriber resumes with
 //! `Last-Event-ID` (or `?after=`); it then receives every event after that cursor that can
 //! still affect a live token. Events are kept until their horizon, the moment every token they
 //! could affect has expired, so a reconnecting subscriber misses nothing that matters.
@@ -25,6 +26,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::watch;
+use warden_api::stream;
 use warden_core::claims::AccessClaims;
 use warden_core::revocation::{RevocationEvent, RevocationView, Revoked, RevokedTarget};
 use warden_store::{Revocation, RevocationTarget, Store, StoreError};
@@ -234,6 +236,7 @@ pub async fn stream(
         pending: VecDeque::new(),
         greeted: false,
         subscriber: caller.principal().cloned(),
+        checkpoints: a.checkpoints.join(),
     };
     let events = futures_util::stream::unfold(subscription, |mut s| async move {
         let event = s.next().await?;
@@ -257,6 +260,7 @@ struct Subscription {
     /// when its token expires or the principal is disabled or revoked, so that a gateway
     /// keeps hearing revocations only while it is entitled to.
     subscriber: Option<crate::admin_auth::AdminPrincipal>,
+    checkpoints: crate::checkpoint_relay::RelayedStream,
 }
 
 impl Subscription {
@@ -268,7 +272,7 @@ impl Subscription {
                 return Some(
                     Event::default()
                         .id(e.seq.to_string())
-                        .event("revocation")
+                        .event(stream::REVOCATION)
                         .data(data),
                 );
             }
@@ -287,11 +291,18 @@ impl Subscription {
                 self.greeted = true;
                 return Some(self.heartbeat());
             }
+            if let Some(line) = self.checkpoints.take() {
+                return Some(Event::default().event(stream::CHECKPOINT).data(line));
+            }
             let every = self.authority.config.revocation_heartbeat;
-            match tokio::time::timeout(every, self.head.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return None,
-                Err(_) => return Some(self.heartbeat()),
+            tokio::select! {
+                changed = self.head.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = self.checkpoints.changed() => {}
+                () = tokio::time::sleep(every) => return Some(self.heartbeat()),
             }
         }
     }
@@ -312,10 +323,12 @@ impl Subscription {
     }
 
     fn heartbeat(&self) -> Event {
-        Event::default().event("heartbeat").data(format!(
-            r#"{{"cursor":{},"time":{}}}"#,
-            self.cursor,
-            self.authority.now()
-        ))
+        let beat = stream::Heartbeat {
+            cursor: self.cursor,
+            time: self.authority.now(),
+        };
+        Event::default()
+            .event(stream::HEARTBEAT)
+            .data(serde_json::to_string(&beat).unwrap_or_default())
     }
 }

@@ -184,7 +184,7 @@ async fn deliver(gateway: Weak<Gateway>, url: String, mut rx: mpsc::Receiver<Byt
 async fn revoke(gateway: Weak<Gateway>, mut rx: mpsc::Receiver<Revoke>) {
     while let Some(r) = rx.recv().await {
         let Some(g) = gateway.upgrade() else { return };
-        let body = warden_api::gateway::RevokePrincipal {
+        let body = warden_api::admin::Reason {
             reason: Some(r.reason.clone()),
         };
         let mut backoff = Duration::from_millis(100);

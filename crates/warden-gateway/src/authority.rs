@@ -34,6 +34,9 @@ impl Transport for HyperTransport {
             if let Some(token) = &request.bearer {
                 builder = builder.header("authorization", format!("Bearer {}", token.as_str()));
             }
+            if let Some(k) = &request.idempotency_key {
+                builder = builder.header("idempotency-key", k);
+            }
             if let Some(ct) = request.body.content_type() {
                 builder = builder.header("content-type", ct);
             }

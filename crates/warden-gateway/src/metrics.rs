@@ -165,6 +165,11 @@ impl Gateway {
                 "revocation stream reconnections",
                 r.reconnects(),
             ),
+            counter(
+                "warden_gateway_audit_checkpoint_regressions",
+                "authority audit checkpoints refused because their log had gone back (cut or rewritten)",
+                r.checkpoint_regressions(),
+            ),
             gauge(
                 "warden_gateway_verified_tokens_cached",
                 "verified tokens in the cache",

@@ -1,4 +1,5 @@
-//! The operators' listener (`ops_listen`, loopback by default): `/healthz`, `/metrics` and the
+//! The operators' listener (`ops_listen`, loopback by default): `/healthz`, `/metrics`, the
+//! authority's audit checkpoints this gateway witnessed (`/audit/checkpoint`) and the
 //! `/_warden` admin API, on an address of their own. On the public listener these paths are
 //! ordinary paths like any other, so a client can neither read the gateway's figures nor
 //! reach its admin API, whatever the network in front of it lets through.
@@ -73,6 +74,7 @@ impl Gateway {
         match path {
             "/healthz" => self.health(),
             "/metrics" => self.metrics(),
+            "/audit/checkpoint" => self.checkpoint(),
             p if p
                 .strip_prefix(crate::admin::PREFIX)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) =>
@@ -84,15 +86,39 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The authority's latest audit checkpoints as this gateway heard them, one line per
+    /// log: what `warden audit verify --witness URL` reads.
+    fn checkpoint(&self) -> Response<Body> {
+        let Some(lines) = self.revocations.checkpoints() else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "no audit checkpoint has reached this gateway yet",
+            );
+        };
+        let mut res = Response::new(full(lines));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res
+    }
+}
+
 fn not_found() -> Response<Body> {
+    problem(
+        StatusCode::NOT_FOUND,
+        "the ops listener serves /healthz, /metrics, /audit/checkpoint and /_warden/",
+    )
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response<Body> {
     let body = json!({
         "type": "about:blank",
-        "title": "Not Found",
-        "status": 404,
-        "detail": "the ops listener serves /healthz, /metrics and /_warden/",
+        "title": status.canonical_reason().unwrap_or_default(),
+        "status": status.as_u16(),
+        "detail": detail,
     });
     let mut res = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
-    *res.status_mut() = StatusCode::NOT_FOUND;
+    *res.status_mut() = status;
     res.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),

@@ -5,6 +5,12 @@
 //! last applied event, so nothing is missed across authority restarts. Every message,
 //! heartbeats included, renews the view's freshness; a view that has heard nothing for longer
 //! than the configured bound is stale, and routes then fail closed (or open, per route).
+//!
+//! The stream also carries the authority's signed audit checkpoints: the feed keeps the
+//! latest of each log (the gateway serves them on its ops port, `GET /audit/checkpoint`), so
+//! `warden audit verify --witness` can hold the authority's log to what the gateway saw. A
+//! checkpoint covering fewer entries than one already seen from the same log is refused,
+//! logged as an alarm and counted: that log went back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -12,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt as _;
-use serde::Deserialize;
+use warden_api::stream::StreamMessage;
+use warden_audit::{LatestCheckpoint, SignedCheckpoint, Witness as _};
 use warden_core::claims::AccessClaims;
-use warden_core::revocation::{RevocationEvent, RevocationView, Revoked};
+use warden_core::revocation::{RevocationView, Revoked};
 
 use crate::http_client::{full, HttpClient};
 
@@ -31,11 +38,10 @@ pub struct RevocationFeed {
     max_staleness: Duration,
     /// Flips to true at the first message, for a start that waits until it is caught up.
     caught_up: tokio::sync::watch::Sender<bool>,
-}
-
-#[derive(Deserialize)]
-struct Heartbeat {
-    cursor: i64,
+    /// The authority's audit checkpoints, witnessed.
+    checkpoints: LatestCheckpoint,
+    /// Checkpoints refused because their log had gone back.
+    checkpoint_regressions: AtomicU64,
 }
 
 impl RevocationFeed {
@@ -47,7 +53,19 @@ impl RevocationFeed {
             reconnects: AtomicU64::new(0),
             max_staleness,
             caught_up: tokio::sync::watch::channel(false).0,
+            checkpoints: LatestCheckpoint::new(),
+            checkpoint_regressions: AtomicU64::new(0),
         }
+    }
+
+    /// The checkpoint lines kept, one per authority log, as `GET /audit/checkpoint` serves
+    /// them; `None` before the first.
+    pub fn checkpoints(&self) -> Option<Vec<u8>> {
+        self.checkpoints.latest()
+    }
+
+    pub fn checkpoint_regressions(&self) -> u64 {
+        self.checkpoint_regressions.load(Ordering::Relaxed)
     }
 
     /// Waits (at most `limit`) until the stream has spoken once; false on timeout.
@@ -114,15 +132,9 @@ impl RevocationFeed {
 
     /// Applies one stream message; `Err` means the stream is not speaking the protocol.
     fn on_message(&self, event: &str, data: &str) -> Result<(), String> {
-        match event {
-            "revocation" => {
-                let e: RevocationEvent =
-                    serde_json::from_str(data).map_err(|e| format!("revocation event: {e}"))?;
-                self.write().apply(&e);
-            }
-            "heartbeat" => {
-                let h: Heartbeat =
-                    serde_json::from_str(data).map_err(|e| format!("heartbeat: {e}"))?;
+        match StreamMessage::parse(event, data).map_err(|e| e.to_string())? {
+            StreamMessage::Revocation(e) => self.write().apply(&e),
+            StreamMessage::Heartbeat(h) => {
                 // A heartbeat names the position the stream has sent up to; behind it, an
                 // event went missing and the stream must be resumed from our cursor.
                 if h.cursor > self.cursor() {
@@ -136,9 +148,24 @@ impl RevocationFeed {
                 self.caught_up
                     .send_if_modified(|c| !std::mem::replace(c, true));
             }
-            _ => {}
+            StreamMessage::Checkpoint(line) => self.witness(&line)?,
+            StreamMessage::Other => {}
         }
         self.heard();
+        Ok(())
+    }
+
+    fn witness(&self, line: &str) -> Result<(), String> {
+        let cp = SignedCheckpoint::parse(line).map_err(|e| format!("checkpoint message: {e}"))?;
+        if let Err(e) = self.checkpoints.witness(&cp) {
+            // Not a protocol fault: the stream stays, the older checkpoint kept stands.
+            self.checkpoint_regressions.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                error = %e,
+                kid = %cp.checkpoint.kid,
+                "the authority's audit log went back: it was cut or rewritten since this gateway last saw it"
+            );
+        }
         Ok(())
     }
 
@@ -298,5 +325,36 @@ mod tests {
             .on_message("heartbeat", r#"{"cursor":5,"time":1}"#)
             .is_err());
         assert!(feed.on_message("revocation", "not json").is_err());
+    }
+
+    #[test]
+    fn checkpoints_are_witnessed_and_one_from_a_log_that_went_back_is_refused() {
+        use warden_audit::record::Checkpoint;
+        use warden_audit::{CheckpointSigner as _, Digest};
+        let key = warden_core::SigningKey::from_bytes(&[3u8; 32]).unwrap();
+        let line = |count| {
+            let cp = Checkpoint {
+                seq: count,
+                count,
+                head: Digest::GENESIS.to_b64(),
+                time: 1,
+                kid: key.kid(),
+            };
+            String::from_utf8(cp.signed_line(&key)).unwrap()
+        };
+        let feed = RevocationFeed::new(Duration::from_secs(1));
+        assert!(feed.checkpoints().is_none());
+        assert!(feed.on_message("checkpoint", &line(7)).is_ok());
+        assert!(
+            feed.on_message("checkpoint", &line(3)).is_ok(),
+            "a log that went back is an alarm, not a broken stream"
+        );
+        assert_eq!(feed.checkpoint_regressions(), 1);
+        assert_eq!(feed.checkpoints(), Some(line(7).into_bytes()));
+        assert!(feed.on_message("checkpoint", &line(9)).is_ok());
+        assert_eq!(feed.checkpoints(), Some(line(9).into_bytes()));
+        assert!(feed
+            .on_message("checkpoint", r#"{"checkpoint":1}"#)
+            .is_err());
     }
 }

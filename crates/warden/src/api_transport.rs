@@ -21,6 +21,9 @@ impl Transport for ReqwestTransport {
             if let Some(t) = &request.bearer {
                 req = req.bearer_auth(t.as_str());
             }
+            if let Some(k) = &request.idempotency_key {
+                req = req.header("idempotency-key", k);
+            }
             if let Some(ct) = request.body.content_type() {
                 req = req.header("content-type", ct);
             }

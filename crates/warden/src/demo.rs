@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
+use serde_json::Value;
+use warden_api::admin::{Call, CreateGrant, CreatePrincipal, CreateTenant, Reason};
 use warden_core::jwks::{Jwk, JwkSet};
 use warden_core::token::verify_access_token;
 use warden_core::{KeySet, SigningKey, Validation};
@@ -95,7 +96,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
     );
 
     let tenant = admin
-        .post("/tenants", Some(&json!({ "name": "demo" })))
+        .call(Call::CreateTenant(CreateTenant {
+            name: "demo".into(),
+            max_token_ttl_secs: None,
+        }))
         .await;
     let tenant_id = tenant
         .as_ref()
@@ -109,15 +113,17 @@ pub async fn run() -> anyhow::Result<Outcome> {
 
     let agent_key = SigningKey::generate(&mut rand_core::OsRng);
     let agent = admin
-        .post(
-            &format!("/tenants/{tenant_id}/principals"),
-            Some(&json!({
-                "kind": "agent",
-                "name": "mail-agent",
-                "scopes": "crm:contacts:read email:send",
-                "public_key": Jwk::from_public_key(&agent_key.public_key(), None),
-            })),
-        )
+        .call(Call::CreatePrincipal(
+            tenant_id.clone(),
+            CreatePrincipal {
+                kind: "agent".into(),
+                name: "mail-agent".into(),
+                owner: None,
+                scopes: Some("crm:contacts:read email:send".into()),
+                audiences: None,
+                public_key: Some(Jwk::from_public_key(&agent_key.public_key(), None)),
+            },
+        ))
         .await;
     let agent_id = agent
         .as_ref()
@@ -311,25 +317,36 @@ async fn delegation(
     let user_key = SigningKey::generate(&mut rand_core::OsRng);
     let user = async {
         let u = admin
-            .post(
-                &format!("/tenants/{tenant_id}/principals"),
-                Some(&json!({
-                    "kind": "user", "name": "ann", "scopes": "crm:contacts:read crm:contacts:write",
-                    "public_key": Jwk::from_public_key(&user_key.public_key(), None),
-                })),
-            )
+            .call(Call::CreatePrincipal(
+                tenant_id.to_owned(),
+                CreatePrincipal {
+                    kind: "user".into(),
+                    name: "ann".into(),
+                    owner: None,
+                    scopes: Some("crm:contacts:read crm:contacts:write".into()),
+                    audiences: None,
+                    public_key: Some(Jwk::from_public_key(&user_key.public_key(), None)),
+                },
+            ))
             .await?;
-        let id = crate::json::field(&u, "id").as_str().unwrap_or_default().to_owned();
+        let id = crate::json::field(&u, "id")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         admin
-            .post(
-                "/delegations",
-                Some(&json!({ "user": id, "agent": agent_id, "scopes": "crm:contacts:read crm:contacts:write" })),
-            )
+            .call(Call::CreateGrant(CreateGrant {
+                user: id.clone(),
+                agent: agent_id.to_owned(),
+                scopes: "crm:contacts:read crm:contacts:write".into(),
+                expires_in: None,
+            }))
             .await?;
         let assertion = client_assertion(&id, token_endpoint, &user_key, unix_now())?;
         match request_token(http, token_endpoint, &assertion, None, None, None).await? {
             TokenOutcome::Issued(t) => anyhow::Ok((id, t.access_token)),
-            TokenOutcome::Refused { error, description, .. } => bail!("{error}: {description}"),
+            TokenOutcome::Refused {
+                error, description, ..
+            } => bail!("{error}: {description}"),
         }
     }
     .await;
@@ -406,7 +423,12 @@ async fn delegation(
             bail!("the delegated token is not active before the revocation");
         }
         admin
-            .post(&format!("/principals/{user_id}/revoke"), Some(&json!({ "reason": "demo" })))
+            .call(Call::RevokePrincipal(
+                user_id.clone(),
+                Reason {
+                    reason: Some("demo".into()),
+                },
+            ))
             .await?;
         if introspect(delegated.clone()).await? {
             bail!("the delegated token is still active after ann was revoked");

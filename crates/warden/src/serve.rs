@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use warden_api::admin::{Call, SetPublicKey};
 use warden_authority::config::Fault;
 use warden_authority::config::Limits;
 use warden_authority::data_dir::{DataDir, ServerInfo, MASTER_KEY_ENV};
@@ -190,6 +191,7 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     })?;
     let (tx, rx) = oneshot::channel::<()>();
     let (gw_tx, gw_rx) = oneshot::channel::<()>();
+    let relay = Arc::clone(&authority);
     let ops = ops_router(Arc::clone(&authority));
     let app = router(authority);
     let authority_url = format!("http://{local}");
@@ -226,6 +228,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
     let gateway_urls = gateway.as_ref().map(|g| g.urls.clone());
     let task = tokio::spawn(async move {
         let _ = gw_rx.await;
+        // The gateways following the stream witness the log as it stands at the stop.
+        relay.checkpoint_to_gateways(GATEWAY_CHECKPOINT_WAIT).await;
+        drop(relay);
         let _ = tx.send(());
         if let Some(g) = gateway {
             g.stop().await;
@@ -253,6 +258,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         task,
     })
 }
+
+/// How long a stop waits for its last checkpoint to reach every gateway on the stream.
+const GATEWAY_CHECKPOINT_WAIT: Duration = Duration::from_secs(2);
 
 /// The file in the data directory holding the built-in gateway's credentials.
 const BUILTIN_GATEWAY_CREDENTIALS: &str = "gateway.credentials.json";
@@ -289,9 +297,8 @@ async fn builtin_gateway_auth(
         Ok(enrolled) => enrolled.client_id,
         Err(e) if e.status() == Some(409) => {
             let listed = admin
-                .get(&format!(
-                    "/tenants/{}/principals",
-                    warden_api::scope::SYSTEM_TENANT
+                .call(Call::ListPrincipals(
+                    warden_api::scope::SYSTEM_TENANT.into(),
                 ))
                 .await?;
             let id = listed
@@ -305,10 +312,7 @@ async fn builtin_gateway_auth(
                 .ok_or_else(|| anyhow::anyhow!("the built-in gateway is enrolled but not listed"))?
                 .to_owned();
             admin
-                .put(
-                    &format!("/principals/{id}/public-key"),
-                    &serde_json::json!({ "public_key": public_key }),
-                )
+                .call(Call::SetPublicKey(id.clone(), SetPublicKey { public_key }))
                 .await
                 .context("giving the built-in gateway a fresh key")?;
             tracing::warn!(principal = %id, "the built-in gateway's credential file was missing: it has a fresh key");

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::json;
+use warden_api::admin::{Call, CreatePrincipal};
 use warden_api::scope::{ADMIN, TENANT_ADMIN};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
@@ -52,18 +53,15 @@ pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
     let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
     let public = warden_core::jwks::Jwk::from_public_key(&key.public_key(), None);
     let scopes = if all_tenants { ADMIN } else { TENANT_ADMIN };
-    let body = json!({
-        "kind": "service",
-        "name": name,
-        "scopes": scopes,
-        "public_key": public,
-    });
-    let created = admin
-        .post(
-            &format!("/tenants/{}/principals", seg(&tenant)),
-            Some(&body),
-        )
-        .await?;
+    let body = CreatePrincipal {
+        kind: "service".into(),
+        name,
+        owner: None,
+        scopes: Some(scopes.into()),
+        audiences: None,
+        public_key: Some(public),
+    };
+    let created = admin.call(Call::CreatePrincipal(tenant, body)).await?;
     let id = created
         .get("id")
         .and_then(serde_json::Value::as_str)

@@ -2,9 +2,9 @@
 //! shown and revoked on the running server.
 
 use clap::Subcommand;
-use serde_json::json;
+use warden_api::admin::{Call, CreateGrant, Reason};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DelegationArgs {
@@ -53,26 +53,20 @@ pub(super) async fn run(args: DelegationArgs) -> anyhow::Result<Outcome> {
             scopes,
             expires_in,
         } => {
-            let mut body = json!({ "user": user, "agent": agent, "scopes": scopes });
-            if let Some(e) = expires_in {
-                crate::json::set(&mut body, "expires_in", json!(e));
-            }
-            admin.post("/delegations", Some(&body)).await?
+            admin
+                .call(Call::CreateGrant(CreateGrant {
+                    user,
+                    agent,
+                    scopes,
+                    expires_in,
+                }))
+                .await?
         }
         DelegationAction::Revoke { id, reason } => {
-            admin
-                .post(
-                    &format!("/delegations/{}/revoke", seg(&id)),
-                    Some(&json!({ "reason": reason })),
-                )
-                .await?
+            admin.call(Call::RevokeGrant(id, Reason { reason })).await?
         }
-        DelegationAction::List { tenant } => {
-            admin
-                .get(&format!("/tenants/{}/delegations", seg(&tenant)))
-                .await?
-        }
-        DelegationAction::Show { id } => admin.get(&format!("/delegations/{}", seg(&id))).await?,
+        DelegationAction::List { tenant } => admin.call(Call::ListGrants(tenant)).await?,
+        DelegationAction::Show { id } => admin.call(Call::ShowGrant(id)).await?,
     };
     print(&out, common.json);
     Ok(Outcome::Done)

@@ -2,9 +2,9 @@
 //! is refused and raises an alert.
 
 use clap::Subcommand;
-use serde_json::json;
+use warden_api::admin::{Call, CreateHoneytoken};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct HoneytokenArgs {
@@ -38,15 +38,11 @@ pub(super) async fn run(args: HoneytokenArgs) -> anyhow::Result<Outcome> {
         scopes,
     } = action;
     let admin = connect(&common)?;
-    let mut body = json!({ "name": name });
-    if let Some(s) = scopes {
-        crate::json::set(&mut body, "scopes", json!(s));
-    }
     let out = admin
-        .post(
-            &format!("/tenants/{}/honeytokens", seg(&tenant)),
-            Some(&body),
-        )
+        .call(Call::CreateHoneytoken(
+            tenant,
+            CreateHoneytoken { name, scopes },
+        ))
         .await?;
     print(&out, common.json);
     Ok(Outcome::Done)

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+use warden_api::admin::Call;
+
 use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
@@ -23,8 +25,8 @@ pub(super) async fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
     let KeysArgs { action, common } = args;
     let admin = connect(&common)?;
     let out = match action {
-        KeysAction::Rotate => admin.post("/keys/rotate", None).await?,
-        KeysAction::List => admin.get("/keys").await?,
+        KeysAction::Rotate => admin.call(Call::RotateKeys).await?,
+        KeysAction::List => admin.call(Call::ListKeys).await?,
     };
     print(&out, common.json);
     Ok(Outcome::Done)

@@ -155,13 +155,6 @@ fn connect(common: &Common) -> anyhow::Result<AdminClient> {
     }
 }
 
-/// A path segment: ids and names never contain `/`, but a user-typed value might.
-fn seg(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 /// An admin answer on stdout: compact JSON with `--json`, else a list one item a line and
 /// anything else pretty-printed.
 fn print(v: &Value, json: bool) {

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::json;
+use warden_api::admin::{Call, CreatePrincipal, Reinstate, SetPublicKey, SetScopes};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 use crate::keyfile;
 
 #[derive(Debug, clap::Args)]
@@ -98,86 +98,45 @@ pub(super) async fn run(args: PrincipalArgs) -> anyhow::Result<Outcome> {
             public_key,
             audiences,
         } => {
-            let mut body = json!({ "kind": kind, "name": name });
-            if let Some(o) = owner {
-                crate::json::set(&mut body, "owner", json!(o));
-            }
-            if let Some(s) = scopes {
-                crate::json::set(&mut body, "scopes", json!(s));
-            }
-            if !audiences.is_empty() {
-                crate::json::set(&mut body, "audiences", json!(audiences));
-            }
-            if let Some(path) = public_key {
-                crate::json::set(
-                    &mut body,
-                    "public_key",
-                    serde_json::to_value(keyfile::read_public(&path)?)?,
-                );
-            }
-            admin
-                .post(
-                    &format!("/tenants/{}/principals", seg(&tenant)),
-                    Some(&body),
-                )
-                .await?
-        }
-        PrincipalAction::List { tenant } => {
-            admin
-                .get(&format!("/tenants/{}/principals", seg(&tenant)))
-                .await?
-        }
-        PrincipalAction::Show { id } => admin.get(&format!("/principals/{}", seg(&id))).await?,
-        PrincipalAction::Disable { id } => {
-            admin
-                .post(&format!("/principals/{}/disable", seg(&id)), None)
-                .await?
-        }
-        PrincipalAction::Enable { id } => {
-            admin
-                .post(&format!("/principals/{}/enable", seg(&id)), None)
-                .await?
-        }
-        PrincipalAction::Reinstate { id, public_key } => {
-            let body = match public_key {
-                Some(path) => json!({ "public_key": keyfile::read_public(&path)? }),
-                None => json!({}),
+            let public_key = public_key.map(|p| keyfile::read_public(&p)).transpose()?;
+            let body = CreatePrincipal {
+                kind,
+                name,
+                owner,
+                scopes,
+                audiences: (!audiences.is_empty()).then_some(audiences),
+                public_key,
             };
+            admin.call(Call::CreatePrincipal(tenant, body)).await?
+        }
+        PrincipalAction::List { tenant } => admin.call(Call::ListPrincipals(tenant)).await?,
+        PrincipalAction::Show { id } => admin.call(Call::ShowPrincipal(id)).await?,
+        PrincipalAction::Disable { id } => admin.call(Call::DisablePrincipal(id)).await?,
+        PrincipalAction::Enable { id } => admin.call(Call::EnablePrincipal(id)).await?,
+        PrincipalAction::Reinstate { id, public_key } => {
+            let public_key = public_key.map(|p| keyfile::read_public(&p)).transpose()?;
             admin
-                .post(&format!("/principals/{}/reinstate", seg(&id)), Some(&body))
+                .call(Call::ReinstatePrincipal(id, Reinstate { public_key }))
                 .await?
         }
         PrincipalAction::SetScopes { id, scopes } => {
             admin
-                .put(
-                    &format!("/principals/{}/scopes", seg(&id)),
-                    &json!({ "scopes": scopes }),
-                )
+                .call(Call::SetScopes(id, SetScopes { scopes }))
                 .await?
         }
         PrincipalAction::SetKey { id, public_key } => {
-            let jwk = keyfile::read_public(&public_key)?;
+            let public_key = keyfile::read_public(&public_key)?;
             admin
-                .put(
-                    &format!("/principals/{}/public-key", seg(&id)),
-                    &json!({ "public_key": jwk }),
-                )
+                .call(Call::SetPublicKey(id, SetPublicKey { public_key }))
                 .await?
         }
-        PrincipalAction::Secret { id } => {
-            admin
-                .post(&format!("/principals/{}/secret", seg(&id)), None)
-                .await?
-        }
+        PrincipalAction::Secret { id } => admin.call(Call::NewSecret(id)).await?,
         PrincipalAction::RotateKey { id, out } => {
             let mut public_path = out.clone().into_os_string();
             public_path.push(".pub");
-            let jwk = keyfile::generate(&out, std::path::Path::new(&public_path))?;
+            let public_key = keyfile::generate(&out, std::path::Path::new(&public_path))?;
             admin
-                .put(
-                    &format!("/principals/{}/public-key", seg(&id)),
-                    &json!({ "public_key": jwk }),
-                )
+                .call(Call::SetPublicKey(id, SetPublicKey { public_key }))
                 .await?
         }
     };

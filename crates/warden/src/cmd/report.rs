@@ -4,7 +4,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{connect, seg, Common, Outcome};
+use warden_api::admin::Call;
+
+use super::{connect, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ReportArgs {
@@ -40,7 +42,7 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     let tenants: Vec<String> = match tenant {
         Some(t) => vec![t],
         None => admin
-            .get("/tenants")
+            .call(Call::ListTenants)
             .await?
             .as_array()
             .map(|a| {
@@ -52,9 +54,7 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     };
     let mut rows = Vec::new();
     for t in &tenants {
-        let report = admin
-            .get(&format!("/tenants/{}/access-report", seg(t)))
-            .await?;
+        let report = admin.call(Call::AccessReport(t.clone())).await?;
         for mut row in report.as_array().cloned().unwrap_or_default() {
             crate::json::set(&mut row, "tenant", json!(t));
             rows.push(row);

@@ -1,9 +1,9 @@
 //! `warden revoke`: end every token of a principal, or one token by its `jti`. The command
 //! answers once the server has made the revocation durable and pushed it to the gateways.
 
-use serde_json::json;
+use warden_api::admin::{Call, Reason, RevokeToken};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RevokeArgs {
@@ -28,18 +28,12 @@ pub(super) async fn run(args: RevokeArgs) -> anyhow::Result<Outcome> {
     let out = match (principal, token) {
         (Some(p), _) => {
             admin
-                .post(
-                    &format!("/principals/{}/revoke", seg(&p)),
-                    Some(&json!({ "reason": reason })),
-                )
+                .call(Call::RevokePrincipal(p, Reason { reason }))
                 .await?
         }
         (None, Some(jti)) => {
             admin
-                .post(
-                    "/tokens/revoke",
-                    Some(&json!({ "jti": jti, "reason": reason })),
-                )
+                .call(Call::RevokeToken(RevokeToken { jti, reason }))
                 .await?
         }
         (None, None) => anyhow::bail!("give --principal ID or --token JTI"),

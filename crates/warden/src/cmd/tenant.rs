@@ -1,9 +1,9 @@
 //! `warden tenant`: create, list, show, disable and enable tenants on the running server.
 
 use clap::Subcommand;
-use serde_json::json;
+use warden_api::admin::{Call, CreateTenant, SetClientKeyAge};
 
-use super::{connect, print, seg, Common, Outcome};
+use super::{connect, print, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TenantArgs {
@@ -49,36 +49,32 @@ pub(super) async fn run(args: TenantArgs) -> anyhow::Result<Outcome> {
             name,
             max_token_ttl,
         } => {
-            let mut body = json!({ "name": name });
-            if let Some(t) = max_token_ttl {
-                crate::json::set(&mut body, "max_token_ttl_secs", json!(t));
-            }
-            admin.post("/tenants", Some(&body)).await?
-        }
-        TenantAction::List => admin.get("/tenants").await?,
-        TenantAction::Show { tenant } => admin.get(&format!("/tenants/{}", seg(&tenant))).await?,
-        TenantAction::Disable { tenant } => {
             admin
-                .post(&format!("/tenants/{}/disable", seg(&tenant)), None)
+                .call(Call::CreateTenant(CreateTenant {
+                    name,
+                    max_token_ttl_secs: max_token_ttl,
+                }))
                 .await?
         }
-        TenantAction::Enable { tenant } => {
-            admin
-                .post(&format!("/tenants/{}/enable", seg(&tenant)), None)
-                .await?
-        }
+        TenantAction::List => admin.call(Call::ListTenants).await?,
+        TenantAction::Show { tenant } => admin.call(Call::ShowTenant(tenant)).await?,
+        TenantAction::Disable { tenant } => admin.call(Call::DisableTenant(tenant)).await?,
+        TenantAction::Enable { tenant } => admin.call(Call::EnableTenant(tenant)).await?,
         TenantAction::SetKeyAge { tenant, secs } => {
             let secs = match secs.as_str() {
-                "default" => serde_json::Value::Null,
-                n => json!(n
-                    .parse::<i64>()
-                    .map_err(|_| anyhow::anyhow!("`{n}` is neither seconds nor `default`"))?),
+                "default" => None,
+                n => Some(
+                    n.parse::<i64>()
+                        .map_err(|_| anyhow::anyhow!("`{n}` is neither seconds nor `default`"))?,
+                ),
             };
             admin
-                .put(
-                    &format!("/tenants/{}/client-key-age", seg(&tenant)),
-                    &json!({ "max_client_key_age_secs": secs }),
-                )
+                .call(Call::SetClientKeyAge(
+                    tenant,
+                    SetClientKeyAge {
+                        max_client_key_age_secs: secs,
+                    },
+                ))
                 .await?
         }
     };

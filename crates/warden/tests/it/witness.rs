@@ -331,8 +331,9 @@ fn a_witness_file_inside_the_data_dir_is_refused() {
     assert!(err.contains("witness") && err.contains("inside"), "{err}");
 }
 
-/// A standalone `warden gateway` with `--audit-dir`: until `warden gateway on URL` is printed.
-fn start_gateway(data: &Path, config: &Path, audit_dir: &Path) -> (Server, String) {
+/// A standalone `warden gateway` following `data`'s authority as break-glass, with `args`
+/// besides: until `warden gateway on URL` is printed.
+fn start_gateway(data: &Path, config: &Path, args: &[&std::ffi::OsStr]) -> (Server, String) {
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("server.json")).unwrap()).unwrap();
     let mut child = Command::new(BIN)
@@ -345,8 +346,7 @@ fn start_gateway(data: &Path, config: &Path, audit_dir: &Path) -> (Server, Strin
         .arg(config)
         .args(["--listen", "127.0.0.1:0", "--admin-token-file"])
         .arg(data.join("admin.token"))
-        .arg("--audit-dir")
-        .arg(audit_dir)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -383,7 +383,11 @@ fn a_standalone_gateway_keeps_its_decisions_in_a_log_that_verifies_after_a_stop(
     )
     .unwrap();
     let audit_dir: PathBuf = dir.path().join("gateway-audit");
-    let (gateway, url) = start_gateway(&data, &config, &audit_dir);
+    let (gateway, url) = start_gateway(
+        &data,
+        &config,
+        &["--audit-dir".as_ref(), audit_dir.as_os_str()],
+    );
     for i in 0..3 {
         let out = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -425,4 +429,150 @@ fn a_standalone_gateway_keeps_its_decisions_in_a_log_that_verifies_after_a_stop(
         authority_key.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+/// GET `url` with curl: the status and the body.
+fn get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.parse().unwrap_or(0), body.to_owned())
+}
+
+/// Polls `url` until `done` holds of its answer, at most 20 s; the last answer.
+fn until(url: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(url);
+        if done(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[test]
+fn a_gateway_on_the_stream_witnesses_the_log_and_sounds_the_alarm_when_it_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The same address across the restart below, so the gateway finds the authority again.
+    let [port] = super::free_ports::<1>();
+    let start = |data: &Path| {
+        let _ = std::fs::remove_file(data.join("server.json"));
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--ops-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("WARDEN_MASTER_KEY", MASTER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_started(data);
+        Server { child }
+    };
+    let authority = start(&data);
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\n[[gateway.route]]\nprefix = \"/crm/\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"crm\"\n[gateway.route.scopes]\nGET = \"crm:contacts:read\"\n",
+    )
+    .unwrap();
+    let [ops_port] = super::free_ports::<1>();
+    let ops_addr = format!("127.0.0.1:{ops_port}");
+    let (gateway, _) = start_gateway(
+        &data,
+        &config,
+        &["--ops-listen".as_ref(), ops_addr.as_ref()],
+    );
+    let witness = format!("http://{ops_addr}/audit/checkpoint");
+    let metrics = format!("http://{ops_addr}/metrics");
+    // Before the authority signs anything, the gateway says it holds nothing.
+    let (status, body) = get(&witness);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no audit checkpoint"), "{body}");
+    for t in 0..10 {
+        json_of(&warden(
+            &data,
+            &["tenant", "create", &format!("t{t}"), "--json"],
+        ));
+    }
+    assert!(authority.stop().success());
+
+    // The stop sent its checkpoint to the gateway before it closed the stream.
+    let entries = entry_bodies(&data.join("audit").join("audit.jsonl"));
+    let (status, body) = get(&witness);
+    assert_eq!(status, 200, "{body}");
+    let kept = warden_audit::parse_witness(&body).unwrap();
+    assert_eq!(kept.len(), 1, "{body}");
+    let count = kept[0].checkpoint.count;
+    assert!(
+        count >= 10 && count <= entries.len() as u64,
+        "{count} of {}: {body}\n{}",
+        entries.len(),
+        std::fs::read_to_string(data.join("audit").join("audit.jsonl")).unwrap()
+    );
+
+    let data_arg = data.to_str().unwrap();
+    let untouched = json_of(&verify(&["--data-dir", data_arg, "--witness", &witness]));
+    assert_eq!(untouched["status"], "ok", "{untouched}");
+
+    // Cut back to half of what the gateway saw, and re-signed with the host's own key: far
+    // enough that the restart below does not write the log past it again (a log that grows
+    // back past a witnessed count is caught by `verify --witness`, not by the gateway).
+    let host = warden_authority::data_dir::DataDir::existing(&data);
+    let signing = host
+        .audit_key(&host.master_key(Some(MASTER)).unwrap())
+        .unwrap();
+    let cut = usize::try_from(count).unwrap() / 2;
+    forge(&data.join("audit"), &signing, &entries[..cut]);
+    let alone = verify(&["--data-dir", data_arg]);
+    assert_eq!(alone.status.code(), Some(0), "{alone:?}");
+    let caught = verify(&["--data-dir", data_arg, "--witness", &witness]);
+    assert_eq!(caught.status.code(), Some(1), "{caught:?}");
+    let err = String::from_utf8_lossy(&caught.stderr);
+    assert!(
+        err.contains("does not verify") && err.contains(&format!("log ends after entry {cut}")),
+        "{err}"
+    );
+
+    // The authority restarted on the cut log: its next checkpoint covers fewer entries than
+    // the gateway saw, so the gateway refuses it, keeps what it had and counts the alarm.
+    let authority = start(&data);
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("server.json")).unwrap()).unwrap();
+    let ops = format!("{}/metrics", info["ops_url"].as_str().unwrap());
+    let (_, text) = until(&ops, |_, text| {
+        metric(text, "warden_authority_revocation_subscribers") == Some(1)
+    });
+    assert_eq!(
+        metric(&text, "warden_authority_revocation_subscribers"),
+        Some(1),
+        "the gateway did not come back to the stream"
+    );
+    json_of(&warden(&data, &["tenant", "create", "after", "--json"]));
+    assert!(authority.stop().success());
+    let (_, text) = until(&metrics, |_, text| {
+        metric(text, "warden_gateway_audit_checkpoint_regressions_total") == Some(1)
+    });
+    assert_eq!(
+        metric(&text, "warden_gateway_audit_checkpoint_regressions_total"),
+        Some(1),
+        "{text}"
+    );
+    let (_, body) = get(&witness);
+    let still = warden_audit::parse_witness(&body).unwrap();
+    assert_eq!(
+        still[0].checkpoint.count, count,
+        "the older checkpoint was not kept"
+    );
+    assert!(gateway.stop().success());
 }

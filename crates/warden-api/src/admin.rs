@@ -1,0 +1,272 @@
+//! The admin API (`/admin/v1`): every call as a value of [`Call`], which knows its method,
+//! path and body, and the request bodies the authority reads. Bodies are strict
+//! (`deny_unknown_fields`); optional fields a caller leaves out are not sent.
+//!
+//! Path segments are percent-encoded here, so an id or name can never reach another route.
+
+use serde::{Deserialize, Serialize};
+use warden_core::jwks::Jwk;
+
+use crate::client::Method;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_token_ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetTokenTtl {
+    pub max_token_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetClientKeyAge {
+    /// `null` returns the tenant to the authority's default (sent, never left out).
+    pub max_client_key_age_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipal {
+    /// `agent`, `service` or `user`.
+    pub kind: String,
+    pub name: String,
+    /// The user an agent acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The scope ceiling, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// The Ed25519 key its `private_key_jwt` assertions are signed with; without one, a
+    /// client secret is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Jwk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetScopes {
+    pub scopes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPublicKey {
+    pub public_key: Jwk,
+}
+
+/// Why a revocation was made; recorded with it and in the audit log (at most 500 bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reinstate {
+    /// A new public key, replacing the one the principal had when it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Jwk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeToken {
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    pub user: String,
+    pub agent: String,
+    pub scopes: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHoneytoken {
+    /// A name an attacker would find plausible, e.g. `billing-export`.
+    pub name: String,
+    /// Scopes the bait token claims to carry; it is refused everywhere regardless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+}
+
+/// Every admin call the CLI makes. Ids and names are a tenant's or principal's id or name
+/// as the API accepts them.
+#[derive(Debug, Clone)]
+pub enum Call {
+    CreateTenant(CreateTenant),
+    ListTenants,
+    ShowTenant(String),
+    DisableTenant(String),
+    EnableTenant(String),
+    SetTokenTtl(String, SetTokenTtl),
+    SetClientKeyAge(String, SetClientKeyAge),
+    AccessReport(String),
+    CreatePrincipal(String, CreatePrincipal),
+    ListPrincipals(String),
+    ShowPrincipal(String),
+    DisablePrincipal(String),
+    EnablePrincipal(String),
+    RevokePrincipal(String, Reason),
+    ReinstatePrincipal(String, Reinstate),
+    SetScopes(String, SetScopes),
+    SetPublicKey(String, SetPublicKey),
+    NewSecret(String),
+    RevokeToken(RevokeToken),
+    CreateGrant(CreateGrant),
+    RevokeGrant(String, Reason),
+    ListGrants(String),
+    ShowGrant(String),
+    CreateHoneytoken(String, CreateHoneytoken),
+    RotateKeys,
+    ListKeys,
+}
+
+impl Call {
+    pub fn method(&self) -> Method {
+        use Call::*;
+        match self {
+            ListTenants | ShowTenant(_) | AccessReport(_) | ListPrincipals(_)
+            | ShowPrincipal(_) | ListGrants(_) | ShowGrant(_) | ListKeys => Method::Get,
+            SetTokenTtl(..) | SetClientKeyAge(..) | SetScopes(..) | SetPublicKey(..) => Method::Put,
+            _ => Method::Post,
+        }
+    }
+
+    /// The path under `/admin/v1`.
+    pub fn path(&self) -> String {
+        use Call::*;
+        let t = |id: &str, rest: &str| format!("/tenants/{}{rest}", segment(id));
+        let p = |id: &str, rest: &str| format!("/principals/{}{rest}", segment(id));
+        let d = |id: &str, rest: &str| format!("/delegations/{}{rest}", segment(id));
+        match self {
+            CreateTenant(_) | ListTenants => "/tenants".into(),
+            ShowTenant(id) => t(id, ""),
+            DisableTenant(id) => t(id, "/disable"),
+            EnableTenant(id) => t(id, "/enable"),
+            SetTokenTtl(id, _) => t(id, "/token-ttl"),
+            SetClientKeyAge(id, _) => t(id, "/client-key-age"),
+            AccessReport(id) => t(id, "/access-report"),
+            CreatePrincipal(id, _) | ListPrincipals(id) => t(id, "/principals"),
+            ShowPrincipal(id) => p(id, ""),
+            DisablePrincipal(id) => p(id, "/disable"),
+            EnablePrincipal(id) => p(id, "/enable"),
+            RevokePrincipal(id, _) => p(id, "/revoke"),
+            ReinstatePrincipal(id, _) => p(id, "/reinstate"),
+            SetScopes(id, _) => p(id, "/scopes"),
+            SetPublicKey(id, _) => p(id, "/public-key"),
+            NewSecret(id) => p(id, "/secret"),
+            RevokeToken(_) => "/tokens/revoke".into(),
+            CreateGrant(_) => "/delegations".into(),
+            RevokeGrant(id, _) => d(id, "/revoke"),
+            ListGrants(id) => t(id, "/delegations"),
+            ShowGrant(id) => d(id, ""),
+            CreateHoneytoken(id, _) => t(id, "/honeytokens"),
+            RotateKeys => "/keys/rotate".into(),
+            ListKeys => "/keys".into(),
+        }
+    }
+
+    /// The JSON body, if the call has one.
+    pub fn body(&self) -> Result<Option<Vec<u8>>, serde_json::Error> {
+        use Call::*;
+        let json = |v: Result<Vec<u8>, serde_json::Error>| v.map(Some);
+        match self {
+            CreateTenant(b) => json(serde_json::to_vec(b)),
+            SetTokenTtl(_, b) => json(serde_json::to_vec(b)),
+            SetClientKeyAge(_, b) => json(serde_json::to_vec(b)),
+            CreatePrincipal(_, b) => json(serde_json::to_vec(b)),
+            RevokePrincipal(_, b) | RevokeGrant(_, b) => json(serde_json::to_vec(b)),
+            ReinstatePrincipal(_, b) => json(serde_json::to_vec(b)),
+            SetScopes(_, b) => json(serde_json::to_vec(b)),
+            SetPublicKey(_, b) => json(serde_json::to_vec(b)),
+            RevokeToken(b) => json(serde_json::to_vec(b)),
+            CreateGrant(b) => json(serde_json::to_vec(b)),
+            CreateHoneytoken(_, b) => json(serde_json::to_vec(b)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the call changes something (and so carries an `Idempotency-Key`).
+    pub fn mutates(&self) -> bool {
+        self.method() != Method::Get
+    }
+}
+
+/// Percent-encodes one path segment: everything but RFC 3986 unreserved characters.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_cannot_reach_another_route() {
+        assert_eq!(segment("acme"), "acme");
+        assert_eq!(segment("../keys/rotate"), "..%2Fkeys%2Frotate");
+        assert_eq!(segment("a b?c#d"), "a%20b%3Fc%23d");
+        assert_eq!(
+            Call::ShowPrincipal("x/../../keys".into()).path(),
+            "/principals/x%2F..%2F..%2Fkeys"
+        );
+    }
+
+    #[test]
+    fn left_out_fields_are_not_sent_and_a_reset_is() {
+        let body = Call::CreateTenant(CreateTenant {
+            name: "acme".into(),
+            max_token_ttl_secs: None,
+        })
+        .body()
+        .ok()
+        .flatten();
+        assert_eq!(body.as_deref(), Some(&br#"{"name":"acme"}"#[..]));
+        let reset = Call::SetClientKeyAge(
+            "acme".into(),
+            SetClientKeyAge {
+                max_client_key_age_secs: None,
+            },
+        );
+        assert_eq!(
+            reset.body().ok().flatten().as_deref(),
+            Some(&br#"{"max_client_key_age_secs":null}"#[..])
+        );
+        assert_eq!(reset.method(), Method::Put);
+        assert!(Call::ListKeys.body().ok().flatten().is_none());
+        assert!(!Call::ListKeys.mutates());
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused() {
+        let r = serde_json::from_str::<CreateTenant>(r#"{"name":"a","max_ttl":5}"#);
+        assert!(r.is_err());
+        let r = serde_json::from_str::<Reason>(r#"{"reasons":"x"}"#);
+        assert!(r.is_err());
+    }
+}
