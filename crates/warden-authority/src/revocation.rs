@@ -236,6 +236,7 @@ pub async fn stream(
         pending: VecDeque::new(),
         greeted: false,
         subscriber: caller.principal().cloned(),
+        standing_at: None,
         checkpoints: a.checkpoints.join(),
     };
     let events = futures_util::stream::unfold(subscription, |mut s| async move {
@@ -260,6 +261,8 @@ struct Subscription {
     /// when its token expires or the principal is disabled or revoked, so that a gateway
     /// keeps hearing revocations only while it is entitled to.
     subscriber: Option<crate::admin_auth::AdminPrincipal>,
+    /// The revocation head at which the subscriber's standing was last confirmed.
+    standing_at: Option<i64>,
     checkpoints: crate::checkpoint_relay::RelayedStream,
 }
 
@@ -276,8 +279,8 @@ impl Subscription {
                         .data(data),
                 );
             }
-            self.head.borrow_and_update();
-            if !self.subscriber_in_good_standing().await {
+            let head = *self.head.borrow_and_update();
+            if !self.subscriber_in_good_standing(head).await {
                 return None;
             }
             let hub = &self.authority.revocations;
@@ -307,16 +310,26 @@ impl Subscription {
         }
     }
 
-    async fn subscriber_in_good_standing(&self) -> bool {
+    /// Whether the subscriber may still hear the stream. The store is asked only when the
+    /// revocation head has moved since it last answered yes: disabling or revoking a
+    /// principal appends a revocation event, so standing cannot be lost without one, and a
+    /// heartbeat costs no store read.
+    async fn subscriber_in_good_standing(&mut self, head: i64) -> bool {
         let Some(p) = &self.subscriber else {
             return true;
         };
         if self.authority.now() >= p.expires_at {
             return false;
         }
+        if self.standing_at == Some(head) {
+            return true;
+        }
         match self.authority.store.principal(&p.id).await {
-            Ok(Some(found)) => !found.disabled && found.revoked.is_none(),
-            Ok(None) => false,
+            Ok(Some(found)) if !found.disabled && found.revoked.is_none() => {
+                self.standing_at = Some(head);
+                true
+            }
+            Ok(_) => false,
             // A store hiccup is no reason to cut a gateway off; the next wake-up asks again.
             Err(_) => true,
         }

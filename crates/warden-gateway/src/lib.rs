@@ -102,6 +102,7 @@ pub struct Gateway {
     /// What tokens speaking for the same identity share: decisions and internal tokens.
     pub identities: IdentityCache,
     pub audit: AuditSink,
+    audit_log: Option<warden_audit::AuditLog>,
     pub revocations: Arc<RevocationFeed>,
     /// DPoP proof `jti`s (per key) seen within the proof window.
     dpop_replay: std::sync::Mutex<ReplayCache>,
@@ -133,10 +134,21 @@ pub struct StartOptions {
     /// principal with `warden:gateway`) or the break-glass token.
     pub auth: warden_api::client::Auth,
     pub clock: Arc<dyn Clock>,
-    /// Where audit entries go; `None` means the configured file, else structured logs.
-    pub audit_writer: Option<Box<dyn audit::AuditWriter>>,
+    /// Where audit entries go.
+    pub audit: AuditTarget,
     /// A name for this gateway in the authority's records.
     pub name: String,
+}
+
+/// Where a gateway's decisions are recorded.
+pub enum AuditTarget {
+    /// The config's `audit_log` file (JSON lines), else the process log.
+    Config,
+    /// A hash-chained, checkpointed log: the authority's, when both run in one process, or
+    /// the gateway's own (`warden gateway --audit-dir`). Its state is on `/metrics`.
+    Chained(warden_audit::AuditLog),
+    /// Any other writer (tests, embedding programs).
+    Writer(Box<dyn audit::AuditWriter>),
 }
 
 /// What a gateway is made of besides its config, each already opened or started: `start`
@@ -147,6 +159,8 @@ pub struct Parts {
     pub revocations: Arc<RevocationFeed>,
     pub policies: Option<Arc<PolicyStore>>,
     pub audit: AuditSink,
+    /// The chained log `audit` writes to, if it is one, for `/metrics`.
+    pub audit_log: Option<warden_audit::AuditLog>,
     /// Where behaviour alerts go, with `[gateway.behaviour]`.
     pub alerts: Option<alert::Alerts>,
     /// The authority's API client.
@@ -189,6 +203,7 @@ impl Gateway {
             jwks: parts.jwks,
             policies: parts.policies,
             audit: parts.audit,
+            audit_log: parts.audit_log,
             limiters,
             behaviour: config.behaviour.clone().map(behaviour::Behaviour::new),
             alerts: parts.alerts,
@@ -253,9 +268,17 @@ impl Gateway {
                 "revocation stream not caught up yet; fail-closed routes refuse until it is"
             );
         }
-        let writer: Box<dyn audit::AuditWriter> = match opts.audit_writer {
-            Some(w) => w,
-            None => match &config.audit_log {
+        let mut audit_log = None;
+        let writer: Box<dyn audit::AuditWriter> = match opts.audit {
+            AuditTarget::Writer(w) => w,
+            AuditTarget::Chained(log) => {
+                audit_log = Some(log.clone());
+                Box::new(audit::ChainedLog::new(
+                    log,
+                    tokio::runtime::Handle::current(),
+                ))
+            }
+            AuditTarget::Config => match &config.audit_log {
                 Some(path) => Box::<audit::JsonlFile>::new(
                     audit::JsonlFile::open(path)
                         .map_err(|e| StartError::Audit(format!("`{}`: {e}", path.display())))?,
@@ -280,6 +303,7 @@ impl Gateway {
                 revocations,
                 policies,
                 audit,
+                audit_log,
                 alerts,
                 authority: api,
                 admin_token,
@@ -605,6 +629,7 @@ mod tests {
                 revocations: Arc::new(RevocationFeed::new(Duration::from_secs(10))),
                 policies: None,
                 audit: AuditSink::spawn(16, Box::new(Kept(Arc::clone(&kept)))),
+                audit_log: None,
                 alerts: None,
                 authority: Arc::new(authority::AuthorityClient::new(
                     authority::HyperTransport(http_client::new_client()),

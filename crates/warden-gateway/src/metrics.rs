@@ -206,6 +206,31 @@ impl Gateway {
                 self.connections.refused_total(),
             ),
         ];
+        if let Some(log) = &self.audit_log {
+            let stats = log.stats();
+            figures.extend([
+                gauge(
+                    "warden_gateway_audit_log_writable",
+                    "1 while the chained audit log can write, 0 during an outage",
+                    i64::from(log.status().is_writable()),
+                ),
+                gauge(
+                    "warden_gateway_audit_log_durable_entries",
+                    "entries durable in the chained audit log",
+                    i64::try_from(log.durable_seq().0).unwrap_or(i64::MAX),
+                ),
+                counter(
+                    "warden_gateway_audit_log_outages",
+                    "times the chained audit log went down",
+                    stats.outages,
+                ),
+                counter(
+                    "warden_gateway_audit_witness_failures",
+                    "checkpoints a witness of the chained audit log did not take",
+                    log.witness_failures(),
+                ),
+            ]);
+        }
         if let (Some(b), Some(a)) = (&self.behaviour, &self.alerts) {
             figures.extend([
                 gauge(

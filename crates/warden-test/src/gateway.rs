@@ -108,7 +108,7 @@ pub async fn launch_as(
         StartOptions {
             auth,
             clock,
-            audit_writer: Some(writer),
+            audit: warden_gateway::AuditTarget::Writer(writer),
             name: name.into(),
         },
     )

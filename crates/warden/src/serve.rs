@@ -17,7 +17,7 @@ use warden_authority::journal::OutboxDrain;
 use warden_authority::readiness::ops_router;
 use warden_authority::{router, server, Authority, AuthorityConfig};
 use warden_core::time::SystemClock;
-use warden_gateway::{Gateway, GatewayConfig, StartOptions};
+use warden_gateway::{AuditTarget, Gateway, GatewayConfig, StartOptions};
 use warden_store::sqlite::SqliteStore;
 
 /// Arms a [`Fault`] (`hold-answer-after-commit:KEY_PREFIX`), for tests that crash a real
@@ -487,13 +487,9 @@ pub async fn start_gateway(
         StartOptions {
             auth,
             clock: Arc::new(SystemClock),
-            // All-in-one: decisions join the authority's chain. Alone: the config's file.
-            audit_writer: audit.map(|log| {
-                Box::new(warden_gateway::audit::ChainedLog::new(
-                    log,
-                    tokio::runtime::Handle::current(),
-                )) as Box<dyn warden_gateway::audit::AuditWriter>
-            }),
+            // All-in-one: decisions join the authority's chain. Alone: its own chain with
+            // `--audit-dir`, else the config's file.
+            audit: audit.map_or(AuditTarget::Config, AuditTarget::Chained),
             name: format!("gateway-{}", std::process::id()),
         },
     )

@@ -48,6 +48,10 @@ enum AuditAction {
         /// Unix seconds, or a duration ago such as `30m`, `24h`, `7d` (default: everything).
         #[arg(long)]
         since: Option<String>,
+        /// The directory holding `audit.jsonl` (default: DATA_DIR/audit), such as a
+        /// standalone gateway's `--audit-dir`.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
@@ -83,12 +87,18 @@ pub(super) async fn run(args: AuditArgs) -> anyhow::Result<Outcome> {
             }
             verify(&log_dir, &key, &witnessed, allow_unsigned, common.json)
         }
-        AuditAction::Export { since, format: _ } => {
+        AuditAction::Export {
+            since,
+            log_dir,
+            format: _,
+        } => {
             let since_ms = match since {
                 None => i64::MIN,
                 Some(s) => parse_since(&s, unix_now())? * 1000,
             };
-            let log = dir.audit_dir().join("audit.jsonl");
+            let log = log_dir
+                .unwrap_or_else(|| dir.audit_dir())
+                .join("audit.jsonl");
             let stdout = std::io::stdout();
             warden_audit::export(&log, since_ms, std::io::BufWriter::new(stdout.lock()))?;
             Ok(Outcome::Done)

@@ -332,8 +332,12 @@ fn a_witness_file_inside_the_data_dir_is_refused() {
 }
 
 /// A standalone `warden gateway` following `data`'s authority as break-glass, with `args`
-/// besides: until `warden gateway on URL` is printed.
-fn start_gateway(data: &Path, config: &Path, args: &[&std::ffi::OsStr]) -> (Server, String) {
+/// besides: until `warden gateway on URL (ops: URL, …)` is printed; both URLs.
+fn start_gateway(
+    data: &Path,
+    config: &Path,
+    args: &[&std::ffi::OsStr],
+) -> (Server, String, String) {
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("server.json")).unwrap()).unwrap();
     let mut child = Command::new(BIN)
@@ -366,7 +370,13 @@ fn start_gateway(data: &Path, config: &Path, args: &[&std::ffi::OsStr]) -> (Serv
             .expect("the gateway did not start");
         if let Some(rest) = line.strip_prefix("warden gateway on ") {
             let url = rest.split_whitespace().next().unwrap().to_owned();
-            return (server, url);
+            let ops = rest
+                .split("(ops: ")
+                .nth(1)
+                .and_then(|r| r.split([',', ')']).next())
+                .unwrap()
+                .to_owned();
+            return (server, url, ops);
         }
     }
 }
@@ -383,10 +393,15 @@ fn a_standalone_gateway_keeps_its_decisions_in_a_log_that_verifies_after_a_stop(
     )
     .unwrap();
     let audit_dir: PathBuf = dir.path().join("gateway-audit");
-    let (gateway, url) = start_gateway(
+    let (gateway, url, ops) = start_gateway(
         &data,
         &config,
-        &["--audit-dir".as_ref(), audit_dir.as_os_str()],
+        &[
+            "--audit-dir".as_ref(),
+            audit_dir.as_os_str(),
+            "--ops-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ],
     );
     for i in 0..3 {
         let out = Command::new("curl")
@@ -396,6 +411,19 @@ fn a_standalone_gateway_keeps_its_decisions_in_a_log_that_verifies_after_a_stop(
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
     }
+    // Its own log's state is on its /metrics: the three decisions durable, writable.
+    let (_, text) = until(&format!("{ops}/metrics"), |_, text| {
+        metric(text, "warden_gateway_audit_log_durable_entries") >= Some(3)
+    });
+    assert!(
+        metric(&text, "warden_gateway_audit_log_durable_entries") >= Some(3),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "warden_gateway_audit_log_writable"), Some(1));
+    assert_eq!(
+        metric(&text, "warden_gateway_audit_witness_failures_total"),
+        Some(0)
+    );
     assert!(gateway.stop().success());
     drop(authority);
 
@@ -420,6 +448,21 @@ fn a_standalone_gateway_keeps_its_decisions_in_a_log_that_verifies_after_a_stop(
             "no decision for {path} in {text}"
         );
     }
+    // `audit export --log-dir` reads the same log: its three decisions, nothing of the
+    // authority's.
+    let out = Command::new(BIN)
+        .args(["audit", "export", "--log-dir", audit_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let exported = String::from_utf8(out.stdout).unwrap();
+    let decisions: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["entry"]["kind"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 3, "{exported}");
+    assert!(!exported.contains("/admin/v1/"), "{exported}");
     // The gateway's log is signed by its own key, not the authority's.
     let authority_key = data.join("audit.pub.jwk");
     let out = verify(&[
@@ -488,7 +531,7 @@ fn a_gateway_on_the_stream_witnesses_the_log_and_sounds_the_alarm_when_it_goes_b
     .unwrap();
     let [ops_port] = super::free_ports::<1>();
     let ops_addr = format!("127.0.0.1:{ops_port}");
-    let (gateway, _) = start_gateway(
+    let (gateway, _, _) = start_gateway(
         &data,
         &config,
         &["--ops-listen".as_ref(), ops_addr.as_ref()],
