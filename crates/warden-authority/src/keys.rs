@@ -102,17 +102,26 @@ impl Keyring {
         self.current()
     }
 
-    /// Promotes the next key, retires the active one until `now + max_token_ttl + leeway`,
-    /// and publishes a fresh next key.
+    /// Promotes the next key, retires the active one until `now + retire_publish_secs`, and
+    /// publishes a fresh next key. With `next_created_by`, only if the next key was created
+    /// by then (published long enough for verifiers to have fetched it); a next key younger
+    /// than that is [`warden_store::StoreError::Conflict`], which is also what a second
+    /// replica rotating at the same moment gets.
     pub async fn rotate(
         &self,
         store: &dyn Store,
         now: i64,
         retire_publish_secs: i64,
+        next_created_by: Option<i64>,
     ) -> Result<Arc<KeyringState>, KeyringError> {
-        let next = new_record(&self.master, now);
+        let change = warden_store::Change::RotateSigningKeys {
+            new_next: &new_record(&self.master, now),
+            now,
+            publish_until: now.saturating_add(retire_publish_secs),
+            next_created_by,
+        };
         store
-            .rotate_signing_keys(&next, now, now.saturating_add(retire_publish_secs))
+            .apply(change, &warden_store::ChangeRecord::default())
             .await?;
         self.reload(store, now).await
     }

@@ -269,6 +269,7 @@ impl Authority {
                 self.store.as_ref(),
                 self.now(),
                 self.retired_key_publish_secs(),
+                None,
             )
             .await
     }
@@ -294,23 +295,21 @@ impl Authority {
             return Ok(());
         }
         let retired = active.kid.clone();
-        let change = warden_store::Change::RotateSigningKeys {
-            new_next: &self.keys.new_next_key(now),
-            now,
-            publish_until: now.saturating_add(self.retired_key_publish_secs()),
-            next_created_by: Some(next_created_by),
-        };
-        match self
-            .store
-            .apply(change, &warden_store::ChangeRecord::default())
-            .await
-        {
-            Ok(_) => {}
+        let rotated = self
+            .keys
+            .rotate(
+                self.store.as_ref(),
+                now,
+                self.retired_key_publish_secs(),
+                Some(next_created_by),
+            )
+            .await;
+        let state = match rotated {
+            Ok(state) => state,
             // Another replica rotated first.
-            Err(warden_store::StoreError::Conflict(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        let state = self.keys.reload(self.store.as_ref(), now).await?;
+            Err(KeyringError::Store(warden_store::StoreError::Conflict(_))) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         tracing::info!(retired = %retired, active = %state.active_kid, "signing keys rotated on schedule");
         let mut entry = warden_audit::Entry::new(
             now * 1000,
