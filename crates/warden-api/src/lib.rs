@@ -7,6 +7,7 @@
 //! (`deny_unknown_fields`), so a misspelt field is a 4xx, not a silently ignored one.
 
 pub mod admin;
+pub mod admin_token;
 pub mod client;
 pub mod credentials;
 pub mod gateway;

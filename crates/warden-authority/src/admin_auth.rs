@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use warden_api::admin_token::NotAnAdminToken;
 use warden_core::{PrincipalId, Scope, ScopeSet, TenantId};
 
 use crate::error::Problem;
@@ -290,12 +291,13 @@ pub fn authenticate(a: &Authority, headers: &axum::http::HeaderMap) -> Result<Ca
         .verify_admin_token(presented, now)
         .map_err(|e| Problem::unauthorized(format!("admin token refused: {e}")))?;
     let claims = verified.claims();
-    if claims.aud.iter().count() != 1 {
-        return Err(Problem::unauthorized(format!(
+    warden_api::admin_token::check(claims).map_err(|e| match e {
+        NotAnAdminToken::Audience => Problem::unauthorized(format!(
             "admin token refused: its audience must be exactly `{}`",
             a.admin_audience()
-        )));
-    }
+        )),
+        other => Problem::unauthorized(format!("admin token refused: {other}")),
+    })?;
     match a.revocations.check(claims) {
         Ok(()) => {}
         Err(warden_core::revocation::Revoked::Honeytoken(p)) => {
@@ -313,17 +315,6 @@ pub fn authenticate(a: &Authority, headers: &axum::http::HeaderMap) -> Result<Ca
     let access = verified
         .access()
         .map_err(|e| Problem::unauthorized(format!("admin token refused: {e}")))?;
-    if !access.chain().is_empty() {
-        return Err(Problem::unauthorized(
-            "admin token refused: a delegated token does not administer; request one as \
-             the principal itself",
-        ));
-    }
-    if access.cnf().is_some() {
-        return Err(Problem::unauthorized(
-            "admin token refused: a DPoP-bound token cannot be presented as a bearer token",
-        ));
-    }
     let powers = Powers::of(access.scopes());
     if !powers.any() {
         return Err(Problem::new(

@@ -68,9 +68,7 @@ impl Gateway {
             return false;
         };
         let claims = verified.claims();
-        claims.aud.iter().count() == 1
-            && claims.act.is_none()
-            && claims.cnf.is_none()
+        warden_api::admin_token::check(claims).is_ok()
             && claims
                 .scope
                 .split(' ')
