@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::json;
 use warden_api::admin::{Call, CreatePrincipal};
 use warden_api::scope::{ADMIN, TENANT_ADMIN};
 
-use super::{connect, print, Common, Outcome};
+use super::minted::{Minted, Minting};
+use super::{connect, Common, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
@@ -45,13 +45,8 @@ pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
         all_tenants,
         out,
     } = action;
-    // Refused before anything is created, so that no principal is left without its key.
-    if out.exists() {
-        anyhow::bail!("`{}` exists; choose another --out", out.display());
-    }
+    let minting = Minting::begin(&out)?;
     let admin = connect(&common)?;
-    let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
-    let public = warden_core::jwks::Jwk::from_public_key(&key.public_key(), None);
     let scopes = if all_tenants { ADMIN } else { TENANT_ADMIN };
     let body = CreatePrincipal {
         kind: "service".into(),
@@ -59,24 +54,19 @@ pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
         owner: None,
         scopes: Some(scopes.into()),
         audiences: None,
-        public_key: Some(public),
+        public_key: Some(minting.public_key()),
     };
     let created = admin.call(Call::CreatePrincipal(tenant, body)).await?;
-    let id = created
+    let client_id = created
         .get("id")
         .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("the authority answered without a principal id"))?;
-    let credentials =
-        warden_api::Credentials::new(id.to_owned(), Some(admin.api().authority().to_owned()), key);
-    credentials.write_new(&out)?;
-    print(
-        &json!({
-            "client_id": id,
-            "tenant": created.get("tenant"),
-            "scopes": scopes,
-            "credentials": out.display().to_string(),
-        }),
-        common.json,
-    );
+        .ok_or_else(|| anyhow::anyhow!("the authority answered without a principal id"))?
+        .to_owned();
+    let made = Minted {
+        client_id,
+        tenant: created.get("tenant").cloned().unwrap_or_default(),
+        scopes: scopes.into(),
+    };
+    minting.finish(&admin, made, common.json)?;
     Ok(Outcome::Done)
 }

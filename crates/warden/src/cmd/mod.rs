@@ -11,6 +11,7 @@ mod audit;
 mod delegation;
 mod honeytoken;
 mod keys;
+mod minted;
 mod policy;
 mod principal;
 mod report;

@@ -277,30 +277,19 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
 
 /// `warden gateway enroll`: the principal at the authority, then its credential file.
 async fn enroll(args: EnrollArgs, common: &Common) -> anyhow::Result<Outcome> {
-    // Refused before anything is enrolled, so that no principal is left without its key.
-    if args.out.exists() {
-        anyhow::bail!("`{}` exists; choose another --out", args.out.display());
-    }
+    let minting = super::minted::Minting::begin(&args.out)?;
     let admin = super::connect(common)?;
-    let key = warden_core::SigningKey::generate(&mut rand_core::OsRng);
     let req = warden_api::gateway::EnrollGateway {
-        name: args.name.clone(),
-        public_key: warden_core::jwks::Jwk::from_public_key(&key.public_key(), None),
+        name: args.name,
+        public_key: minting.public_key(),
     };
     let enrolled = admin.api().enroll_gateway(&req).await?;
-    let credentials = warden_api::Credentials::new(
-        enrolled.client_id.clone(),
-        Some(admin.api().authority().to_owned()),
-        key,
-    );
-    credentials.write_new(&args.out)?;
-    let shown = serde_json::json!({
-        "client_id": enrolled.client_id,
-        "tenant": enrolled.tenant,
-        "scopes": enrolled.scopes,
-        "credentials": args.out.display().to_string(),
-    });
-    super::print(&shown, common.json);
+    let made = super::minted::Minted {
+        client_id: enrolled.client_id,
+        tenant: serde_json::to_value(&enrolled.tenant)?,
+        scopes: serde_json::to_value(&enrolled.scopes)?,
+    };
+    minting.finish(&admin, made, common.json)?;
     Ok(Outcome::Done)
 }
 
