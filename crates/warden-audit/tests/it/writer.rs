@@ -326,3 +326,80 @@ async fn open_refuses_a_tampered_log() {
         other => panic!("expected Tampered, got {other:?}"),
     }
 }
+
+/// Counts the durable batches holding entries (one sync each) and the entries they held.
+struct SyncCounter(Arc<Mutex<(u64, u64)>>);
+
+impl Sink for SyncCounter {
+    fn deliver(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
+        let held = (batch.last_seq() + 1).saturating_sub(batch.first_seq());
+        if held > 0 {
+            let mut c = self.0.lock().unwrap();
+            c.0 += 1;
+            c.1 += held;
+        }
+        Ok(())
+    }
+}
+
+fn counted_log(
+    dir: &std::path::Path,
+    commit_delay: Duration,
+) -> (AuditLog, Arc<Mutex<(u64, u64)>>) {
+    let counts = Arc::new(Mutex::new((0, 0)));
+    let (log, _) = AuditLog::open(
+        dir,
+        Arc::new(key()),
+        Options {
+            sinks: vec![Box::new(SyncCounter(Arc::clone(&counts)))],
+            commit_delay,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    (log, counts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_writer_is_never_held_for_company() {
+    // A group-commit window far longer than the test: were a writer that waits on each
+    // entry held for company, 50 entries would take minutes.
+    let dir = TempDir::new().unwrap();
+    let (log, counts) = counted_log(dir.path(), Duration::from_secs(10));
+    let appends = async {
+        for i in 0..50 {
+            log.append(&entry(i)).await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), appends)
+        .await
+        .expect("a lone writer waited for others");
+    log.close().await.unwrap();
+    assert_eq!(*counts.lock().unwrap(), (50, 50), "one sync per entry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_at_work_together_share_syncs() {
+    // Sixteen writers, each waiting for its entry to be durable before the next, as sixteen
+    // token requests in flight do.
+    let dir = TempDir::new().unwrap();
+    let (log, counts) = counted_log(dir.path(), Options::default().commit_delay);
+    let writers: Vec<_> = (0..16u64)
+        .map(|w| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    log.append(&entry(w * 1000 + i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    log.close().await.unwrap();
+    let (syncs, entries) = *counts.lock().unwrap();
+    assert_eq!(entries, 800);
+    assert!(entries >= syncs * 2, "{entries} entries took {syncs} syncs");
+    verify_dir(dir.path(), &ring()).unwrap();
+}
