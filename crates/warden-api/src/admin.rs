@@ -1,11 +1,13 @@
 //! The admin API (`/admin/v1`): every call as a value of [`Call`], which knows its method,
-//! path and body, and the request bodies the authority reads. Bodies are strict
-//! (`deny_unknown_fields`); optional fields a caller leaves out are not sent.
+//! path and body; the request bodies the authority reads; and the objects it answers with.
+//! Request bodies are strict (`deny_unknown_fields`), optional fields a caller leaves out
+//! are not sent; answers are read leniently, so an authority can add fields.
 //!
 //! Path segments are percent-encoded here, so an id or name can never reach another route.
 
 use serde::{Deserialize, Serialize};
 use warden_core::jwks::Jwk;
+use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::client::Method;
 
@@ -104,6 +106,84 @@ pub struct CreateHoneytoken {
     /// Scopes the bait token claims to carry; it is refused everywhere regardless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<String>,
+}
+
+/// A tenant, as every tenant call answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    /// No token issued in this tenant lives longer.
+    pub max_token_ttl_secs: i64,
+    /// A client key older than this is refused until rotated; absent: the authority's
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_client_key_age_secs: Option<i64>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// A user, agent or service, as every principal call answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: PrincipalId,
+    pub tenant: TenantId,
+    pub kind: PrincipalKind,
+    pub name: String,
+    pub owner: Option<PrincipalId>,
+    /// The ceiling: no token for this principal carries a scope outside it.
+    pub scopes: ScopeSet,
+    /// Resource indicators (RFC 8707) it may ask tokens for, besides the default audience.
+    pub audiences: Vec<String>,
+    /// The registered public key, a JWK as JSON text.
+    pub public_jwk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_registered_at: Option<i64>,
+    pub disabled: bool,
+    /// Set by a revocation (an operator's or a quarantine's) until reinstated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revoked>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /principals/{id}/secret`: shown once, never stored in the clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSecret {
+    pub client_id: PrincipalId,
+    pub client_secret: String,
+}
+
+/// A delegation grant: a user's consent that an agent acts for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `dlg_…`
+    pub id: String,
+    pub tenant: TenantId,
+    pub user: PrincipalId,
+    pub agent: PrincipalId,
+    pub scopes: ScopeSet,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token-signing key as `GET /keys` and a rotation list it (never its private half).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `next`, `active` or `retired`.
+    pub state: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub publish_until: Option<i64>,
 }
 
 /// Every admin call the CLI makes. Ids and names are a tenant's or principal's id or name

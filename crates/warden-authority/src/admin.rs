@@ -14,21 +14,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::json;
 use warden_api::admin::{
-    CreatePrincipal, CreateTenant, SetClientKeyAge, SetPublicKey, SetScopes, SetTokenTtl,
+    self as api, CreatePrincipal, CreateTenant, SetClientKeyAge, SetPublicKey, SetScopes,
+    SetTokenTtl,
 };
 use warden_api::gateway::RegisterGatewayKey;
 use warden_core::id::random_token_id;
 use warden_core::jwks::Jwk;
 use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
-use warden_store::{Change, Principal, SigningKeyRecord, Tenant};
+use warden_store::{Change, Principal, Tenant};
 
 use crate::admin_auth::{self, Caller};
 use crate::error::Problem;
 use crate::http::{media_type, read_body};
 use crate::journal::{self, json, Answer, Journal};
+use crate::views;
 use crate::{
     admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency, Authority,
 };
@@ -293,7 +294,7 @@ async fn create_tenant(
     };
     let (_, answer) = journal
         .commit(&a, Change::CreateTenant(&t), StatusCode::CREATED, &|_| {
-            json(&t)
+            json(&views::tenant(&t))
         })
         .await?;
     tracing::info!(tenant = %t.id, name = %t.name, "tenant created");
@@ -313,18 +314,23 @@ fn check_ttl(a: &Authority, ttl: i64) -> ApiResult<()> {
 async fn list_tenants(
     State(a): State<Arc<Authority>>,
     caller: Caller,
-) -> ApiResult<Json<Vec<Tenant>>> {
-    let mut tenants = a.store.list_tenants().await?;
-    tenants.retain(|t| caller.sees(&t.id));
-    Ok(Json(tenants))
+) -> ApiResult<Json<Vec<api::Tenant>>> {
+    let tenants = a.store.list_tenants().await?;
+    Ok(Json(
+        tenants
+            .iter()
+            .filter(|t| caller.sees(&t.id))
+            .map(views::tenant)
+            .collect(),
+    ))
 }
 
 async fn show_tenant(
     State(a): State<Arc<Authority>>,
     caller: Caller,
     Path(t): Path<String>,
-) -> ApiResult<Json<Tenant>> {
-    Ok(Json(resolve_tenant(&a, &caller, &t).await?))
+) -> ApiResult<Json<api::Tenant>> {
+    Ok(Json(views::tenant(&resolve_tenant(&a, &caller, &t).await?)))
 }
 
 async fn disable_tenant(
@@ -370,7 +376,7 @@ async fn set_tenant_disabled(
         }
     };
     let (applied, answer) = journal
-        .commit(a, change, StatusCode::OK, &|_| json(&t))
+        .commit(a, change, StatusCode::OK, &|_| json(&views::tenant(&t)))
         .await?;
     if let Some(appended) = &applied.revocation {
         admin_revocation::published(a, appended).await?;
@@ -396,7 +402,7 @@ async fn set_tenant_ttl(
         secs: t.max_token_ttl_secs,
     };
     let (_, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|_| json(&t))
+        .commit(&a, change, StatusCode::OK, &|_| json(&views::tenant(&t)))
         .await?;
     Ok(answer)
 }
@@ -429,7 +435,7 @@ async fn set_client_key_age(
         secs: t.max_client_key_age_secs,
     };
     let (_, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|_| json(&t))
+        .commit(&a, change, StatusCode::OK, &|_| json(&views::tenant(&t)))
         .await?;
     Ok(answer)
 }
@@ -506,7 +512,7 @@ async fn create_principal(
             &a,
             Change::CreatePrincipal(&p),
             StatusCode::CREATED,
-            &|_| json(&p),
+            &|_| json(&views::principal(&p)),
         )
         .await?;
     tracing::info!(principal = %p.id, tenant = %p.tenant, kind = %p.kind, "principal created");
@@ -517,17 +523,20 @@ async fn list_principals(
     State(a): State<Arc<Authority>>,
     caller: Caller,
     Path(t): Path<String>,
-) -> ApiResult<Json<Vec<Principal>>> {
+) -> ApiResult<Json<Vec<api::Principal>>> {
     let tenant = resolve_tenant(&a, &caller, &t).await?;
-    Ok(Json(a.store.list_principals(&tenant.id).await?))
+    let principals = a.store.list_principals(&tenant.id).await?;
+    Ok(Json(principals.iter().map(views::principal).collect()))
 }
 
 async fn show_principal(
     State(a): State<Arc<Authority>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Principal>> {
-    Ok(Json(resolve_principal(&a, &caller, &id).await?))
+) -> ApiResult<Json<api::Principal>> {
+    Ok(Json(views::principal(
+        &resolve_principal(&a, &caller, &id).await?,
+    )))
 }
 
 async fn disable_principal(
@@ -578,7 +587,7 @@ async fn set_principal_disabled(
         }
     };
     let (applied, answer) = journal
-        .commit(a, change, StatusCode::OK, &|_| json(&p))
+        .commit(a, change, StatusCode::OK, &|_| json(&views::principal(&p)))
         .await?;
     if let Some(appended) = &applied.revocation {
         admin_revocation::published(a, appended).await?;
@@ -609,7 +618,7 @@ async fn set_scopes(
         now,
     };
     let (_, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|_| json(&p))
+        .commit(&a, change, StatusCode::OK, &|_| json(&views::principal(&p)))
         .await?;
     tracing::info!(principal = %p.id, scopes = %scopes, "scope ceiling set");
     Ok(answer)
@@ -636,7 +645,7 @@ async fn set_public_key(
         now,
     };
     let (_, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|_| json(&p))
+        .commit(&a, change, StatusCode::OK, &|_| json(&views::principal(&p)))
         .await?;
     tracing::info!(principal = %p.id, "public key registered");
     Ok(answer)
@@ -657,7 +666,10 @@ async fn create_secret(
         hash: &secret.stored,
         now: a.now(),
     };
-    let body = json!({ "client_id": p.id, "client_secret": secret.secret.as_str() });
+    let body = warden_api::admin::ClientSecret {
+        client_id: p.id.clone(),
+        client_secret: secret.secret.as_str().to_owned(),
+    };
     let (_, answer) = journal
         .commit(&a, change, StatusCode::CREATED, &|_| json(&body))
         .await?;
@@ -665,30 +677,8 @@ async fn create_secret(
     Ok(answer)
 }
 
-#[derive(Serialize)]
-struct KeyView {
-    kid: String,
-    state: &'static str,
-    created_at: i64,
-    activated_at: Option<i64>,
-    publish_until: Option<i64>,
-}
-
-fn key_views(records: &[SigningKeyRecord]) -> Vec<KeyView> {
-    records
-        .iter()
-        .map(|r| KeyView {
-            kid: r.kid.clone(),
-            state: r.state.as_str(),
-            created_at: r.created_at,
-            activated_at: r.activated_at,
-            publish_until: r.publish_until,
-        })
-        .collect()
-}
-
-async fn list_keys(State(a): State<Arc<Authority>>) -> Json<Vec<KeyView>> {
-    Json(key_views(&a.keys.current().records))
+async fn list_keys(State(a): State<Arc<Authority>>) -> Json<Vec<api::SigningKey>> {
+    Json(views::signing_keys(&a.keys.current().records))
 }
 
 /// Rotates the signing keys (see [`crate::keys`]) and answers with the keys as the rotation
@@ -704,7 +694,7 @@ async fn rotate_keys(State(a): State<Arc<Authority>>, journal: Journal) -> ApiRe
     };
     let (_, answer) = journal
         .commit(&a, change, StatusCode::OK, &|x| {
-            json(&key_views(&x.signing_keys))
+            json(&views::signing_keys(&x.signing_keys))
         })
         .await?;
     a.keys.reload(a.store.as_ref(), now).await.map_err(|e| {

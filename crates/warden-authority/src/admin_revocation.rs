@@ -68,7 +68,7 @@ pub async fn create_grant(
         expires_at,
         revoked_at: None,
     };
-    let render: RenderAnswer<'_> = &|_| json(&grant);
+    let render: RenderAnswer<'_> = &|_| json(&crate::views::grant(&grant));
     let create = |supersede| Change::CreateDelegationGrant {
         grant: &grant,
         supersede,
@@ -139,17 +139,19 @@ pub async fn list_grants(
     State(a): State<Arc<Authority>>,
     caller: Caller,
     Path(t): Path<String>,
-) -> ApiResult<Json<Vec<DelegationGrant>>> {
+) -> ApiResult<Json<Vec<warden_api::admin::Grant>>> {
     let tenant = resolve_tenant(&a, &caller, &t).await?;
-    Ok(Json(a.store.list_delegation_grants(&tenant.id).await?))
+    let grants = a.store.list_delegation_grants(&tenant.id).await?;
+    Ok(Json(grants.iter().map(crate::views::grant).collect()))
 }
 
 pub async fn show_grant(
     State(a): State<Arc<Authority>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<DelegationGrant>> {
-    visible_grant(&a, &caller, &id).await.map(Json)
+) -> ApiResult<Json<warden_api::admin::Grant>> {
+    let grant = visible_grant(&a, &caller, &id).await?;
+    Ok(Json(crate::views::grant(&grant)))
 }
 
 /// A delegation grant by id; one of another tenant than a tenant-bound caller's own is not
@@ -295,7 +297,9 @@ pub async fn reinstate_principal(
     }
     p.updated_at = now;
     let (_, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|_| json(&p))
+        .commit(&a, change, StatusCode::OK, &|_| {
+            json(&crate::views::principal(&p))
+        })
         .await?;
     crate::admin::reload_gateway_keys(&a).await?;
     tracing::info!(principal = %p.id, new_key = jwk.is_some(), "principal reinstated");

@@ -39,6 +39,7 @@ pub mod revocation;
 pub mod server;
 pub mod signer;
 mod token_request;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

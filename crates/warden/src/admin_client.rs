@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context as _};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use warden_api::admin::Call;
 use warden_api::client::Auth;
@@ -36,6 +38,22 @@ impl AdminClient {
     /// The typed client underneath, for calls warden-api types.
     pub fn api(&self) -> &ApiClient<ReqwestTransport> {
         &self.api
+    }
+
+    /// One admin call whose answer must be an `R` (a [`warden_api::admin`] answer type): an
+    /// authority answering outside the contract is an error, not garbage.
+    pub async fn typed<R: DeserializeOwned>(&self, call: Call) -> anyhow::Result<R> {
+        let what = format!("{} {}", call.method().as_str(), call.path());
+        serde_json::from_value(self.call(call).await?)
+            .with_context(|| format!("{what}: the authority's answer is not the API's"))
+    }
+
+    /// [`AdminClient::typed`], shown as JSON.
+    pub async fn call_as<R: DeserializeOwned + Serialize>(
+        &self,
+        call: Call,
+    ) -> anyhow::Result<Value> {
+        Ok(serde_json::to_value(self.typed::<R>(call).await?)?)
     }
 
     /// One admin call; a refusal is its status and the authority's reason.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreatePrincipal};
+use warden_api::admin::{Call, CreatePrincipal, Principal};
 use warden_api::scope::{ADMIN, TENANT_ADMIN};
 
 use super::minted::{Minted, Minting};
@@ -56,15 +56,10 @@ pub(super) async fn run(args: AdminArgs) -> anyhow::Result<Outcome> {
         audiences: None,
         public_key: Some(minting.public_key()),
     };
-    let created = admin.call(Call::CreatePrincipal(tenant, body)).await?;
-    let client_id = created
-        .get("id")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("the authority answered without a principal id"))?
-        .to_owned();
+    let created: Principal = admin.typed(Call::CreatePrincipal(tenant, body)).await?;
     let made = Minted {
-        client_id,
-        tenant: created.get("tenant").cloned().unwrap_or_default(),
+        client_id: created.id.to_string(),
+        tenant: serde_json::to_value(&created.tenant)?,
         scopes: scopes.into(),
     };
     minting.finish(&admin, made, common.json)?;

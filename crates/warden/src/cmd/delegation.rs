@@ -2,7 +2,7 @@
 //! shown and revoked on the running server.
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreateGrant, Reason};
+use warden_api::admin::{Call, CreateGrant, Grant, Reason};
 
 use super::{connect, print, Common, Outcome};
 
@@ -54,7 +54,7 @@ pub(super) async fn run(args: DelegationArgs) -> anyhow::Result<Outcome> {
             expires_in,
         } => {
             admin
-                .call(Call::CreateGrant(CreateGrant {
+                .call_as::<Grant>(Call::CreateGrant(CreateGrant {
                     user,
                     agent,
                     scopes,
@@ -65,8 +65,12 @@ pub(super) async fn run(args: DelegationArgs) -> anyhow::Result<Outcome> {
         DelegationAction::Revoke { id, reason } => {
             admin.call(Call::RevokeGrant(id, Reason { reason })).await?
         }
-        DelegationAction::List { tenant } => admin.call(Call::ListGrants(tenant)).await?,
-        DelegationAction::Show { id } => admin.call(Call::ShowGrant(id)).await?,
+        DelegationAction::List { tenant } => {
+            admin
+                .call_as::<Vec<Grant>>(Call::ListGrants(tenant))
+                .await?
+        }
+        DelegationAction::Show { id } => admin.call_as::<Grant>(Call::ShowGrant(id)).await?,
     };
     print(&out, common.json);
     Ok(Outcome::Done)

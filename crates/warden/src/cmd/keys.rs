@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use warden_api::admin::Call;
+use warden_api::admin::{Call, SigningKey};
 
 use super::{connect, print, Common, Outcome};
 
@@ -25,8 +25,8 @@ pub(super) async fn run(args: KeysArgs) -> anyhow::Result<Outcome> {
     let KeysArgs { action, common } = args;
     let admin = connect(&common)?;
     let out = match action {
-        KeysAction::Rotate => admin.call(Call::RotateKeys).await?,
-        KeysAction::List => admin.call(Call::ListKeys).await?,
+        KeysAction::Rotate => admin.call_as::<Vec<SigningKey>>(Call::RotateKeys).await?,
+        KeysAction::List => admin.call_as::<Vec<SigningKey>>(Call::ListKeys).await?,
     };
     print(&out, common.json);
     Ok(Outcome::Done)

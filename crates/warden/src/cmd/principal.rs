@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreatePrincipal, Reinstate, SetPublicKey, SetScopes};
+use warden_api::admin::{
+    Call, ClientSecret, CreatePrincipal, Principal, Reinstate, SetPublicKey, SetScopes,
+};
 
 use super::{connect, print, Common, Outcome};
 use crate::keyfile;
@@ -107,36 +109,52 @@ pub(super) async fn run(args: PrincipalArgs) -> anyhow::Result<Outcome> {
                 audiences: (!audiences.is_empty()).then_some(audiences),
                 public_key,
             };
-            admin.call(Call::CreatePrincipal(tenant, body)).await?
+            admin
+                .call_as::<Principal>(Call::CreatePrincipal(tenant, body))
+                .await?
         }
-        PrincipalAction::List { tenant } => admin.call(Call::ListPrincipals(tenant)).await?,
-        PrincipalAction::Show { id } => admin.call(Call::ShowPrincipal(id)).await?,
-        PrincipalAction::Disable { id } => admin.call(Call::DisablePrincipal(id)).await?,
-        PrincipalAction::Enable { id } => admin.call(Call::EnablePrincipal(id)).await?,
+        PrincipalAction::List { tenant } => {
+            admin
+                .call_as::<Vec<Principal>>(Call::ListPrincipals(tenant))
+                .await?
+        }
+        PrincipalAction::Show { id } => admin.call_as::<Principal>(Call::ShowPrincipal(id)).await?,
+        PrincipalAction::Disable { id } => {
+            admin
+                .call_as::<Principal>(Call::DisablePrincipal(id))
+                .await?
+        }
+        PrincipalAction::Enable { id } => {
+            admin
+                .call_as::<Principal>(Call::EnablePrincipal(id))
+                .await?
+        }
         PrincipalAction::Reinstate { id, public_key } => {
             let public_key = public_key.map(|p| keyfile::read_public(&p)).transpose()?;
             admin
-                .call(Call::ReinstatePrincipal(id, Reinstate { public_key }))
+                .call_as::<Principal>(Call::ReinstatePrincipal(id, Reinstate { public_key }))
                 .await?
         }
         PrincipalAction::SetScopes { id, scopes } => {
             admin
-                .call(Call::SetScopes(id, SetScopes { scopes }))
+                .call_as::<Principal>(Call::SetScopes(id, SetScopes { scopes }))
                 .await?
         }
         PrincipalAction::SetKey { id, public_key } => {
             let public_key = keyfile::read_public(&public_key)?;
             admin
-                .call(Call::SetPublicKey(id, SetPublicKey { public_key }))
+                .call_as::<Principal>(Call::SetPublicKey(id, SetPublicKey { public_key }))
                 .await?
         }
-        PrincipalAction::Secret { id } => admin.call(Call::NewSecret(id)).await?,
+        PrincipalAction::Secret { id } => {
+            admin.call_as::<ClientSecret>(Call::NewSecret(id)).await?
+        }
         PrincipalAction::RotateKey { id, out } => {
             let mut public_path = out.clone().into_os_string();
             public_path.push(".pub");
             let public_key = keyfile::generate(&out, std::path::Path::new(&public_path))?;
             admin
-                .call(Call::SetPublicKey(id, SetPublicKey { public_key }))
+                .call_as::<Principal>(Call::SetPublicKey(id, SetPublicKey { public_key }))
                 .await?
         }
     };

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use warden_api::admin::Call;
+use warden_api::admin::{Call, Tenant};
 
 use super::{connect, Common, Outcome};
 
@@ -42,15 +42,11 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     let tenants: Vec<String> = match tenant {
         Some(t) => vec![t],
         None => admin
-            .call(Call::ListTenants)
+            .typed::<Vec<Tenant>>(Call::ListTenants)
             .await?
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| crate::json::field(t, "id").as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+            .into_iter()
+            .map(|t| t.id.to_string())
+            .collect(),
     };
     let mut rows = Vec::new();
     for t in &tenants {

@@ -1,7 +1,7 @@
 //! `warden tenant`: create, list, show, disable and enable tenants on the running server.
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreateTenant, SetClientKeyAge};
+use warden_api::admin::{Call, CreateTenant, SetClientKeyAge, Tenant};
 
 use super::{connect, print, Common, Outcome};
 
@@ -50,16 +50,20 @@ pub(super) async fn run(args: TenantArgs) -> anyhow::Result<Outcome> {
             max_token_ttl,
         } => {
             admin
-                .call(Call::CreateTenant(CreateTenant {
+                .call_as::<Tenant>(Call::CreateTenant(CreateTenant {
                     name,
                     max_token_ttl_secs: max_token_ttl,
                 }))
                 .await?
         }
-        TenantAction::List => admin.call(Call::ListTenants).await?,
-        TenantAction::Show { tenant } => admin.call(Call::ShowTenant(tenant)).await?,
-        TenantAction::Disable { tenant } => admin.call(Call::DisableTenant(tenant)).await?,
-        TenantAction::Enable { tenant } => admin.call(Call::EnableTenant(tenant)).await?,
+        TenantAction::List => admin.call_as::<Vec<Tenant>>(Call::ListTenants).await?,
+        TenantAction::Show { tenant } => admin.call_as::<Tenant>(Call::ShowTenant(tenant)).await?,
+        TenantAction::Disable { tenant } => {
+            admin.call_as::<Tenant>(Call::DisableTenant(tenant)).await?
+        }
+        TenantAction::Enable { tenant } => {
+            admin.call_as::<Tenant>(Call::EnableTenant(tenant)).await?
+        }
         TenantAction::SetKeyAge { tenant, secs } => {
             let secs = match secs.as_str() {
                 "default" => None,
@@ -69,7 +73,7 @@ pub(super) async fn run(args: TenantArgs) -> anyhow::Result<Outcome> {
                 ),
             };
             admin
-                .call(Call::SetClientKeyAge(
+                .call_as::<Tenant>(Call::SetClientKeyAge(
                     tenant,
                     SetClientKeyAge {
                         max_client_key_age_secs: secs,
