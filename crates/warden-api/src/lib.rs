@@ -1,7 +1,8 @@
 //! Warden's wire contract, shared by the authority that serves it and every program that
 //! calls it (the CLI, gateways, later the console and the SDK): the `warden:` scopes and the
-//! admin audience, credential files, the admin API's calls and request bodies, the request and response bodies of the calls gateways
-//! make, the revocation stream's messages, problem bodies, and [`client::ApiClient`], one typed client over any transport.
+//! admin audience, credential files, the admin API's calls, request bodies and answers, the
+//! bodies of the calls gateways make, the revocation stream's messages, problem bodies, and
+//! [`client::ApiClient`], one typed client over any transport.
 //!
 //! It depends only on `warden-core`: no HTTP stack, no runtime. Input types are strict
 //! (`deny_unknown_fields`), so a misspelt field is a 4xx, not a silently ignored one.

@@ -10,10 +10,11 @@
 //! Stream protocol ([`warden_api::stream`]): `event: revocation` with `id: <seq>` and the
 //! event as JSON; `event: heartbeat` with `{"cursor","time"}` at least every heartbeat
 //! interval, so a subscriber can tell a quiet stream from a dead one; and `event:
-//! checkpoint` with each signed audit checkpoint ([`crate::checkpoint_relay`]). A subscriber resumes with
-//! `Last-Event-ID` (or `?after=`); it then receives every event after that cursor that can
-//! still affect a live token. Events are kept until their horizon, the moment every token they
-//! could affect has expired, so a reconnecting subscriber misses nothing that matters.
+//! checkpoint` with each signed audit checkpoint ([`crate::checkpoint_relay`]). A
+//! subscriber resumes with `Last-Event-ID` (or `?after=`); it then receives every event
+//! after that cursor that can still affect a live token. Events are kept until their
+//! horizon, the moment every token they could affect has expired, so a reconnecting
+//! subscriber misses nothing that matters.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
