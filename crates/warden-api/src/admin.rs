@@ -186,6 +186,49 @@ pub struct SigningKey {
     pub publish_until: Option<i64>,
 }
 
+/// A revocation, as revoking a principal, a token or a grant answers: the event exactly as
+/// the revocation stream carries it.
+pub use warden_core::revocation::RevocationEvent as Revocation;
+
+/// `POST /tenants/{t}/honeytokens`: a bait credential and a token for it, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Honeytoken {
+    pub principal: PrincipalId,
+    pub name: String,
+    pub client_id: PrincipalId,
+    pub client_secret: String,
+    pub access_token: String,
+    pub token_endpoint: String,
+}
+
+/// One principal of a tenant's access report: what it may do, for whom, and when it last did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRow {
+    pub principal: PrincipalId,
+    pub kind: String,
+    pub name: String,
+    pub owner: Option<PrincipalId>,
+    pub disabled: bool,
+    /// The ceiling: the most any token for this principal can carry.
+    pub scopes: String,
+    pub audiences: Vec<String>,
+    /// Live grants under which this principal acts for users.
+    pub acts_for: Vec<GrantRef>,
+    /// Live grants this principal (a user) gave to agents.
+    pub delegates_to: Vec<GrantRef>,
+    pub last_issued_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A live grant in an access report, seen from one side: `principal` is the other party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRef {
+    pub grant: String,
+    pub principal: PrincipalId,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+}
+
 /// Every admin call the CLI makes. Ids and names are a tenant's or principal's id or name
 /// as the API accepts them.
 #[derive(Debug, Clone)]

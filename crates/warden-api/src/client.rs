@@ -361,7 +361,7 @@ impl<T: Transport> ApiClient<T> {
         &self,
         id: &str,
         req: &crate::admin::Reason,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<Option<crate::admin::Revocation>, ApiError> {
         self.call(Method::Post, &format!("/principals/{id}/revoke"), Some(req))
             .await
     }

@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use rand_core::OsRng;
-use serde_json::json;
 use warden_api::admin::CreateHoneytoken;
 use warden_core::claims::{AccessClaims, Audience};
 use warden_core::id::random_token_id;
@@ -83,14 +82,14 @@ pub async fn create(
     let keys = a.keys.current();
     let access_token = jws::encode("at+jwt", Some(&keys.active_kid), &claims, &keys.active)
         .map_err(|_| Problem::internal())?;
-    let body = json!({
-        "principal": p.id,
-        "name": p.name,
-        "client_id": p.id,
-        "client_secret": secret.secret.as_str(),
-        "access_token": access_token,
-        "token_endpoint": a.config.token_endpoint(),
-    });
+    let body = warden_api::admin::Honeytoken {
+        principal: p.id.clone(),
+        name: p.name.clone(),
+        client_id: p.id.clone(),
+        client_secret: secret.secret.as_str().to_owned(),
+        access_token,
+        token_endpoint: a.config.token_endpoint(),
+    };
     let change = Change::CreateHoneytoken {
         principal: &p,
         flag: &flag,

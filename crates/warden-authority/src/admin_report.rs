@@ -11,39 +11,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use warden_api::admin::{AccessRow, GrantRef};
+use warden_api::gateway::{UsageAccepted, UsageReport};
 use warden_core::PrincipalId;
 use warden_store::DelegationGrant;
 
 use crate::admin::{json_body, resolve_tenant, ApiResult};
 use crate::error::Problem;
 use crate::Authority;
-
-#[derive(Serialize)]
-pub struct AccessRow {
-    principal: PrincipalId,
-    kind: String,
-    name: String,
-    owner: Option<PrincipalId>,
-    disabled: bool,
-    /// The ceiling: the most any token for this principal can carry.
-    scopes: String,
-    audiences: Vec<String>,
-    /// Live grants under which this principal acts for users.
-    acts_for: Vec<GrantView>,
-    /// Live grants this principal (a user) gave to agents.
-    delegates_to: Vec<GrantView>,
-    last_issued_at: Option<i64>,
-    last_used_at: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct GrantView {
-    grant: String,
-    principal: PrincipalId,
-    scopes: String,
-    expires_at: Option<i64>,
-}
 
 pub async fn access_report(
     State(a): State<Arc<Authority>>,
@@ -69,7 +44,7 @@ pub async fn access_report(
         .into_iter()
         .map(|x| (x.principal, (x.last_issued_at, x.last_used_at)))
         .collect();
-    let view = |g: &DelegationGrant, other: &PrincipalId| GrantView {
+    let view = |g: &DelegationGrant, other: &PrincipalId| GrantRef {
         grant: g.id.clone(),
         principal: other.clone(),
         scopes: g.scopes.to_string(),
@@ -108,19 +83,12 @@ pub async fn access_report(
     Ok(Json(rows))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageReport {
-    /// Principal id → the last time a gateway let one of its tokens through.
-    used: HashMap<String, i64>,
-}
-
 /// `POST /admin/v1/activity`: a gateway's summary of which principals it served, and when.
 pub async fn record_use(
     State(a): State<Arc<Authority>>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<UsageAccepted>> {
     let report: UsageReport = json_body(&a, &headers, body).await?;
     if report.used.len() > 100_000 {
         return Err(Problem::unprocessable(
@@ -136,5 +104,5 @@ pub async fn record_use(
             accepted += 1;
         }
     }
-    Ok(Json(serde_json::json!({ "accepted": accepted })))
+    Ok(Json(UsageAccepted { accepted }))
 }

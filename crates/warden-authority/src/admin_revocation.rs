@@ -223,7 +223,9 @@ pub async fn revoke_grant(
         event: &event,
     };
     let (applied, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|x| json(&x.revocation))
+        .commit(&a, change, StatusCode::OK, &|x| {
+            json(&x.revocation.as_ref().map(crate::revocation::to_event))
+        })
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => {
@@ -253,7 +255,9 @@ pub async fn revoke_principal(
         event: &event,
     };
     let (applied, answer) = journal
-        .commit(&a, change, StatusCode::OK, &|x| json(&x.revocation))
+        .commit(&a, change, StatusCode::OK, &|x| {
+            json(&x.revocation.as_ref().map(crate::revocation::to_event))
+        })
         .await?;
     let answer = answer_published(&a, &applied.revocation, answer).await?;
     crate::admin::reload_gateway_keys(&a).await?;
@@ -358,7 +362,7 @@ pub async fn revoke_token(
     };
     let (applied, answer) = journal
         .commit(&a, Change::AppendRevocation(&event), StatusCode::OK, &|x| {
-            json(&x.revocation)
+            json(&x.revocation.as_ref().map(crate::revocation::to_event))
         })
         .await?;
     answer_published(&a, &applied.revocation, answer).await

@@ -173,7 +173,8 @@ fn write(lock: &RwLock<HubState>) -> std::sync::RwLockWriteGuard<'_, HubState> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
-fn to_event(r: &Revocation) -> RevocationEvent {
+/// The store's record of a revocation as the stream (and the admin API's answers) carry it.
+pub(crate) fn to_event(r: &Revocation) -> RevocationEvent {
     let target = match &r.event.target {
         RevocationTarget::Principal { principal } => RevokedTarget::Principal {
             principal: principal.to_string(),

@@ -2,7 +2,7 @@
 //! shown and revoked on the running server.
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreateGrant, Grant, Reason};
+use warden_api::admin::{Call, CreateGrant, Grant, Reason, Revocation};
 
 use super::{connect, print, Common, Outcome};
 
@@ -63,7 +63,9 @@ pub(super) async fn run(args: DelegationArgs) -> anyhow::Result<Outcome> {
                 .await?
         }
         DelegationAction::Revoke { id, reason } => {
-            admin.call(Call::RevokeGrant(id, Reason { reason })).await?
+            admin
+                .call_as::<Revocation>(Call::RevokeGrant(id, Reason { reason }))
+                .await?
         }
         DelegationAction::List { tenant } => {
             admin

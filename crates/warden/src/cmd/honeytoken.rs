@@ -2,7 +2,7 @@
 //! is refused and raises an alert.
 
 use clap::Subcommand;
-use warden_api::admin::{Call, CreateHoneytoken};
+use warden_api::admin::{Call, CreateHoneytoken, Honeytoken};
 
 use super::{connect, print, Common, Outcome};
 
@@ -39,7 +39,7 @@ pub(super) async fn run(args: HoneytokenArgs) -> anyhow::Result<Outcome> {
     } = action;
     let admin = connect(&common)?;
     let out = admin
-        .call(Call::CreateHoneytoken(
+        .call_as::<Honeytoken>(Call::CreateHoneytoken(
             tenant,
             CreateHoneytoken { name, scopes },
         ))

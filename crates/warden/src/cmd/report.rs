@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use warden_api::admin::{Call, Tenant};
+use warden_api::admin::{AccessRow, Call, Tenant};
 
 use super::{connect, Common, Outcome};
 
@@ -50,7 +50,9 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
     };
     let mut rows = Vec::new();
     for t in &tenants {
-        let report = admin.call(Call::AccessReport(t.clone())).await?;
+        let report = admin
+            .call_as::<Vec<AccessRow>>(Call::AccessReport(t.clone()))
+            .await?;
         for mut row in report.as_array().cloned().unwrap_or_default() {
             crate::json::set(&mut row, "tenant", json!(t));
             rows.push(row);

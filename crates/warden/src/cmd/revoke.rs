@@ -1,7 +1,7 @@
 //! `warden revoke`: end every token of a principal, or one token by its `jti`. The command
 //! answers once the server has made the revocation durable and pushed it to the gateways.
 
-use warden_api::admin::{Call, Reason, RevokeToken};
+use warden_api::admin::{Call, Reason, Revocation, RevokeToken};
 
 use super::{connect, print, Common, Outcome};
 
@@ -28,12 +28,12 @@ pub(super) async fn run(args: RevokeArgs) -> anyhow::Result<Outcome> {
     let out = match (principal, token) {
         (Some(p), _) => {
             admin
-                .call(Call::RevokePrincipal(p, Reason { reason }))
+                .call_as::<Revocation>(Call::RevokePrincipal(p, Reason { reason }))
                 .await?
         }
         (None, Some(jti)) => {
             admin
-                .call(Call::RevokeToken(RevokeToken { jti, reason }))
+                .call_as::<Revocation>(Call::RevokeToken(RevokeToken { jti, reason }))
                 .await?
         }
         (None, None) => anyhow::bail!("give --principal ID or --token JTI"),
