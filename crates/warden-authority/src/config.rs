@@ -104,6 +104,9 @@ pub enum Fault {
     /// starting with `PREFIX` has committed, its answer is held (until the request timeout
     /// answers `503`), so the test can kill the process between the commit and the answer.
     HoldAnswerAfterCommit { key_prefix: String },
+    /// `hold-after-publish:MS`: `warden serve` waits MS milliseconds after it has published
+    /// its address (`server.json`) before it runs, so a test can signal it in that moment.
+    HoldAfterPublish { ms: u64 },
 }
 
 impl std::str::FromStr for Fault {
@@ -116,8 +119,13 @@ impl std::str::FromStr for Fault {
                     key_prefix: prefix.to_owned(),
                 })
             }
+            Some(("hold-after-publish", ms)) => ms
+                .parse()
+                .map(|ms| Self::HoldAfterPublish { ms })
+                .map_err(|_| format!("fault `{s}`: milliseconds expected")),
             _ => Err(format!(
-                "unknown fault `{s}`: the one fault is `hold-answer-after-commit:KEY_PREFIX`"
+                "unknown fault `{s}`: the faults are `hold-answer-after-commit:KEY_PREFIX` and \
+                 `hold-after-publish:MS`"
             )),
         }
     }

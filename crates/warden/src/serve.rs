@@ -141,6 +141,7 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
                 .map_err(|e| anyhow::anyhow!("{FAULT_ENV}: {e}"))?,
         );
     }
+    let fault = config.fault.clone();
     // With a gateway the process's descriptors are shared between two listeners.
     let listeners = if opts.config.is_some() { 2 } else { 1 };
     config.limits.max_connections = crate::fdlimit::fit(
@@ -189,6 +190,9 @@ pub async fn start(data_dir: &Path, opts: ServeOptions) -> anyhow::Result<Runnin
         ops_url: Some(ops_url.clone()),
         pid: std::process::id(),
     })?;
+    if let Some(Fault::HoldAfterPublish { ms }) = fault {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let (gw_tx, gw_rx) = oneshot::channel::<()>();
     let relay = Arc::clone(&authority);

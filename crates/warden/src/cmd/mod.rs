@@ -210,20 +210,38 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C, or SIGTERM on Unix, listened for from the moment it is made: made before a
+/// server starts, a signal that arrives while it is still starting (its address already
+/// published) is kept and stops it cleanly once it runs, instead of killing the process
+/// before its final audit checkpoint.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignal {
+    fn listen() -> Self {
+        #[cfg(unix)]
         {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.signals {
             tokio::select! {
-                _ = ctrl_c => {},
+                _ = int.recv() => {},
                 _ = term.recv() => {},
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = ctrl_c.await;
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::{init_logging, shutdown_signal, Common, Outcome};
+use super::{init_logging, Common, Outcome, StopSignal};
 use crate::{demo, fdlimit};
 
 #[derive(Debug, clap::Args)]
@@ -154,6 +154,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     } = args;
     init_logging(log_json);
     fdlimit::raise();
+    let stop = StopSignal::listen();
     let running = crate::serve::start(
         &common.data_dir,
         crate::serve::ServeOptions {
@@ -187,7 +188,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     } = running;
     tokio::select! {
         r = &mut task => r??,
-        () = shutdown_signal() => {
+        () = stop.wait() => {
             tracing::info!("shutting down");
             let _ = shutdown.send(());
             // Returning here would end the process under the audit writer: the final
@@ -220,6 +221,7 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
     };
     init_logging(log_json);
     fdlimit::raise();
+    let stop = StopSignal::listen();
     let auth = match (
         common.credentials,
         admin_token_file,
@@ -258,7 +260,7 @@ pub(super) async fn gateway(args: GatewayArgs) -> anyhow::Result<Outcome> {
     );
     let served = tokio::select! {
         r = &mut running.handle => r.map_err(anyhow::Error::from).and_then(|r| r.map_err(Into::into)),
-        () = shutdown_signal() => {
+        () = stop.wait() => {
             tracing::info!("shutting down");
             running.stop().await;
             Ok(())

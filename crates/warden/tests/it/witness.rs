@@ -305,13 +305,20 @@ fn a_log_with_entries_no_checkpoint_signs_is_not_ok() {
     let out = warden(&data, &["audit", "verify", "--allow-unsigned"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
-    // The next clean stop signs them.
+    // The next clean stop signs them, even one that comes the moment the server has
+    // published its address, before it runs (held there on purpose): the stop signal is
+    // listened for before the server starts.
     std::fs::remove_file(data.join("server.json")).unwrap();
-    let server = super::start(&data);
-    // Answering a request, it has its stop signal handler installed (`server.json` is
-    // written a moment before).
-    json_of(&warden(&data, &["tenant", "create", "globex", "--json"]));
-    assert!(server.stop().success());
+    let child = serve(&data, None)
+        .env("WARDEN_FAULT", "hold-after-publish:800")
+        .spawn()
+        .unwrap();
+    wait_started(&data);
+    let status = Server { child }.stop();
+    assert!(
+        status.success(),
+        "a stop while starting ended it with {status}"
+    );
     let report = json_of(&warden(&data, &["audit", "verify", "--json"]));
     assert_eq!(report["status"], "ok", "{report}");
 }
