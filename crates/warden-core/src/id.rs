@@ -132,6 +132,29 @@ impl TenantId {
     }
 }
 
+/// An OAuth client that people sign in through (a web, native or single-page app): `cli_…`.
+/// Not a principal: it holds no scopes of its own, and every token it obtains is a person's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        Self(format!("cli_{}", random_part(rng)))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        match s.strip_prefix("cli_") {
+            Some(rest) if is_random_part(rest) => Ok(Self(s.to_owned())),
+            _ => Err(IdError::Malformed(s.to_owned(), "client")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A fresh random token or key identifier (`jti`, `kid`), 128 bits, base64url.
 pub fn random_token_id(rng: &mut impl CryptoRngCore) -> String {
     random_part(rng)
@@ -160,6 +183,7 @@ macro_rules! id_traits {
 }
 id_traits!(PrincipalId);
 id_traits!(TenantId);
+id_traits!(ClientId);
 
 #[cfg(test)]
 mod tests {

@@ -243,6 +243,34 @@ pub(crate) async fn make<DB: SqlDb>(
         Change::AppendRevocation(event) => {
             applied.revocation = Some(insert_revocation::<DB>(conn, event).await?);
         }
+        Change::CreateOAuthClient(c) => {
+            let uris: Vec<&str> = c.redirect_uris.iter().map(|u| u.as_str()).collect();
+            let uris =
+                serde_json::to_string(&uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let args = [
+                Arg::Text(c.id.as_str()),
+                Arg::Text(c.tenant.as_str()),
+                Arg::Text(&c.name),
+                Arg::Text(&uris),
+                Arg::Bool(c.public),
+                Arg::OptText(c.secret_hash.as_deref()),
+                Arg::Int(c.created_at),
+            ];
+            DB::execute(
+                conn,
+                "INSERT INTO oauth_clients \
+                 (id, tenant_id, name, redirect_uris, public, secret_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &args,
+            )
+            .await
+            .map_err(conflict("client"))?;
+        }
+        Change::DeleteOAuthClient(id) => {
+            let sql = "DELETE FROM oauth_clients WHERE id = $1 RETURNING id";
+            let row = DB::fetch_optional(conn, sql, &[Arg::Text(id.as_str())]).await?;
+            found(row, "client")?;
+        }
     }
     Ok(applied)
 }

@@ -8,11 +8,11 @@
 //! audit log still learns of. This module knows nothing of HTTP or of the audit log's
 //! format: answers and entries are text the caller renders.
 
-use warden_core::{PrincipalId, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, ScopeSet, TenantId};
 
 use crate::model::{
-    DelegationGrant, GatewayKeyRecord, NewRevocation, Principal, Revocation, SigningKeyRecord,
-    Tenant,
+    DelegationGrant, GatewayKeyRecord, NewRevocation, OAuthClient, Principal, Revocation,
+    SigningKeyRecord, Tenant,
 };
 
 /// One lifecycle write. Each variant is made in one transaction by
@@ -125,6 +125,9 @@ pub enum Change<'a> {
         event: &'a NewRevocation,
     },
     AppendRevocation(&'a NewRevocation),
+    /// A name already taken in the tenant is a conflict.
+    CreateOAuthClient(&'a OAuthClient),
+    DeleteOAuthClient(&'a ClientId),
 }
 
 /// A grant to retire before another is created for the same pair (one that expired without

@@ -41,7 +41,8 @@ pub use store::*;
 pub mod prelude {
     pub use crate::store::{
         ActivityStore, AssertionJtiStore, ChangeStore, DelegationStore, GatewayKeyStore,
-        IdempotencyStore, OutboxStore, RevocationStore, SigningKeyStore, Store, TenantStore,
+        IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore, SigningKeyStore, Store,
+        TenantStore,
     };
 }
 

@@ -1,7 +1,24 @@
 //! The records the store keeps.
 
 use serde::Serialize;
-use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, TenantId};
+
+/// An OAuth client that people sign in through. It is not a principal: it holds no scopes,
+/// and what it obtains it obtains for the person who signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub id: ClientId,
+    pub tenant: TenantId,
+    /// Unique within the tenant.
+    pub name: String,
+    /// Where codes may be sent; a request names one of them exactly.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// A public client (a native or browser app) holds no secret and must use PKCE alone.
+    pub public: bool,
+    /// A confidential client's secret, as its digest; `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub created_at: i64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {

@@ -9,17 +9,17 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, TenantId};
 
 use crate::change::OutboxEntry;
 use crate::model::{
-    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, KeyState, NewRevocation, Principal,
-    Revocation, RevocationTarget, Revoked, SigningKeyRecord, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, KeyState, NewRevocation,
+    OAuthClient, Principal, Revocation, RevocationTarget, Revoked, SigningKeyRecord, Tenant,
 };
 use crate::sql::{begin_write, conn, corrupt, Arg, Backend, SqlDb};
 use crate::store::{
     ActivityStore, AssertionJtiStore, DelegationStore, GatewayKeyStore, IdempotencyBegin,
-    IdempotencyStore, OutboxStore, RevocationStore, SigningKeyStore, TenantStore,
+    IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore, SigningKeyStore, TenantStore,
 };
 use crate::{apply, journal, Result, StoreError};
 
@@ -85,6 +85,23 @@ impl<B: Backend> TenantStore for B {
         let args = [Arg::Text(tenant.as_str())];
         let rows = B::Db::fetch_all(&mut *conn(self).await?, &sql, &args).await?;
         rows.iter().map(principal_from_row::<B::Db>).collect()
+    }
+}
+
+#[async_trait]
+impl<B: Backend> OAuthClientStore for B {
+    async fn oauth_client(&self, id: &ClientId) -> Result<Option<OAuthClient>> {
+        let sql = "SELECT * FROM oauth_clients WHERE id = $1";
+        let args = [Arg::Text(id.as_str())];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        row.as_ref().map(oauth_client_from_row::<B::Db>).transpose()
+    }
+
+    async fn list_oauth_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>> {
+        let sql = "SELECT * FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, id";
+        let args = [Arg::Text(tenant.as_str())];
+        let rows = B::Db::fetch_all(&mut *conn(self).await?, sql, &args).await?;
+        rows.iter().map(oauth_client_from_row::<B::Db>).collect()
     }
 }
 
@@ -413,6 +430,20 @@ fn tenant_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Tenant> {
         max_token_ttl_secs: DB::int(row, "max_token_ttl_secs")?,
         max_client_key_age_secs: DB::opt_int(row, "max_client_key_age_secs")?,
         disabled: DB::flag(row, "disabled")?,
+        created_at: DB::int(row, "created_at")?,
+    })
+}
+
+fn oauth_client_from_row<DB: SqlDb>(row: &DB::Row) -> Result<OAuthClient> {
+    let uris: Vec<String> =
+        serde_json::from_str(&DB::text(row, "redirect_uris")?).map_err(corrupt)?;
+    Ok(OAuthClient {
+        id: ClientId::parse(&DB::text(row, "id")?).map_err(corrupt)?,
+        tenant: TenantId::parse(&DB::text(row, "tenant_id")?).map_err(corrupt)?,
+        name: DB::text(row, "name")?,
+        redirect_uris: uris.into_iter().map(RedirectUri::from_registered).collect(),
+        public: DB::flag(row, "public")?,
+        secret_hash: DB::opt_text(row, "secret_hash")?,
         created_at: DB::int(row, "created_at")?,
     })
 }

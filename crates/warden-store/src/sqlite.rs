@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_principal_revoked.sql")),
     (8, include_str!("../migrations/0008_gateway_key_owner.sql")),
     (9, include_str!("../migrations/0009_client_key_age.sql")),
+    (10, include_str!("../migrations/0010_oauth_clients.sql")),
 ];
 
 pub struct SqliteStore {

@@ -8,12 +8,12 @@
 //! and know nothing of SQL; both backends implement each of them once, in `crate::shared`.
 
 use async_trait::async_trait;
-use warden_core::{PrincipalId, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, ScopeSet, TenantId};
 
 use crate::change::{Applied, Change, ChangeRecord, OutboxEntry};
 use crate::model::{
-    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, NewRevocation, Principal,
-    Revocation, SigningKeyRecord, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, NewRevocation, OAuthClient,
+    Principal, Revocation, SigningKeyRecord, Tenant,
 };
 use crate::{Result, StoreError};
 
@@ -29,6 +29,7 @@ pub trait Store:
     + DelegationStore
     + RevocationStore
     + ActivityStore
+    + OAuthClientStore
 {
 }
 
@@ -43,6 +44,7 @@ impl<T> Store for T where
         + DelegationStore
         + RevocationStore
         + ActivityStore
+        + OAuthClientStore
 {
 }
 
@@ -58,6 +60,24 @@ pub trait ChangeStore: Send + Sync + 'static {
 /// Applies `change` with an empty record.
 async fn apply_bare<S: ChangeStore + ?Sized>(store: &S, change: Change<'_>) -> Result<Applied> {
     store.apply(change, &ChangeRecord::default()).await
+}
+
+/// The OAuth clients people sign in through, per tenant.
+#[async_trait]
+pub trait OAuthClientStore: ChangeStore {
+    async fn create_oauth_client(&self, client: &OAuthClient) -> Result<()> {
+        apply_bare(self, Change::CreateOAuthClient(client))
+            .await
+            .map(drop)
+    }
+    async fn oauth_client(&self, id: &ClientId) -> Result<Option<OAuthClient>>;
+    /// Oldest first.
+    async fn list_oauth_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>>;
+    async fn delete_oauth_client(&self, id: &ClientId) -> Result<()> {
+        apply_bare(self, Change::DeleteOAuthClient(id))
+            .await
+            .map(drop)
+    }
 }
 
 /// Tenants and their principals.

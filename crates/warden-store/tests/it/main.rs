@@ -24,13 +24,13 @@ use journal::{
 };
 use pg::fresh_pg;
 use rand_core::OsRng;
-use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, TenantId};
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
     Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant, GatewayKeyRecord,
-    IdempotencyBegin, IdempotentAnswer, KeyState, NewRevocation, OutboxEntry, Principal,
-    RenderAnswer, RevocationTarget, SigningKeyRecord, Store, StoreError, Supersede, Tenant,
-    TenantStore,
+    IdempotencyBegin, IdempotentAnswer, KeyState, NewRevocation, OAuthClient, OutboxEntry,
+    Principal, RenderAnswer, RevocationTarget, SigningKeyRecord, Store, StoreError, Supersede,
+    Tenant, TenantStore,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -626,6 +626,58 @@ async fn client_key_age(s: &dyn Store) {
     );
 }
 
+async fn oauth_clients(s: &dyn Store) {
+    let (a, b) = (tenant("acme"), tenant("globex"));
+    s.create_tenant(&a).await.unwrap();
+    s.create_tenant(&b).await.unwrap();
+    let client = |t: &Tenant, name: &str, public: bool| OAuthClient {
+        id: ClientId::generate(&mut OsRng),
+        tenant: t.id.clone(),
+        name: name.into(),
+        redirect_uris: vec![
+            RedirectUri::register("https://app.example/cb", public).unwrap(),
+            RedirectUri::register("http://127.0.0.1/cb", public).unwrap(),
+        ],
+        public,
+        secret_hash: (!public).then(|| "digest".to_owned()),
+        created_at: 1_000,
+    };
+    let web = client(&a, "web", false);
+    let cli = client(&a, "cli", true);
+    s.create_oauth_client(&web).await.unwrap();
+    s.create_oauth_client(&cli).await.unwrap();
+    assert_eq!(s.oauth_client(&web.id).await.unwrap(), Some(web.clone()));
+    let mut listed = s.list_oauth_clients(&a.id).await.unwrap();
+    listed.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(listed, vec![cli.clone(), web.clone()]);
+    assert!(s.list_oauth_clients(&b.id).await.unwrap().is_empty());
+
+    // A name is unique within its tenant, not across tenants.
+    let twin = client(&a, "web", false);
+    assert!(matches!(
+        s.create_oauth_client(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.oauth_client(&twin.id).await.unwrap(), None);
+    s.create_oauth_client(&client(&b, "web", false))
+        .await
+        .unwrap();
+    let mut orphan = client(&a, "orphan", true);
+    orphan.tenant = TenantId::generate(&mut OsRng);
+    assert!(matches!(
+        s.create_oauth_client(&orphan).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    s.delete_oauth_client(&cli.id).await.unwrap();
+    assert_eq!(s.oauth_client(&cli.id).await.unwrap(), None);
+    assert!(matches!(
+        s.delete_oauth_client(&cli.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.list_oauth_clients(&a.id).await.unwrap(), vec![web]);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -689,6 +741,11 @@ macro_rules! conformance {
             async fn revocation_log() {
                 let Some(store) = $open else { return };
                 super::revocation_log(&store).await
+            }
+            #[tokio::test]
+            async fn oauth_clients() {
+                let Some(store) = $open else { return };
+                super::oauth_clients(&store).await
             }
             #[tokio::test]
             async fn activity_only_moves_forward() {
