@@ -8,7 +8,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use warden_core::jwks::Jwk;
-use warden_core::{PrincipalId, PrincipalKind, ScopeSet, TenantId};
+use warden_core::{ClientId, PrincipalId, PrincipalKind, ScopeSet, TenantId};
 
 use crate::client::Method;
 
@@ -162,6 +162,36 @@ pub struct ClientSecret {
     pub client_secret: String,
 }
 
+/// `POST /tenants/{tenant}/clients`: an OAuth client people sign in through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    pub name: String,
+    /// Where codes may be sent, each written as it will be compared.
+    pub redirect_uris: Vec<String>,
+    /// A public client (native or browser app) gets no secret; a confidential one gets its
+    /// secret in this call's answer, once.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// An OAuth client, as every client call answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// `cli_…`
+    pub client_id: ClientId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    /// `none` for a public client, else `client_secret_basic`.
+    pub token_endpoint_auth_method: String,
+    pub created_at: i64,
+    /// A confidential client's secret, in the answer that created it and nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
 /// A delegation grant: a user's consent that an agent acts for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -260,6 +290,10 @@ pub enum Call {
     CreateHoneytoken(String, CreateHoneytoken),
     RotateKeys,
     ListKeys,
+    CreateClient(String, CreateClient),
+    ListClients(String),
+    ShowClient(String),
+    DeleteClient(String),
 }
 
 impl Call {
@@ -267,7 +301,9 @@ impl Call {
         use Call::*;
         match self {
             ListTenants | ShowTenant(_) | AccessReport(_) | ListPrincipals(_)
-            | ShowPrincipal(_) | ListGrants(_) | ShowGrant(_) | ListKeys => Method::Get,
+            | ShowPrincipal(_) | ListGrants(_) | ShowGrant(_) | ListKeys | ListClients(_)
+            | ShowClient(_) => Method::Get,
+            DeleteClient(_) => Method::Delete,
             SetTokenTtl(..) | SetClientKeyAge(..) | SetScopes(..) | SetPublicKey(..) => Method::Put,
             _ => Method::Post,
         }
@@ -279,6 +315,7 @@ impl Call {
         let t = |id: &str, rest: &str| format!("/tenants/{}{rest}", segment(id));
         let p = |id: &str, rest: &str| format!("/principals/{}{rest}", segment(id));
         let d = |id: &str, rest: &str| format!("/delegations/{}{rest}", segment(id));
+        let c = |id: &str| format!("/clients/{}", segment(id));
         match self {
             CreateTenant(_) | ListTenants => "/tenants".into(),
             ShowTenant(id) => t(id, ""),
@@ -304,6 +341,8 @@ impl Call {
             CreateHoneytoken(id, _) => t(id, "/honeytokens"),
             RotateKeys => "/keys/rotate".into(),
             ListKeys => "/keys".into(),
+            CreateClient(id, _) | ListClients(id) => t(id, "/clients"),
+            ShowClient(id) | DeleteClient(id) => c(id),
         }
     }
 
@@ -323,6 +362,7 @@ impl Call {
             RevokeToken(b) => json(serde_json::to_vec(b)),
             CreateGrant(b) => json(serde_json::to_vec(b)),
             CreateHoneytoken(_, b) => json(serde_json::to_vec(b)),
+            CreateClient(_, b) => json(serde_json::to_vec(b)),
             _ => Ok(None),
         }
     }

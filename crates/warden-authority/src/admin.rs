@@ -31,7 +31,8 @@ use crate::http::{media_type, read_body};
 use crate::journal::{self, json, Answer, Journal};
 use crate::views;
 use crate::{
-    admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency, Authority,
+    admin_client, admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency,
+    Authority,
 };
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
@@ -84,6 +85,14 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             get(admin_report::access_report),
         )
         .route("/activity", post(admin_report::record_use))
+        .route(
+            "/tenants/{tenant}/clients",
+            post(admin_client::create).get(admin_client::list),
+        )
+        .route(
+            "/clients/{id}",
+            get(admin_client::show).delete(admin_client::delete),
+        )
         .layer(middleware::from_fn_with_state(Arc::clone(&a), audit_change))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&a),

@@ -264,7 +264,9 @@ fn action_of(method: &axum::http::Method, route: &str) -> Option<Action> {
         | "/principals/{id}/reinstate"
         | "/principals/{id}/scopes"
         | "/principals/{id}/public-key"
-        | "/principals/{id}/secret" => Action::Manage,
+        | "/principals/{id}/secret"
+        | "/tenants/{tenant}/clients"
+        | "/clients/{id}" => Action::Manage,
         _ => return None,
     })
 }

@@ -8,6 +8,7 @@
 mod activity;
 pub mod admin;
 pub mod admin_auth;
+mod admin_client;
 mod admin_gateway;
 mod admin_honeytoken;
 mod admin_report;

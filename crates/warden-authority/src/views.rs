@@ -3,7 +3,7 @@
 //! digest, say, cannot leak through a field added to the store).
 
 use warden_api::admin as api;
-use warden_store::{DelegationGrant, Principal, SigningKeyRecord, Tenant};
+use warden_store::{DelegationGrant, OAuthClient, Principal, SigningKeyRecord, Tenant};
 
 pub fn tenant(t: &Tenant) -> api::Tenant {
     api::Tenant {
@@ -34,6 +34,29 @@ pub fn principal(p: &Principal) -> api::Principal {
         }),
         created_at: p.created_at,
         updated_at: p.updated_at,
+    }
+}
+
+/// Without its secret: only the answer that creates a client carries that.
+pub fn client(c: &OAuthClient) -> api::Client {
+    api::Client {
+        client_id: c.id.clone(),
+        tenant: c.tenant.clone(),
+        name: c.name.clone(),
+        redirect_uris: c
+            .redirect_uris
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect(),
+        public: c.public,
+        token_endpoint_auth_method: if c.public {
+            "none"
+        } else {
+            "client_secret_basic"
+        }
+        .into(),
+        created_at: c.created_at,
+        client_secret: None,
     }
 }
 

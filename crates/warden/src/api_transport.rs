@@ -16,6 +16,7 @@ impl Transport for ReqwestTransport {
                 Method::Get => reqwest::Method::GET,
                 Method::Post => reqwest::Method::POST,
                 Method::Put => reqwest::Method::PUT,
+                Method::Delete => reqwest::Method::DELETE,
             };
             let mut req = http.request(method, &request.url);
             if let Some(t) = &request.bearer {

@@ -12,6 +12,7 @@ mod admin;
 mod admin_scopes;
 mod audit;
 mod client_secret;
+mod clients;
 mod connections;
 mod cutoff;
 mod delegation;

@@ -8,6 +8,7 @@
 
 mod admin;
 mod audit;
+mod client;
 mod delegation;
 mod honeytoken;
 mod keys;
@@ -87,6 +88,8 @@ enum Command {
     Tenant(tenant::TenantArgs),
     /// Manage users, agents and services.
     Principal(principal::PrincipalArgs),
+    /// Manage the OAuth clients people sign in through (web, native and browser apps).
+    Client(client::ClientArgs),
     /// Revoke every token of a principal (as subject or anywhere in a delegation chain)
     /// issued before now, or one token by its `jti`. Gateways refuse them within milliseconds.
     Revoke(revoke::RevokeArgs),
@@ -118,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Admin(args) => admin::run(args).await,
         Command::Tenant(args) => tenant::run(args).await,
         Command::Principal(args) => principal::run(args).await,
+        Command::Client(args) => client::run(args).await,
         Command::Revoke(args) => revoke::run(args).await,
         Command::Delegation(args) => delegation::run(args).await,
         Command::DpopProof(args) => token::dpop_proof(args),
@@ -184,11 +188,20 @@ fn one_line(v: &Value) -> String {
             other => other.to_string(),
         })
     };
-    ["id", "kid", "kind", "name", "state", "scopes"]
-        .iter()
-        .filter_map(|k| field(k).map(|x| format!("{k}={x}")))
-        .collect::<Vec<_>>()
-        .join("  ")
+    [
+        "id",
+        "client_id",
+        "kid",
+        "kind",
+        "name",
+        "state",
+        "scopes",
+        "redirect_uris",
+    ]
+    .iter()
+    .filter_map(|k| field(k).map(|x| format!("{k}={x}")))
+    .collect::<Vec<_>>()
+    .join("  ")
 }
 
 pub fn unix_now() -> i64 {
