@@ -156,7 +156,8 @@ mod tests {
     #[test]
     fn each_bad_uri_is_refused_with_its_reason() {
         use RedirectUriError as E;
-        let cases: [(&str, fn(&E) -> bool); 10] = [
+        type Is = fn(&E) -> bool;
+        let cases: [(&str, Is); 10] = [
             ("/callback", |e| matches!(e, E::NotAbsolute(_))),
             ("https://app.example/cb#x", |e| matches!(e, E::Fragment(_))),
             ("https://app.example/cb#", |e| matches!(e, E::Fragment(_))),
