@@ -6,12 +6,14 @@
 //! [`crypto`]; everything else calls it.
 
 pub mod access;
+pub mod authorize;
 pub mod claims;
 pub mod crypto;
 pub mod dpop;
 pub mod id;
 pub mod jwks;
 pub mod jws;
+pub mod pkce;
 pub mod redirect_uri;
 pub mod replay;
 pub mod revocation;
