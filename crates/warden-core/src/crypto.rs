@@ -15,8 +15,10 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 pub mod client_secret;
+pub mod refresh_token;
 
 pub use client_secret::{ClientSecretKey, MintedSecret, StoredSecret, StoredSecretError};
+pub use refresh_token::{RefreshTokenError, RefreshTokenKey};
 
 pub const PUBLIC_KEY_LEN: usize = 32;
 pub const SECRET_KEY_LEN: usize = 32;
