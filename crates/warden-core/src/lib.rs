@@ -6,6 +6,7 @@
 //! [`crypto`]; everything else calls it.
 
 pub mod access;
+pub mod authorization_code;
 pub mod authorize;
 pub mod claims;
 pub mod crypto;
