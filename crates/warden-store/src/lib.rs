@@ -40,9 +40,9 @@ pub use store::*;
 /// need no import.
 pub mod prelude {
     pub use crate::store::{
-        ActivityStore, AssertionJtiStore, ChangeStore, DelegationStore, GatewayKeyStore,
-        IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore, SigningKeyStore, Store,
-        TenantStore,
+        ActivityStore, AssertionJtiStore, ChangeStore, CodeFlowStore, DelegationStore,
+        GatewayKeyStore, IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore,
+        SigningKeyStore, Store, TenantStore,
     };
 }
 

@@ -20,6 +20,42 @@ pub struct OAuthClient {
     pub created_at: i64,
 }
 
+/// An authorization code as issued, kept by its digest (`warden_core::authorization_code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    pub digest: String,
+    pub client_id: ClientId,
+    /// The person who approved it.
+    pub user: PrincipalId,
+    pub redirect_uri: String,
+    /// The `S256` challenge it is bound to.
+    pub code_challenge: String,
+    pub scopes: ScopeSet,
+    pub nonce: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// When it was redeemed; a code is redeemed once.
+    pub used_at: Option<i64>,
+    /// The refresh family its redemption started: revoked should the code come back.
+    pub family: Option<String>,
+}
+
+/// One sign-in's chain of rotating refresh tokens (`warden_core::crypto::refresh_token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// The random part of an id (22 base64url characters).
+    pub id: String,
+    pub client_id: ClientId,
+    pub user: PrincipalId,
+    pub scopes: ScopeSet,
+    /// The live generation.
+    pub generation: u32,
+    /// When the live generation became live.
+    pub rotated_at: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
     pub id: TenantId,

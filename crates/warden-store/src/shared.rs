@@ -14,12 +14,14 @@ use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, T
 use crate::change::OutboxEntry;
 use crate::model::{
     Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, KeyState, NewRevocation,
-    OAuthClient, Principal, Revocation, RevocationTarget, Revoked, SigningKeyRecord, Tenant,
+    OAuthClient, Principal, RefreshFamily, Revocation, RevocationTarget, Revoked, SigningKeyRecord,
+    StoredCode, Tenant,
 };
 use crate::sql::{begin_write, conn, corrupt, Arg, Backend, SqlDb};
 use crate::store::{
-    ActivityStore, AssertionJtiStore, DelegationStore, GatewayKeyStore, IdempotencyBegin,
-    IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore, SigningKeyStore, TenantStore,
+    ActivityStore, AssertionJtiStore, CodeFlowStore, DelegationStore, GatewayKeyStore,
+    IdempotencyBegin, IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore,
+    SigningKeyStore, TenantStore,
 };
 use crate::{apply, journal, Result, StoreError};
 
@@ -102,6 +104,94 @@ impl<B: Backend> OAuthClientStore for B {
         let args = [Arg::Text(tenant.as_str())];
         let rows = B::Db::fetch_all(&mut *conn(self).await?, sql, &args).await?;
         rows.iter().map(oauth_client_from_row::<B::Db>).collect()
+    }
+}
+
+#[async_trait]
+impl<B: Backend> CodeFlowStore for B {
+    async fn insert_code(&self, c: &StoredCode) -> Result<()> {
+        let scopes = c.scopes.to_string();
+        let args = [
+            Arg::Text(&c.digest),
+            Arg::Text(c.client_id.as_str()),
+            Arg::Text(c.user.as_str()),
+            Arg::Text(&c.redirect_uri),
+            Arg::Text(&c.code_challenge),
+            Arg::Text(&scopes),
+            Arg::OptText(c.nonce.as_deref()),
+            Arg::Int(c.issued_at),
+            Arg::Int(c.expires_at),
+            Arg::OptInt(c.used_at),
+            Arg::OptText(c.family.as_deref()),
+        ];
+        let sql = "INSERT INTO authorization_codes (digest, client_id, user_id, redirect_uri, \
+             code_challenge, scopes, nonce, issued_at, expires_at, used_at, family_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        B::Db::execute(&mut *conn(self).await?, sql, &args)
+            .await
+            .map_err(apply::conflict("authorization code"))?;
+        Ok(())
+    }
+
+    async fn code(&self, digest: &str) -> Result<Option<StoredCode>> {
+        let sql = "SELECT * FROM authorization_codes WHERE digest = $1";
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &[Arg::Text(digest)]).await?;
+        row.as_ref().map(code_from_row::<B::Db>).transpose()
+    }
+
+    async fn redeem_code(&self, digest: &str, now: i64, family: Option<&str>) -> Result<bool> {
+        let sql = "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
+             WHERE digest = $3 AND used_at IS NULL RETURNING digest";
+        let args = [Arg::Int(now), Arg::OptText(family), Arg::Text(digest)];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        Ok(row.is_some())
+    }
+
+    async fn prune_codes(&self, now: i64) -> Result<u64> {
+        let sql = "DELETE FROM authorization_codes WHERE expires_at < $1";
+        Ok(B::Db::execute(&mut *conn(self).await?, sql, &[Arg::Int(now)]).await?)
+    }
+
+    async fn create_refresh_family(&self, f: &RefreshFamily) -> Result<()> {
+        let scopes = f.scopes.to_string();
+        let args = [
+            Arg::Text(&f.id),
+            Arg::Text(f.client_id.as_str()),
+            Arg::Text(f.user.as_str()),
+            Arg::Text(&scopes),
+            Arg::Int(i64::from(f.generation)),
+            Arg::Int(f.rotated_at),
+            Arg::Int(f.created_at),
+            Arg::OptInt(f.revoked_at),
+        ];
+        let sql = "INSERT INTO refresh_families (id, client_id, user_id, scopes, generation, \
+             rotated_at, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        B::Db::execute(&mut *conn(self).await?, sql, &args)
+            .await
+            .map_err(apply::conflict("refresh family"))?;
+        Ok(())
+    }
+
+    async fn refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>> {
+        let sql = "SELECT * FROM refresh_families WHERE id = $1";
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &[Arg::Text(id)]).await?;
+        row.as_ref().map(family_from_row::<B::Db>).transpose()
+    }
+
+    async fn rotate_refresh_family(&self, id: &str, from: u32, now: i64) -> Result<bool> {
+        let sql = "UPDATE refresh_families SET generation = generation + 1, rotated_at = $1 \
+             WHERE id = $2 AND generation = $3 AND revoked_at IS NULL RETURNING id";
+        let args = [Arg::Int(now), Arg::Text(id), Arg::Int(i64::from(from))];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        Ok(row.is_some())
+    }
+
+    async fn revoke_refresh_family(&self, id: &str, now: i64) -> Result<bool> {
+        let sql = "UPDATE refresh_families SET revoked_at = $1 \
+             WHERE id = $2 AND revoked_at IS NULL RETURNING id";
+        let args = [Arg::Int(now), Arg::Text(id)];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        Ok(row.is_some())
     }
 }
 
@@ -431,6 +521,35 @@ fn tenant_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Tenant> {
         max_client_key_age_secs: DB::opt_int(row, "max_client_key_age_secs")?,
         disabled: DB::flag(row, "disabled")?,
         created_at: DB::int(row, "created_at")?,
+    })
+}
+
+fn code_from_row<DB: SqlDb>(row: &DB::Row) -> Result<StoredCode> {
+    Ok(StoredCode {
+        digest: DB::text(row, "digest")?,
+        client_id: ClientId::parse(&DB::text(row, "client_id")?).map_err(corrupt)?,
+        user: PrincipalId::parse(&DB::text(row, "user_id")?).map_err(corrupt)?,
+        redirect_uri: DB::text(row, "redirect_uri")?,
+        code_challenge: DB::text(row, "code_challenge")?,
+        scopes: ScopeSet::parse(&DB::text(row, "scopes")?).map_err(corrupt)?,
+        nonce: DB::opt_text(row, "nonce")?,
+        issued_at: DB::int(row, "issued_at")?,
+        expires_at: DB::int(row, "expires_at")?,
+        used_at: DB::opt_int(row, "used_at")?,
+        family: DB::opt_text(row, "family_id")?,
+    })
+}
+
+fn family_from_row<DB: SqlDb>(row: &DB::Row) -> Result<RefreshFamily> {
+    Ok(RefreshFamily {
+        id: DB::text(row, "id")?,
+        client_id: ClientId::parse(&DB::text(row, "client_id")?).map_err(corrupt)?,
+        user: PrincipalId::parse(&DB::text(row, "user_id")?).map_err(corrupt)?,
+        scopes: ScopeSet::parse(&DB::text(row, "scopes")?).map_err(corrupt)?,
+        generation: u32::try_from(DB::int(row, "generation")?).map_err(corrupt)?,
+        rotated_at: DB::int(row, "rotated_at")?,
+        created_at: DB::int(row, "created_at")?,
+        revoked_at: DB::opt_int(row, "revoked_at")?,
     })
 }
 

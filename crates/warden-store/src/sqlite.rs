@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_gateway_key_owner.sql")),
     (9, include_str!("../migrations/0009_client_key_age.sql")),
     (10, include_str!("../migrations/0010_oauth_clients.sql")),
+    (11, include_str!("../migrations/0011_code_flow.sql")),
 ];
 
 pub struct SqliteStore {

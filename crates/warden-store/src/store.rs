@@ -13,7 +13,7 @@ use warden_core::{ClientId, PrincipalId, ScopeSet, TenantId};
 use crate::change::{Applied, Change, ChangeRecord, OutboxEntry};
 use crate::model::{
     Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, NewRevocation, OAuthClient,
-    Principal, Revocation, SigningKeyRecord, Tenant,
+    Principal, RefreshFamily, Revocation, SigningKeyRecord, StoredCode, Tenant,
 };
 use crate::{Result, StoreError};
 
@@ -30,6 +30,7 @@ pub trait Store:
     + RevocationStore
     + ActivityStore
     + OAuthClientStore
+    + CodeFlowStore
 {
 }
 
@@ -45,6 +46,7 @@ impl<T> Store for T where
         + RevocationStore
         + ActivityStore
         + OAuthClientStore
+        + CodeFlowStore
 {
 }
 
@@ -78,6 +80,28 @@ pub trait OAuthClientStore: ChangeStore {
             .await
             .map(drop)
     }
+}
+
+/// The code flow's short-lived state: authorization codes and refresh families. Each write
+/// that decides something (a code's one redemption, a family's rotation) is a compare and
+/// set, so that of two racing callers exactly one wins, on every replica.
+#[async_trait]
+pub trait CodeFlowStore: Send + Sync + 'static {
+    async fn insert_code(&self, code: &StoredCode) -> Result<()>;
+    async fn code(&self, digest: &str) -> Result<Option<StoredCode>>;
+    /// Marks the code redeemed at `now`, recording the family its redemption starts; `false`
+    /// when it was redeemed already (or does not exist): the caller has a replay.
+    async fn redeem_code(&self, digest: &str, now: i64, family: Option<&str>) -> Result<bool>;
+    /// Deletes codes that expired before `now`; how many.
+    async fn prune_codes(&self, now: i64) -> Result<u64>;
+
+    async fn create_refresh_family(&self, family: &RefreshFamily) -> Result<()>;
+    async fn refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>>;
+    /// Moves the family from generation `from` to `from + 1` at `now`, if it is still at
+    /// `from` and not revoked; `false` otherwise (another use got there first).
+    async fn rotate_refresh_family(&self, id: &str, from: u32, now: i64) -> Result<bool>;
+    /// Revokes the family at `now`; `false` if it was revoked already or does not exist.
+    async fn revoke_refresh_family(&self, id: &str, now: i64) -> Result<bool>;
 }
 
 /// Tenants and their principals.

@@ -29,8 +29,8 @@ use warden_store::sqlite::SqliteStore;
 use warden_store::{
     Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant, GatewayKeyRecord,
     IdempotencyBegin, IdempotentAnswer, KeyState, NewRevocation, OAuthClient, OutboxEntry,
-    Principal, RenderAnswer, RevocationTarget, SigningKeyRecord, Store, StoreError, Supersede,
-    Tenant, TenantStore,
+    Principal, RefreshFamily, RenderAnswer, RevocationTarget, SigningKeyRecord, Store, StoreError,
+    StoredCode, Supersede, Tenant, TenantStore,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -678,6 +678,100 @@ async fn oauth_clients(s: &dyn Store) {
     assert_eq!(s.list_oauth_clients(&a.id).await.unwrap(), vec![web]);
 }
 
+async fn code_flow(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let ann = principal(&t, PrincipalKind::User, "ann");
+    s.create_principal(&ann).await.unwrap();
+    let client = OAuthClient {
+        id: ClientId::generate(&mut OsRng),
+        tenant: t.id.clone(),
+        name: "web".into(),
+        redirect_uris: vec![RedirectUri::register("https://app.example/cb", false).unwrap()],
+        public: false,
+        secret_hash: Some("digest".into()),
+        created_at: 1_000,
+    };
+    s.create_oauth_client(&client).await.unwrap();
+
+    let code = StoredCode {
+        digest: "d1".into(),
+        client_id: client.id.clone(),
+        user: ann.id.clone(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: ScopeSet::parse("openid crm:read").unwrap(),
+        nonce: Some("n".into()),
+        issued_at: 1_000,
+        expires_at: 1_060,
+        used_at: None,
+        family: None,
+    };
+    s.insert_code(&code).await.unwrap();
+    assert!(matches!(
+        s.insert_code(&code).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.code("d1").await.unwrap(), Some(code.clone()));
+    assert_eq!(s.code("nope").await.unwrap(), None);
+
+    // Two redemptions racing: exactly one wins, and the code remembers which family it began.
+    let (a, b) = tokio::join!(
+        s.redeem_code("d1", 1_010, Some("fam-a")),
+        s.redeem_code("d1", 1_010, Some("fam-b"))
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one redemption wins");
+    let redeemed = s.code("d1").await.unwrap().unwrap();
+    assert_eq!(redeemed.used_at, Some(1_010));
+    assert!(matches!(
+        redeemed.family.as_deref(),
+        Some("fam-a" | "fam-b")
+    ));
+    assert!(!s.redeem_code("d1", 1_020, None).await.unwrap());
+    assert!(!s.redeem_code("nope", 1_020, None).await.unwrap());
+
+    let family = RefreshFamily {
+        id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        client_id: client.id.clone(),
+        user: ann.id.clone(),
+        scopes: ScopeSet::parse("crm:read").unwrap(),
+        generation: 0,
+        rotated_at: 1_010,
+        created_at: 1_010,
+        revoked_at: None,
+    };
+    s.create_refresh_family(&family).await.unwrap();
+    assert_eq!(
+        s.refresh_family(&family.id).await.unwrap(),
+        Some(family.clone())
+    );
+    // Two uses of the live token racing: one rotation.
+    let (a, b) = tokio::join!(
+        s.rotate_refresh_family(&family.id, 0, 1_100),
+        s.rotate_refresh_family(&family.id, 0, 1_100)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one rotation wins");
+    let rotated = s.refresh_family(&family.id).await.unwrap().unwrap();
+    assert_eq!((rotated.generation, rotated.rotated_at), (1, 1_100));
+    assert!(!s.rotate_refresh_family(&family.id, 0, 1_200).await.unwrap());
+    assert!(s.revoke_refresh_family(&family.id, 1_300).await.unwrap());
+    assert!(!s.revoke_refresh_family(&family.id, 1_400).await.unwrap());
+    assert!(!s.rotate_refresh_family(&family.id, 1, 1_500).await.unwrap());
+    let revoked = s.refresh_family(&family.id).await.unwrap().unwrap();
+    assert_eq!((revoked.generation, revoked.revoked_at), (1, Some(1_300)));
+
+    // Expired codes go; live ones stay. Deleting the client takes its state with it.
+    let mut live = code.clone();
+    live.digest = "d2".into();
+    live.expires_at = 2_000;
+    s.insert_code(&live).await.unwrap();
+    assert_eq!(s.prune_codes(1_061).await.unwrap(), 1);
+    assert_eq!(s.code("d1").await.unwrap(), None);
+    s.delete_oauth_client(&client.id).await.unwrap();
+    assert_eq!(s.code("d2").await.unwrap(), None);
+    assert_eq!(s.refresh_family(&family.id).await.unwrap(), None);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -746,6 +840,11 @@ macro_rules! conformance {
             async fn oauth_clients() {
                 let Some(store) = $open else { return };
                 super::oauth_clients(&store).await
+            }
+            #[tokio::test]
+            async fn code_flow() {
+                let Some(store) = $open else { return };
+                super::code_flow(&store).await
             }
             #[tokio::test]
             async fn activity_only_moves_forward() {
