@@ -266,6 +266,46 @@ pub(crate) async fn make<DB: SqlDb>(
             .await
             .map_err(conflict("client"))?;
         }
+        Change::CreateInvite { user, invite } => {
+            insert_principal::<DB>(conn, user).await?;
+            let args = [
+                Arg::Text(&invite.digest),
+                Arg::Text(invite.user.as_str()),
+                Arg::Int(invite.created_at),
+                Arg::Int(invite.expires_at),
+                Arg::OptInt(invite.used_at),
+                Arg::OptText(invite.totp_pending.as_deref()),
+            ];
+            DB::execute(
+                conn,
+                "INSERT INTO invites (digest, user_id, created_at, expires_at, used_at, totp_pending) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &args,
+            )
+            .await
+            .map_err(conflict("invite"))?;
+        }
+        Change::CompleteEnrollment { invite, totp, now } => {
+            let sql = "UPDATE invites SET used_at = $1 \
+                 WHERE digest = $2 AND used_at IS NULL AND expires_at >= $1 RETURNING digest";
+            let row = DB::fetch_optional(conn, sql, &[Arg::Int(now), Arg::Text(invite)]).await?;
+            found(row, "invite")?;
+            let args = [
+                Arg::Text(totp.user.as_str()),
+                Arg::Text(&totp.sealed),
+                Arg::Int(totp.created_at),
+                Arg::Int(totp.last_step),
+            ];
+            DB::execute(
+                conn,
+                "INSERT INTO user_totp (user_id, sealed, created_at, last_step) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+                 sealed = excluded.sealed, created_at = excluded.created_at, \
+                 last_step = excluded.last_step",
+                &args,
+            )
+            .await?;
+        }
         Change::DeleteOAuthClient(id) => {
             let sql = "DELETE FROM oauth_clients WHERE id = $1 RETURNING id";
             let row = DB::fetch_optional(conn, sql, &[Arg::Text(id.as_str())]).await?;

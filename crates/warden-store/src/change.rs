@@ -11,8 +11,8 @@
 use warden_core::{ClientId, PrincipalId, ScopeSet, TenantId};
 
 use crate::model::{
-    DelegationGrant, GatewayKeyRecord, NewRevocation, OAuthClient, Principal, Revocation,
-    SigningKeyRecord, Tenant,
+    DelegationGrant, GatewayKeyRecord, Invite, NewRevocation, OAuthClient, Principal, Revocation,
+    SigningKeyRecord, Tenant, TotpCredential,
 };
 
 /// One lifecycle write. Each variant is made in one transaction by
@@ -128,6 +128,18 @@ pub enum Change<'a> {
     /// A name already taken in the tenant is a conflict.
     CreateOAuthClient(&'a OAuthClient),
     DeleteOAuthClient(&'a ClientId),
+    /// Creates the user and the invitation that enrolls them, together.
+    CreateInvite {
+        user: &'a Principal,
+        invite: &'a Invite,
+    },
+    /// Marks the invitation used and stores the user's TOTP credential (replacing one they
+    /// had), only if the invitation is unused and unexpired at `now`; else `NotFound`.
+    CompleteEnrollment {
+        invite: &'a str,
+        totp: &'a TotpCredential,
+        now: i64,
+    },
 }
 
 /// A grant to retire before another is created for the same pair (one that expired without

@@ -41,8 +41,8 @@ pub use store::*;
 pub mod prelude {
     pub use crate::store::{
         ActivityStore, AssertionJtiStore, ChangeStore, CodeFlowStore, DelegationStore,
-        GatewayKeyStore, IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore,
-        SigningKeyStore, Store, TenantStore,
+        GatewayKeyStore, IdempotencyStore, OAuthClientStore, OutboxStore, PeopleStore,
+        RevocationStore, SigningKeyStore, Store, TenantStore,
     };
 }
 

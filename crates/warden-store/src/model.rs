@@ -20,6 +20,47 @@ pub struct OAuthClient {
     pub created_at: i64,
 }
 
+/// An invitation that enrolls one user, kept by the SHA-256 of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub digest: String,
+    pub user: PrincipalId,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    /// The sealed TOTP secret the enrollment page showed, so a reload shows the same one.
+    pub totp_pending: Option<String>,
+}
+
+/// A user's TOTP credential (RFC 6238).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpCredential {
+    pub user: PrincipalId,
+    /// The secret, sealed under the authority's key.
+    pub sealed: String,
+    pub created_at: i64,
+    /// The last time step accepted: a code is accepted once.
+    pub last_step: i64,
+}
+
+/// A person's session, kept by the SHA-256 of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub digest: String,
+    /// The `sid` tokens minted from it carry.
+    pub id: String,
+    pub user: PrincipalId,
+    /// The token every form of this session carries (CSRF).
+    pub csrf: String,
+    /// How the person signed in (RFC 8176 values: `otp`, `hwk`, `user`, …).
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
 /// An authorization code as issued, kept by its digest (`warden_core::authorization_code`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCode {

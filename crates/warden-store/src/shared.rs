@@ -13,15 +13,15 @@ use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, T
 
 use crate::change::OutboxEntry;
 use crate::model::{
-    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, KeyState, NewRevocation,
-    OAuthClient, Principal, RefreshFamily, Revocation, RevocationTarget, Revoked, SigningKeyRecord,
-    StoredCode, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, Invite, KeyState, NewRevocation,
+    OAuthClient, Principal, RefreshFamily, Revocation, RevocationTarget, Revoked, Session,
+    SigningKeyRecord, StoredCode, Tenant, TotpCredential,
 };
 use crate::sql::{begin_write, conn, corrupt, Arg, Backend, SqlDb};
 use crate::store::{
     ActivityStore, AssertionJtiStore, CodeFlowStore, DelegationStore, GatewayKeyStore,
-    IdempotencyBegin, IdempotencyStore, OAuthClientStore, OutboxStore, RevocationStore,
-    SigningKeyStore, TenantStore,
+    IdempotencyBegin, IdempotencyStore, OAuthClientStore, OutboxStore, PeopleStore,
+    RevocationStore, SigningKeyStore, TenantStore,
 };
 use crate::{apply, journal, Result, StoreError};
 
@@ -104,6 +104,104 @@ impl<B: Backend> OAuthClientStore for B {
         let args = [Arg::Text(tenant.as_str())];
         let rows = B::Db::fetch_all(&mut *conn(self).await?, sql, &args).await?;
         rows.iter().map(oauth_client_from_row::<B::Db>).collect()
+    }
+}
+
+#[async_trait]
+impl<B: Backend> PeopleStore for B {
+    async fn invite(&self, digest: &str) -> Result<Option<Invite>> {
+        let sql = "SELECT * FROM invites WHERE digest = $1";
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &[Arg::Text(digest)]).await?;
+        row.as_ref().map(invite_from_row::<B::Db>).transpose()
+    }
+
+    async fn pend_invite_totp(&self, digest: &str, sealed: &str) -> Result<Option<Invite>> {
+        let mut c = conn(self).await?;
+        let sql = "UPDATE invites SET totp_pending = $1 \
+             WHERE digest = $2 AND totp_pending IS NULL RETURNING digest";
+        B::Db::fetch_optional(&mut c, sql, &[Arg::Text(sealed), Arg::Text(digest)]).await?;
+        let sql = "SELECT * FROM invites WHERE digest = $1";
+        let row = B::Db::fetch_optional(&mut c, sql, &[Arg::Text(digest)]).await?;
+        row.as_ref().map(invite_from_row::<B::Db>).transpose()
+    }
+
+    async fn totp(&self, user: &PrincipalId) -> Result<Option<TotpCredential>> {
+        let sql = "SELECT * FROM user_totp WHERE user_id = $1";
+        let args = [Arg::Text(user.as_str())];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        row.as_ref()
+            .map(|r| {
+                Ok(TotpCredential {
+                    user: PrincipalId::parse(&B::Db::text(r, "user_id")?).map_err(corrupt)?,
+                    sealed: B::Db::text(r, "sealed")?,
+                    created_at: B::Db::int(r, "created_at")?,
+                    last_step: B::Db::int(r, "last_step")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn accept_totp_step(&self, user: &PrincipalId, step: i64) -> Result<bool> {
+        let sql = "UPDATE user_totp SET last_step = $1 \
+             WHERE user_id = $2 AND last_step < $1 RETURNING user_id";
+        let args = [Arg::Int(step), Arg::Text(user.as_str())];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        Ok(row.is_some())
+    }
+
+    async fn create_session(&self, s: &Session) -> Result<()> {
+        let amr = serde_json::to_string(&s.amr).map_err(corrupt)?;
+        let args = [
+            Arg::Text(&s.digest),
+            Arg::Text(&s.id),
+            Arg::Text(s.user.as_str()),
+            Arg::Text(&s.csrf),
+            Arg::Text(&amr),
+            Arg::Int(s.auth_time),
+            Arg::Int(s.created_at),
+            Arg::Int(s.last_seen_at),
+            Arg::OptText(s.user_agent.as_deref()),
+            Arg::OptInt(s.revoked_at),
+        ];
+        let sql = "INSERT INTO sessions (digest, id, user_id, csrf, amr, auth_time, created_at, \
+             last_seen_at, user_agent, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        B::Db::execute(&mut *conn(self).await?, sql, &args)
+            .await
+            .map_err(apply::conflict("session"))?;
+        Ok(())
+    }
+
+    async fn session(&self, digest: &str) -> Result<Option<Session>> {
+        let sql = "SELECT * FROM sessions WHERE digest = $1";
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &[Arg::Text(digest)]).await?;
+        row.as_ref().map(session_from_row::<B::Db>).transpose()
+    }
+
+    async fn touch_session(&self, digest: &str, now: i64) -> Result<()> {
+        let sql = "UPDATE sessions SET last_seen_at = $1 WHERE digest = $2 AND last_seen_at < $1";
+        B::Db::execute(
+            &mut *conn(self).await?,
+            sql,
+            &[Arg::Int(now), Arg::Text(digest)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn sessions_of(&self, user: &PrincipalId) -> Result<Vec<Session>> {
+        let sql = "SELECT * FROM sessions WHERE user_id = $1 ORDER BY created_at, id";
+        let args = [Arg::Text(user.as_str())];
+        let rows = B::Db::fetch_all(&mut *conn(self).await?, sql, &args).await?;
+        rows.iter().map(session_from_row::<B::Db>).collect()
+    }
+
+    async fn revoke_session(&self, user: &PrincipalId, id: &str, now: i64) -> Result<bool> {
+        let sql = "UPDATE sessions SET revoked_at = $1 \
+             WHERE user_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING id";
+        let args = [Arg::Int(now), Arg::Text(user.as_str()), Arg::Text(id)];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, sql, &args).await?;
+        Ok(row.is_some())
     }
 }
 
@@ -521,6 +619,32 @@ fn tenant_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Tenant> {
         max_client_key_age_secs: DB::opt_int(row, "max_client_key_age_secs")?,
         disabled: DB::flag(row, "disabled")?,
         created_at: DB::int(row, "created_at")?,
+    })
+}
+
+fn invite_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Invite> {
+    Ok(Invite {
+        digest: DB::text(row, "digest")?,
+        user: PrincipalId::parse(&DB::text(row, "user_id")?).map_err(corrupt)?,
+        created_at: DB::int(row, "created_at")?,
+        expires_at: DB::int(row, "expires_at")?,
+        used_at: DB::opt_int(row, "used_at")?,
+        totp_pending: DB::opt_text(row, "totp_pending")?,
+    })
+}
+
+fn session_from_row<DB: SqlDb>(row: &DB::Row) -> Result<Session> {
+    Ok(Session {
+        digest: DB::text(row, "digest")?,
+        id: DB::text(row, "id")?,
+        user: PrincipalId::parse(&DB::text(row, "user_id")?).map_err(corrupt)?,
+        csrf: DB::text(row, "csrf")?,
+        amr: serde_json::from_str(&DB::text(row, "amr")?).map_err(corrupt)?,
+        auth_time: DB::int(row, "auth_time")?,
+        created_at: DB::int(row, "created_at")?,
+        last_seen_at: DB::int(row, "last_seen_at")?,
+        user_agent: DB::opt_text(row, "user_agent")?,
+        revoked_at: DB::opt_int(row, "revoked_at")?,
     })
 }
 

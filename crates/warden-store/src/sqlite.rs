@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_client_key_age.sql")),
     (10, include_str!("../migrations/0010_oauth_clients.sql")),
     (11, include_str!("../migrations/0011_code_flow.sql")),
+    (12, include_str!("../migrations/0012_people.sql")),
 ];
 
 pub struct SqliteStore {

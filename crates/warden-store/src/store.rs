@@ -12,8 +12,9 @@ use warden_core::{ClientId, PrincipalId, ScopeSet, TenantId};
 
 use crate::change::{Applied, Change, ChangeRecord, OutboxEntry};
 use crate::model::{
-    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, NewRevocation, OAuthClient,
-    Principal, RefreshFamily, Revocation, SigningKeyRecord, StoredCode, Tenant,
+    Activity, AssertionJti, DelegationGrant, GatewayKeyRecord, Invite, NewRevocation, OAuthClient,
+    Principal, RefreshFamily, Revocation, Session, SigningKeyRecord, StoredCode, Tenant,
+    TotpCredential,
 };
 use crate::{Result, StoreError};
 
@@ -31,6 +32,7 @@ pub trait Store:
     + ActivityStore
     + OAuthClientStore
     + CodeFlowStore
+    + PeopleStore
 {
 }
 
@@ -47,6 +49,7 @@ impl<T> Store for T where
         + ActivityStore
         + OAuthClientStore
         + CodeFlowStore
+        + PeopleStore
 {
 }
 
@@ -102,6 +105,26 @@ pub trait CodeFlowStore: Send + Sync + 'static {
     async fn rotate_refresh_family(&self, id: &str, from: u32, now: i64) -> Result<bool>;
     /// Revokes the family at `now`; `false` if it was revoked already or does not exist.
     async fn revoke_refresh_family(&self, id: &str, now: i64) -> Result<bool>;
+}
+
+/// People: their invitations, TOTP credentials and sessions.
+#[async_trait]
+pub trait PeopleStore: ChangeStore {
+    async fn invite(&self, digest: &str) -> Result<Option<Invite>>;
+    /// Keeps `sealed` as the invitation's pending TOTP secret unless it has one already;
+    /// the invitation as it then is.
+    async fn pend_invite_totp(&self, digest: &str, sealed: &str) -> Result<Option<Invite>>;
+    async fn totp(&self, user: &PrincipalId) -> Result<Option<TotpCredential>>;
+    /// Records `step` as the last accepted, if it is later than the one recorded; `false`
+    /// when it is not (the code was used already).
+    async fn accept_totp_step(&self, user: &PrincipalId, step: i64) -> Result<bool>;
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    async fn session(&self, digest: &str) -> Result<Option<Session>>;
+    async fn touch_session(&self, digest: &str, now: i64) -> Result<()>;
+    /// A user's sessions, oldest first, revoked ones included.
+    async fn sessions_of(&self, user: &PrincipalId) -> Result<Vec<Session>>;
+    /// Revokes the user's session `id` at `now`; `false` if there was no such live session.
+    async fn revoke_session(&self, user: &PrincipalId, id: &str, now: i64) -> Result<bool>;
 }
 
 /// Tenants and their principals.

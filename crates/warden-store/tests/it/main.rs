@@ -28,9 +28,9 @@ use warden_core::{ClientId, PrincipalId, PrincipalKind, RedirectUri, ScopeSet, T
 use warden_store::sqlite::SqliteStore;
 use warden_store::{
     Activity, Applied, AssertionJti, Change, ChangeRecord, DelegationGrant, GatewayKeyRecord,
-    IdempotencyBegin, IdempotentAnswer, KeyState, NewRevocation, OAuthClient, OutboxEntry,
-    Principal, RefreshFamily, RenderAnswer, RevocationTarget, SigningKeyRecord, Store, StoreError,
-    StoredCode, Supersede, Tenant, TenantStore,
+    IdempotencyBegin, IdempotentAnswer, Invite, KeyState, NewRevocation, OAuthClient, OutboxEntry,
+    Principal, RefreshFamily, RenderAnswer, RevocationTarget, Session, SigningKeyRecord, Store,
+    StoreError, StoredCode, Supersede, Tenant, TenantStore, TotpCredential,
 };
 
 fn tenant(name: &str) -> Tenant {
@@ -678,6 +678,138 @@ async fn oauth_clients(s: &dyn Store) {
     assert_eq!(s.list_oauth_clients(&a.id).await.unwrap(), vec![web]);
 }
 
+async fn people(s: &dyn Store) {
+    let t = tenant("acme");
+    s.create_tenant(&t).await.unwrap();
+    let ann = principal(&t, PrincipalKind::User, "ann");
+    let invite = Invite {
+        digest: "inv1".into(),
+        user: ann.id.clone(),
+        created_at: 1_000,
+        expires_at: 2_000,
+        used_at: None,
+        totp_pending: None,
+    };
+    let change = Change::CreateInvite {
+        user: &ann,
+        invite: &invite,
+    };
+    s.apply(change, &ChangeRecord::default()).await.unwrap();
+    assert_eq!(s.principal(&ann.id).await.unwrap(), Some(ann.clone()));
+    assert_eq!(s.invite("inv1").await.unwrap(), Some(invite.clone()));
+    // A second invite for a name taken: nothing of it is left.
+    let mut twin = principal(&t, PrincipalKind::User, "ann");
+    twin.id = PrincipalId::generate(PrincipalKind::User, &mut OsRng);
+    let second = Invite {
+        digest: "inv2".into(),
+        user: twin.id.clone(),
+        ..invite.clone()
+    };
+    let change = Change::CreateInvite {
+        user: &twin,
+        invite: &second,
+    };
+    assert!(matches!(
+        s.apply(change, &ChangeRecord::default()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.invite("inv2").await.unwrap(), None);
+
+    // The first pending secret stays.
+    let shown = s
+        .pend_invite_totp("inv1", "sealed-a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown.totp_pending.as_deref(), Some("sealed-a"));
+    let again = s
+        .pend_invite_totp("inv1", "sealed-b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.totp_pending.as_deref(), Some("sealed-a"));
+
+    let totp = TotpCredential {
+        user: ann.id.clone(),
+        sealed: "sealed-a".into(),
+        created_at: 1_500,
+        last_step: 50,
+    };
+    let enroll = |now| Change::CompleteEnrollment {
+        invite: "inv1",
+        totp: &totp,
+        now,
+    };
+    assert!(matches!(
+        s.apply(enroll(2_001), &ChangeRecord::default()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.totp(&ann.id).await.unwrap(), None);
+    s.apply(enroll(1_500), &ChangeRecord::default())
+        .await
+        .unwrap();
+    assert_eq!(s.totp(&ann.id).await.unwrap(), Some(totp.clone()));
+    assert_eq!(
+        s.invite("inv1").await.unwrap().unwrap().used_at,
+        Some(1_500)
+    );
+    assert!(matches!(
+        s.apply(enroll(1_600), &ChangeRecord::default()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A step is accepted once, and only a later one after it; racing uses, one winner.
+    let (a, b) = tokio::join!(
+        s.accept_totp_step(&ann.id, 51),
+        s.accept_totp_step(&ann.id, 51)
+    );
+    assert!(a.unwrap() ^ b.unwrap());
+    assert!(!s.accept_totp_step(&ann.id, 50).await.unwrap());
+    assert!(s.accept_totp_step(&ann.id, 52).await.unwrap());
+
+    let session = |digest: &str, id: &str, at| Session {
+        digest: digest.into(),
+        id: id.into(),
+        user: ann.id.clone(),
+        csrf: "csrf".into(),
+        amr: vec!["otp".into()],
+        auth_time: at,
+        created_at: at,
+        last_seen_at: at,
+        user_agent: Some("test".into()),
+        revoked_at: None,
+    };
+    let one = session("sd1", "sid1", 1_500);
+    s.create_session(&one).await.unwrap();
+    s.create_session(&session("sd2", "sid2", 1_600))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_session(&session("sd1", "sid3", 1_700)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.session("sd1").await.unwrap(), Some(one.clone()));
+    s.touch_session("sd1", 1_550).await.unwrap();
+    s.touch_session("sd1", 1_540).await.unwrap();
+    assert_eq!(s.session("sd1").await.unwrap().unwrap().last_seen_at, 1_550);
+    let ids: Vec<String> = s
+        .sessions_of(&ann.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(ids, ["sid1", "sid2"]);
+    assert!(s.revoke_session(&ann.id, "sid1", 1_800).await.unwrap());
+    assert!(!s.revoke_session(&ann.id, "sid1", 1_900).await.unwrap());
+    let other = principal(&t, PrincipalKind::User, "bob");
+    assert!(!s.revoke_session(&other.id, "sid2", 1_900).await.unwrap());
+    assert_eq!(
+        s.session("sd1").await.unwrap().unwrap().revoked_at,
+        Some(1_800)
+    );
+}
+
 async fn code_flow(s: &dyn Store) {
     let t = tenant("acme");
     s.create_tenant(&t).await.unwrap();
@@ -840,6 +972,11 @@ macro_rules! conformance {
             async fn oauth_clients() {
                 let Some(store) = $open else { return };
                 super::oauth_clients(&store).await
+            }
+            #[tokio::test]
+            async fn people() {
+                let Some(store) = $open else { return };
+                super::people(&store).await
             }
             #[tokio::test]
             async fn code_flow() {
