@@ -162,6 +162,26 @@ pub struct ClientSecret {
     pub client_secret: String,
 }
 
+/// `POST /tenants/{tenant}/invites`: a person, and the link that enrolls them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvite {
+    /// Their name in the tenant, which they sign in with.
+    pub name: String,
+    /// Their ceiling, space-separated: what they can delegate to agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+}
+
+/// The user an invitation enrolls, and the link, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub user: Principal,
+    /// Single use; the person opens it to set up their sign-in.
+    pub invite_url: String,
+    pub expires_at: i64,
+}
+
 /// `POST /tenants/{tenant}/clients`: an OAuth client people sign in through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,6 +310,7 @@ pub enum Call {
     CreateHoneytoken(String, CreateHoneytoken),
     RotateKeys,
     ListKeys,
+    InviteUser(String, CreateInvite),
     CreateClient(String, CreateClient),
     ListClients(String),
     ShowClient(String),
@@ -341,6 +362,7 @@ impl Call {
             CreateHoneytoken(id, _) => t(id, "/honeytokens"),
             RotateKeys => "/keys/rotate".into(),
             ListKeys => "/keys".into(),
+            InviteUser(id, _) => t(id, "/invites"),
             CreateClient(id, _) | ListClients(id) => t(id, "/clients"),
             ShowClient(id) | DeleteClient(id) => c(id),
         }
@@ -363,6 +385,7 @@ impl Call {
             CreateGrant(b) => json(serde_json::to_vec(b)),
             CreateHoneytoken(_, b) => json(serde_json::to_vec(b)),
             CreateClient(_, b) => json(serde_json::to_vec(b)),
+            InviteUser(_, b) => json(serde_json::to_vec(b)),
             _ => Ok(None),
         }
     }

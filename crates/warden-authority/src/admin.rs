@@ -31,8 +31,8 @@ use crate::http::{media_type, read_body};
 use crate::journal::{self, json, Answer, Journal};
 use crate::views;
 use crate::{
-    admin_client, admin_gateway, admin_honeytoken, admin_report, admin_revocation, idempotency,
-    Authority,
+    admin_client, admin_gateway, admin_honeytoken, admin_invite, admin_report, admin_revocation,
+    idempotency, Authority,
 };
 
 pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
@@ -85,6 +85,7 @@ pub fn routes(a: Arc<Authority>) -> Router<Arc<Authority>> {
             get(admin_report::access_report),
         )
         .route("/activity", post(admin_report::record_use))
+        .route("/tenants/{tenant}/invites", post(admin_invite::create))
         .route(
             "/tenants/{tenant}/clients",
             post(admin_client::create).get(admin_client::list),

@@ -265,6 +265,7 @@ fn action_of(method: &axum::http::Method, route: &str) -> Option<Action> {
         | "/principals/{id}/scopes"
         | "/principals/{id}/public-key"
         | "/principals/{id}/secret"
+        | "/tenants/{tenant}/invites"
         | "/tenants/{tenant}/clients"
         | "/clients/{id}" => Action::Manage,
         _ => return None,

@@ -92,14 +92,14 @@ fn as_client(wait: Duration) -> OAuthError {
     )
 }
 
-fn retry_after(wait: Duration) -> u32 {
+pub(crate) fn retry_after(wait: Duration) -> u32 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     u32::try_from(secs).unwrap_or(u32::MAX).max(1)
 }
 
 /// An IPv4 address as it is (an IPv4-mapped IPv6 one too); an IPv6 address by its /64, the
 /// block one host is usually given.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -110,7 +110,7 @@ fn address_key(ip: IpAddr) -> IpAddr {
 }
 
 /// One kind of budget: the failures counted per key, and the keys blocked until when.
-struct Budget<K: Hash + Eq + Clone> {
+pub(crate) struct Budget<K: Hash + Eq + Clone> {
     quota: Quota,
     max_tracked: usize,
     /// Replaced by a fresh one when it tracks `max_tracked` keys that are all busy.
@@ -121,7 +121,7 @@ struct Budget<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> Budget<K> {
-    fn new(budget: FailureBudget, max_tracked: usize) -> Self {
+    pub(crate) fn new(budget: FailureBudget, max_tracked: usize) -> Self {
         let one = NonZeroU32::MIN;
         let quota = Quota::per_minute(NonZeroU32::new(budget.per_minute).unwrap_or(one))
             .allow_burst(NonZeroU32::new(budget.burst).unwrap_or(one));
@@ -135,7 +135,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
     }
 
     /// How long `key` stays blocked, if it is.
-    fn blocked<Q>(&self, key: &Q, now: Instant) -> Option<Duration>
+    pub(crate) fn blocked<Q>(&self, key: &Q, now: Instant) -> Option<Duration>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -150,7 +150,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
     }
 
     /// Counts a failure of `key`; how long it is blocked if that spent its budget.
-    fn fail(&self, key: K, now: Instant) -> Option<Duration> {
+    pub(crate) fn fail(&self, key: K, now: Instant) -> Option<Duration> {
         let (outcome, tracked) = {
             let failures = read(&self.failures);
             (failures.check_key(&key), failures.len())
@@ -196,7 +196,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         }
     }
 
-    fn prune(&self, now: Instant) {
+    pub(crate) fn prune(&self, now: Instant) {
         lock(&self.blocked).retain(|_, until| *until > now);
         let failures = read(&self.failures);
         failures.retain_recent();

@@ -53,8 +53,40 @@ pub struct AuthorityConfig {
     /// How many failed client authentications the token endpoint takes before it answers
     /// `429` without checking the credentials.
     pub client_auth_budgets: ClientAuthBudgets,
+    /// How many failed sign-ins a person's name, and an address, take before sign-in is
+    /// locked out for them.
+    pub sign_in_budgets: SignInBudgets,
+    /// Idle and absolute timeouts of people's sessions.
+    pub sessions: crate::people::SessionPolicy,
+    /// How long an invitation to enroll stays usable (default 7 days).
+    pub invite_ttl_secs: i64,
     /// A fault to inject, for tests of what a crash leaves behind; `None` in any deployment.
     pub fault: Option<Fault>,
+}
+
+/// Budgets of failed sign-ins, per person named and per address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInBudgets {
+    pub per_person: FailureBudget,
+    pub per_address: FailureBudget,
+    pub max_tracked: usize,
+}
+
+impl Default for SignInBudgets {
+    fn default() -> Self {
+        Self {
+            // A person mistyping a few times; not a search of the million codes.
+            per_person: FailureBudget {
+                burst: 5,
+                per_minute: 1,
+            },
+            per_address: FailureBudget {
+                burst: 20,
+                per_minute: 10,
+            },
+            max_tracked: 100_000,
+        }
+    }
 }
 
 /// Budgets of failed client authentication at the token endpoint, one per client id (only
@@ -189,8 +221,18 @@ impl AuthorityConfig {
             alert_webhook: None,
             audit_outbox_grace_secs: 60,
             client_auth_budgets: ClientAuthBudgets::default(),
+            sign_in_budgets: SignInBudgets::default(),
+            sessions: crate::people::SessionPolicy::default(),
+            invite_ttl_secs: 7 * 24 * 3600,
             fault: None,
         }
+    }
+
+    /// The issuer's origin (`scheme://host[:port]`), which browsers name in `Origin`.
+    pub fn issuer_origin(&self) -> String {
+        url::Url::parse(&self.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.issuer.clone())
     }
 
     pub fn token_endpoint(&self) -> String {

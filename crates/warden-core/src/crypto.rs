@@ -175,6 +175,18 @@ impl SealingKey {
         &self.0
     }
 
+    /// A key of its own for one use, HKDF-SHA-256 of this one under `label`: what it seals,
+    /// no other use of this key can open.
+    pub fn derive(&self, label: &[u8]) -> Self {
+        let hkdf = hkdf::Hkdf::<Sha256>::new(None, self.0.as_ref());
+        let mut key = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA-256's limit: expansion cannot fail.
+        if hkdf.expand(label, key.as_mut()).is_err() {
+            key.fill(0);
+        }
+        Self(key)
+    }
+
     /// Returns nonce ‖ ciphertext; `context` is bound as associated data, so a sealed value
     /// cannot be moved to another record.
     pub fn seal(&self, rng: &mut impl CryptoRngCore, plaintext: &[u8], context: &[u8]) -> Vec<u8> {

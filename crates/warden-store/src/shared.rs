@@ -79,6 +79,15 @@ impl<B: Backend> TenantStore for B {
         row.as_ref().map(principal_from_row::<B::Db>).transpose()
     }
 
+    async fn principal_by_name(&self, tenant: &TenantId, name: &str) -> Result<Option<Principal>> {
+        let sql = format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE tenant_id = $1 AND name = $2"
+        );
+        let args = [Arg::Text(tenant.as_str()), Arg::Text(name)];
+        let row = B::Db::fetch_optional(&mut *conn(self).await?, &sql, &args).await?;
+        row.as_ref().map(principal_from_row::<B::Db>).transpose()
+    }
+
     async fn list_principals(&self, tenant: &TenantId) -> Result<Vec<Principal>> {
         let sql = format!(
             "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE tenant_id = $1 \

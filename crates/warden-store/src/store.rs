@@ -137,6 +137,8 @@ pub trait TenantStore: ChangeStore {
     }
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    /// The principal of `tenant` named `name` (names are unique in a tenant).
+    async fn principal_by_name(&self, tenant: &TenantId, name: &str) -> Result<Option<Principal>>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     async fn set_tenant_disabled(&self, id: &TenantId, disabled: bool) -> Result<()> {
         let change = Change::SetTenantDisabled { id, disabled };

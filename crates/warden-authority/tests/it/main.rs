@@ -19,6 +19,7 @@ mod delegation;
 mod honeytoken;
 mod journal;
 mod ops;
+mod people;
 mod reinstate;
 mod report;
 mod revocation;

@@ -696,6 +696,11 @@ async fn people(s: &dyn Store) {
     };
     s.apply(change, &ChangeRecord::default()).await.unwrap();
     assert_eq!(s.principal(&ann.id).await.unwrap(), Some(ann.clone()));
+    assert_eq!(
+        s.principal_by_name(&t.id, "ann").await.unwrap(),
+        Some(ann.clone())
+    );
+    assert_eq!(s.principal_by_name(&t.id, "Ann").await.unwrap(), None);
     assert_eq!(s.invite("inv1").await.unwrap(), Some(invite.clone()));
     // A second invite for a name taken: nothing of it is left.
     let mut twin = principal(&t, PrincipalKind::User, "ann");

@@ -20,6 +20,7 @@ mod revoke;
 mod serve;
 mod tenant;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,8 @@ enum Command {
     Principal(principal::PrincipalArgs),
     /// Manage the OAuth clients people sign in through (web, native and browser apps).
     Client(client::ClientArgs),
+    /// Invite people: each gets a single-use link that sets up their sign-in.
+    User(user::UserArgs),
     /// Revoke every token of a principal (as subject or anywhere in a delegation chain)
     /// issued before now, or one token by its `jti`. Gateways refuse them within milliseconds.
     Revoke(revoke::RevokeArgs),
@@ -122,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Tenant(args) => tenant::run(args).await,
         Command::Principal(args) => principal::run(args).await,
         Command::Client(args) => client::run(args).await,
+        Command::User(args) => user::run(args).await,
         Command::Revoke(args) => revoke::run(args).await,
         Command::Delegation(args) => delegation::run(args).await,
         Command::DpopProof(args) => token::dpop_proof(args),
