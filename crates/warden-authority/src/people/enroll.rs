@@ -89,8 +89,10 @@ pub async fn show(
         }
     };
     let (csrf, set_csrf) = forms::pre_session_token(&headers);
+    let tenant = tenant_name(&a, &user).await;
     render(
         &a,
+        &tenant,
         &token,
         &user,
         &sealed,
@@ -107,6 +109,7 @@ pub async fn show(
 )]
 fn render(
     a: &Authority,
+    tenant: &str,
     token: &str,
     user: &Principal,
     sealed: &str,
@@ -119,7 +122,7 @@ fn render(
         tracing::error!(user = %user.id, "an invitation's pending secret does not open");
         return unavailable();
     };
-    let issuer = format!("Warden ({})", user.tenant);
+    let issuer = format!("Warden ({tenant})");
     let otpauth = secret.otpauth_uri(&user.name, &issuer).unwrap_or_default();
     let mut res = pages::page(
         status,
@@ -183,9 +186,11 @@ pub async fn submit(
             return locked_out(secs);
         }
         let csrf = form.get("csrf").to_owned();
+        let tenant = tenant_name(&a, &user).await;
         let error = "That code is not right. Check that your device's time is correct and enter the code the app shows now.";
         return render(
             &a,
+            &tenant,
             &token,
             &user,
             &sealed,
@@ -232,6 +237,14 @@ pub async fn submit(
                 "Sign in",
             )
         }
+    }
+}
+
+/// How the person's authenticator app will label the entry: the tenant's name.
+async fn tenant_name(a: &Authority, user: &Principal) -> String {
+    match a.store.tenant(&user.tenant).await {
+        Ok(Some(t)) => t.name,
+        _ => user.tenant.to_string(),
     }
 }
 
