@@ -1,4 +1,4 @@
-# Client libraries for the shell suites (tests/interop, tests/gateway), sourced by both:
+# Client libraries for the shell suites (tests/interop, tests/gateway, tests/browser), sourced by each:
 # one throwaway directory per run, or one kept in WARDEN_INTEROP_CACHE and reused while its
 # stamp (interpreter version and pins) still matches.
 #
@@ -9,7 +9,7 @@
 
 # Pinned to the current major versions; one venv serves both suites.
 PY_PKGS=("PyJWT>=2.8,<3" "cryptography>=43,<51" "Authlib>=1.9,<2" "requests>=2.31,<3")
-NPM_PKGS=("openid-client@6" "jose@6")
+NPM_PKGS=("openid-client@6" "jose@6" "playwright-core@1" "otpauth@9")
 
 deps_dir() { # throwaway parent
   if [[ -n "${WARDEN_INTEROP_CACHE:-}" ]]; then
@@ -41,7 +41,7 @@ node_modules() { # suite name, for messages
   NODE_DIR=$DEPS/node
   stamp=$(printf '%s\n' "$(node --version)" "${NPM_PKGS[@]}")
   if [[ -d "$NODE_DIR/node_modules" && "$(cat "$NODE_DIR/.interop-stamp" 2>/dev/null)" == "$stamp" ]] &&
-    (cd "$NODE_DIR" && node --input-type=module -e "await import('openid-client'); await import('jose')") 2>/dev/null; then
+    (cd "$NODE_DIR" && node --input-type=module -e "await import('openid-client'); await import('jose'); await import('playwright-core'); await import('otpauth')") 2>/dev/null; then
     echo "$1: reusing node_modules in $NODE_DIR"
   else
     echo "$1: installing npm packages into $NODE_DIR"
