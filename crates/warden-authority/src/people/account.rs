@@ -10,7 +10,6 @@ use cookie::time::OffsetDateTime;
 use warden_store::{Principal, Session};
 
 use super::{forms, pages, session};
-use crate::server::ClientAddr;
 use crate::Authority;
 
 pub async fn show(State(a): State<Arc<Authority>>, headers: HeaderMap) -> Response {
@@ -33,14 +32,9 @@ pub async fn show(State(a): State<Arc<Authority>>, headers: HeaderMap) -> Respon
         _ => String::new(),
     };
     let now = a.now();
-    let policy = a.config.sessions;
     let rows = sessions
         .iter()
-        .filter(|s| {
-            s.revoked_at.is_none()
-                && now - s.last_seen_at <= policy.idle_secs
-                && now - s.created_at <= policy.absolute_secs
-        })
+        .filter(|s| a.config.sessions.is_live(s, now))
         .map(|s| pages::SessionRow {
             id: s.id.clone(),
             signed_in: when(s.created_at),
@@ -81,10 +75,12 @@ async fn posted(
     a: &Authority,
     req: Request,
 ) -> Result<(Session, Principal, Option<std::net::IpAddr>), Response> {
-    let (parts, body) = req.into_parts();
-    let peer = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-    let form = forms::read(a, &parts.headers, body).await?;
-    let Some((s, user)) = session::current(a, &parts.headers).await else {
+    let forms::Posted {
+        headers,
+        peer,
+        form,
+    } = forms::posted(a, req).await?;
+    let Some((s, user)) = session::current(a, &headers).await else {
         return Err(Redirect::to("/signin").into_response());
     };
     if !form.carries(&s.csrf) {

@@ -14,7 +14,6 @@ use warden_core::PrincipalKind;
 use warden_store::{Change, ChangeRecord, Invite, Principal, StoreError, TotpCredential};
 
 use super::{forms, pages, session};
-use crate::server::ClientAddr;
 use crate::Authority;
 
 /// Every invitation token starts with this.
@@ -146,11 +145,12 @@ pub async fn submit(
     Path(token): Path<String>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let headers = parts.headers;
-    let peer = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-    let form = match forms::read(&a, &headers, body).await {
-        Ok(f) => f,
+    let forms::Posted {
+        headers,
+        peer,
+        form,
+    } = match forms::posted(&a, req).await {
+        Ok(p) => p,
         Err(page) => return page,
     };
     if !form.carries_pre_session(&headers) {

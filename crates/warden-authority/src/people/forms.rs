@@ -4,8 +4,10 @@
 //! (double submit), which another site can neither read nor set on this host.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +18,7 @@ use warden_core::crypto::constant_time_eq;
 
 use super::pages;
 use crate::http::{media_type, read_body};
+use crate::server::ClientAddr;
 use crate::Authority;
 
 /// Largest form body read.
@@ -93,9 +96,28 @@ impl Form {
     }
 }
 
+/// A form post as the handlers take it: where it came from and what it says.
+pub struct Posted {
+    pub headers: HeaderMap,
+    pub peer: Option<IpAddr>,
+    pub form: Form,
+}
+
+/// Takes a form post apart and reads its form ([`read`]); else the page to answer with.
+pub async fn posted(a: &Authority, req: Request) -> Result<Posted, Response> {
+    let (parts, body) = req.into_parts();
+    let peer = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
+    let form = read(a, &parts.headers, body).await?;
+    Ok(Posted {
+        headers: parts.headers,
+        peer,
+        form,
+    })
+}
+
 /// Reads a posted form: `400` for another media type, a body too large, or a field given
 /// twice; `403` for a post a browser says comes from another site.
-pub async fn read(a: &Authority, headers: &HeaderMap, body: Body) -> Result<Form, Response> {
+async fn read(a: &Authority, headers: &HeaderMap, body: Body) -> Result<Form, Response> {
     if !from_this_origin(a, headers) {
         return Err(pages::message(
             StatusCode::FORBIDDEN,

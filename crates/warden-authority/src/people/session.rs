@@ -36,6 +36,15 @@ impl Default for SessionPolicy {
     }
 }
 
+impl SessionPolicy {
+    /// Whether `session` is live at `now`: not revoked, within both timeouts.
+    pub fn is_live(&self, session: &Session, now: i64) -> bool {
+        session.revoked_at.is_none()
+            && now - session.last_seen_at <= self.idle_secs
+            && now - session.created_at <= self.absolute_secs
+    }
+}
+
 /// How often a session's `last_seen_at` is written: not on every request.
 const TOUCH_EVERY_SECS: i64 = 60;
 
@@ -93,11 +102,7 @@ pub async fn current(a: &Authority, headers: &HeaderMap) -> Option<(Session, Pri
         }
     };
     let now = a.now();
-    let policy = a.config.sessions;
-    let live = session.revoked_at.is_none()
-        && now - session.last_seen_at <= policy.idle_secs
-        && now - session.created_at <= policy.absolute_secs;
-    if !live {
+    if !a.config.sessions.is_live(&session, now) {
         return None;
     }
     let user = a.store.principal(&session.user).await.ok()??;

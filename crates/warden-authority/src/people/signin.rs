@@ -13,7 +13,6 @@ use warden_store::Principal;
 
 use super::enroll::locked_out;
 use super::{forms, pages, session};
-use crate::server::ClientAddr;
 use crate::Authority;
 
 const NO_MATCH: &str =
@@ -59,11 +58,12 @@ fn render(
 }
 
 pub async fn submit(State(a): State<Arc<Authority>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let headers = parts.headers;
-    let peer = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-    let form = match forms::read(&a, &headers, body).await {
-        Ok(f) => f,
+    let forms::Posted {
+        headers,
+        peer,
+        form,
+    } = match forms::posted(&a, req).await {
+        Ok(p) => p,
         Err(page) => return page,
     };
     if !form.carries_pre_session(&headers) {
